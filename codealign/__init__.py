@@ -1,0 +1,1 @@
+"""codealign: curate code instruction data, train specialist adapters, run execution DPO."""

@@ -1,0 +1,56 @@
+"""The `codealign` command-line tool: a click group whose commands live beside their code.
+
+Every command built with `Command` (and every command of `main`) turns a
+`CodealignError` into one line on stderr, `error: <message>`, and exit status 2.
+Stage scripts in stages/ use `Command` too, so a user sees the same kind of error
+from `dvc repro` as from the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from codealign.errors import CodealignError
+
+
+class Command(click.Command):
+    """A click command that reports CodealignError as one line and exits 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CodealignError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+class Group(click.Group):
+    command_class = Command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CodealignError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="codealign")
+def main() -> None:
+    """codealign: curate code instruction data, train specialist adapters, run DPO.
+
+    The pipeline itself runs with `dvc repro`; these commands are the pieces a user
+    calls by hand. Every command has --help.
+    """

@@ -1,0 +1,4 @@
+"""Imports every module that registers a params section (see codealign.params)."""
+
+import codealign.base_model  # noqa: F401
+import codealign.seed  # noqa: F401
