@@ -1,0 +1,115 @@
+import random
+import subprocess
+import sys
+
+import pytest
+
+from codealign.tinyworld.corpus import make_corpus
+from codealign.tinyworld.templates import KEYWORDS, LEVELS, TEMPLATES
+from codealign.tinyworld.world import build_world, compose, semantic_key, text_hash
+
+
+def test_same_seed_same_world_other_seed_other_world(small_world):
+    again = build_world(seed=0, n_train=800, n_pool=150, n_eval=300)
+    assert [t.code for t in again.eval] == [t.code for t in small_world.eval]
+    assert [t.tests for t in again.train] == [t.tests for t in small_world.train]
+    other = build_world(seed=1, n_train=800, n_pool=150, n_eval=300)
+    assert [t.code for t in other.eval] != [t.code for t in small_world.eval]
+
+
+def test_splits_have_requested_sizes_and_unique_ids(small_world):
+    assert (len(small_world.train), len(small_world.pool), len(small_world.eval)) == (800, 150, 300)
+    ids = [t.task_id for s in ("train", "pool", "eval") for t in small_world.tasks[s]]
+    assert len(ids) == len(set(ids))
+
+
+def test_splits_are_disjoint_by_text_and_by_semantic_key(small_world):
+    hashes = {s: {text_hash(t.prompt) for t in small_world.tasks[s]} for s in small_world.tasks}
+    assert not hashes["train"] & hashes["eval"]
+    assert not hashes["train"] & hashes["pool"]
+    assert not hashes["pool"] & hashes["eval"]
+    small_world.check_disjoint()
+    # Templates with constants: a held-out (template, constants) pair never appears in train.
+    keyed = {
+        s: {(t.template, t.title) for t in small_world.tasks[s] if "(" in t.title}
+        for s in small_world.tasks
+    }
+    assert not keyed["train"] & keyed["eval"]
+
+
+def test_every_canonical_solution_passes_its_own_tests(small_world):
+    tasks = small_world.train[:200] + small_world.pool[:100] + small_world.eval
+    program = "\n".join(t.code + "\n" + "\n".join(t.tests) for t in tasks)
+    # One subprocess, so a failing assert shows which task broke.
+    result = subprocess.run([sys.executable, "-"], input=program, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_wrong_solution_fails_the_tests(small_world):
+    failures = 0
+    for task in small_world.eval[:50]:
+        wrong = task.prompt + "    return None\n"
+        code = wrong + "\n".join(task.tests)
+        failures += (
+            subprocess.run([sys.executable, "-c", code], capture_output=True).returncode != 0
+        )
+    assert failures == 50
+
+
+def test_tasks_have_three_to_five_tests_and_known_keywords(small_world):
+    for task in small_world.train + small_world.eval:
+        assert 3 <= len(task.tests) <= 5
+        assert task.level in LEVELS
+        assert set(task.keywords) <= set(KEYWORDS)
+        assert task.instruction.startswith(f"Write a function {task.entry_point}(")
+
+
+def test_problem_record_is_humaneval_format(small_world):
+    task = small_world.eval[0]
+    record = task.to_problem()
+    assert {"task_id", "prompt", "canonical_solution", "test", "entry_point"} <= set(record)
+    namespace: dict = {}
+    exec(record["prompt"] + record["canonical_solution"] + "\n" + record["test"], namespace)
+    namespace["check"](namespace[record["entry_point"]])
+
+
+def test_eval_covers_all_families_and_levels():
+    world = build_world(seed=3, n_train=400, n_pool=100, n_eval=300)
+    assert {t.family for t in world.eval} == {t.family for t in TEMPLATES}
+    assert {t.level for t in world.eval} == set(LEVELS)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.5, 1.0])
+def test_corpus_code_share_is_honoured(small_world, share):
+    code = [t.code for t in small_world.train]
+    docs = make_corpus(code, share, 200_000, seed=0)
+    code_chars = sum(len(d["text"]) for d in docs if d["kind"] == "code")
+    total = sum(len(d["text"]) for d in docs)
+    assert total >= 200_000
+    assert abs(code_chars / total - share) < 0.01
+
+
+def test_corpus_never_contains_eval_or_pool_code(small_world):
+    docs = make_corpus([t.code for t in small_world.train], 0.5, 300_000, seed=0)
+    corpus_hashes = {text_hash(d["text"]) for d in docs}
+    for task in small_world.eval + small_world.pool:
+        assert text_hash(task.code) not in corpus_hashes
+
+
+def test_compose_honours_keywords_and_refuses_impossible_requests():
+    rng = random.Random(0)
+    task = compose(["Array", "Filter", "Compare"], rng)
+    assert task is not None and {"Array", "Filter"} <= set(task.keywords)
+    assert compose(["Graph", "Tree", "Dijkstra"], rng) is None
+
+
+def test_semantic_key_ignores_surface_names():
+    template = next(t for t in TEMPLATES if t.name == "add_const")
+    assert semantic_key(template, {"c": 3}) == semantic_key(template, {"c": 3})
+    assert semantic_key(template, {"c": 3}) != semantic_key(template, {"c": 4})
+
+
+def test_world_too_small_to_fill_says_so():
+    only = [t for t in TEMPLATES if t.name == "is_even"]
+    with pytest.raises(ValueError, match="cannot make enough distinct tasks"):
+        build_world(seed=0, n_train=10, n_pool=10, n_eval=500, templates=only)
