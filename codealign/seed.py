@@ -1,0 +1,118 @@
+"""The seed sets: what the pipeline starts from, from the tiny world or from real data.
+
+`data.source: tinyworld` (default) builds the tiny world from the master seed and
+writes, all in `data/seed/`:
+
+- `train.jsonl`: every train task (HumanEval format); the pretraining corpus draws its code here;
+- `s1.jsonl`: S1, question/code pairs tagged easy/medium/hard (SFT records);
+- `s2.jsonl`: S2, titles with 3-6 keywords (plus the question and code the world knows),
+  the lowest quartile of titles by length dropped as underspecified (METHOD.md);
+- `keywords.json`: the keyword vocabulary, the deduplicated union of S2's keywords;
+- `tinyeval.jsonl`: the held-out benchmark (HumanEval format);
+- `pool.jsonl`: the DPO prompt pool (HumanEval format).
+
+`data.source: real` builds S1, S2 and the vocabulary from MBPP train+validation (see
+`codealign.datasets.real_seed_sets`) and the DPO pool from MBPP train (MBPP records);
+`train.jsonl` and `tinyeval.jsonl` are then empty, since an existing base model needs
+no corpus and the real profile evaluates on HumanEval and MBPP test.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codealign.errors import CodealignError
+from codealign.io import write_json, write_jsonl
+from codealign.params import Section, param, register
+
+log = logging.getLogger(__name__)
+
+SEED_FILES = ("train.jsonl", "s1.jsonl", "s2.jsonl", "keywords.json", "tinyeval.jsonl",
+              "pool.jsonl")  # fmt: skip
+
+
+@register("data")
+@dataclass(frozen=True)
+class DataParams(Section):
+    source: str = param(
+        "tinyworld",
+        choices=("tinyworld", "real"),
+        doc="tinyworld: the offline default; real: vendored MBPP/APPS/HumanEval",
+    )
+    n_train: int = param(4000, ge=1, doc="tiny-world train tasks (corpus, S1, S2)")
+    n_pool: int = param(600, ge=1, doc="tiny-world DPO prompt pool")
+    n_eval: int = param(320, ge=1, doc="tinyeval tasks")
+    s1_size: int = param(300, ge=1, doc="S1: question/code seed pairs")
+    s2_size: int = param(600, ge=4, doc="S2 titles before the shortest quartile is dropped")
+    raw_dir: str = param("data/raw", doc="vendored raw data (source: real)")
+
+    def validate(self, prefix: str) -> None:
+        if self.s1_size + self.s2_size > self.n_train:
+            raise CodealignError(
+                f"{prefix}.s1_size + {prefix}.s2_size ({self.s1_size + self.s2_size}) "
+                f"must not exceed {prefix}.n_train ({self.n_train})"
+            )
+
+
+def drop_short_titles(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop the lowest quartile of records by title length (ties broken by order)."""
+    ranked = sorted(range(len(records)), key=lambda i: (len(records[i]["title"]), i))
+    dropped = set(ranked[: len(records) // 4])
+    return [r for i, r in enumerate(records) if i not in dropped]
+
+
+def tinyworld_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
+    """Everything `data/seed/` holds, built from the tiny world."""
+    from codealign.tinyworld.world import build_world
+
+    world = build_world(seed, params.n_train, params.n_pool, params.n_eval)
+    rng = random.Random(seed)
+    order = list(range(len(world.train)))
+    rng.shuffle(order)
+    s1_tasks = [world.train[i] for i in order[: params.s1_size]]
+    s2_tasks = [world.train[i] for i in order[params.s1_size : params.s1_size + params.s2_size]]
+    s1 = [t.to_sft("seed_s1") for t in s1_tasks]
+    s2 = drop_short_titles([{**t.to_sft("seed_s2"), "title": t.title} for t in s2_tasks])
+    vocabulary = sorted({k for r in s2 for k in r["keywords"]})
+    return {
+        "train.jsonl": [t.to_problem() for t in world.train],
+        "s1.jsonl": s1,
+        "s2.jsonl": s2,
+        "keywords.json": vocabulary,
+        "tinyeval.jsonl": [t.to_problem() for t in world.eval],
+        "pool.jsonl": [t.to_problem() for t in world.pool],
+    }
+
+
+def real_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
+    """Everything `data/seed/` holds, built from the vendored real datasets."""
+    from codealign import datasets
+
+    raw_dir = Path(params.raw_dir)
+    sets = datasets.real_seed_sets(raw_dir)
+    return {
+        "train.jsonl": [],  # an existing base model needs no pretraining corpus
+        "s1.jsonl": sets.s1,
+        "s2.jsonl": sets.s2,
+        "keywords.json": sets.vocabulary,
+        "tinyeval.jsonl": [],  # the real profile evaluates on HumanEval and MBPP test
+        "pool.jsonl": datasets.load_mbpp("train", raw_dir),  # MBPP records, disjoint from test
+    }
+
+
+def write_seed_sets(sets: dict[str, Any], out_dir: Path) -> dict[str, int]:
+    """Write each seed file under `out_dir` (the caller makes `out_dir` atomic)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for name in SEED_FILES:
+        value = sets[name]
+        if name.endswith(".json"):
+            write_json(out_dir / name, value)
+        else:
+            write_jsonl(out_dir / name, value)
+        counts[name] = len(value)
+    return counts

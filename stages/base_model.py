@@ -1,0 +1,72 @@
+"""Stage `base_model`: pretrain the tiny Llama (or save an existing model) and score it."""
+
+import logging
+from pathlib import Path
+
+import click
+
+from codealign.base_model import pretrain, save_existing
+from codealign.checkpoints import checkpoint_dir, file_digest
+from codealign.cli import Command, setup_logging
+from codealign.evaluation import evaluate_model
+from codealign.io import atomic_path, read_jsonl, write_json
+from codealign.params import load_params
+from codealign.tinyworld.corpus import make_corpus
+
+log = logging.getLogger("stages.base_model")
+
+
+@click.command(cls=Command)
+@click.option("--params", "params_file", default="params.yaml", show_default=True)
+@click.option("--seed-dir", default="data/seed", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out", default="models/base_model", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option("--metrics", default="metrics/base_model.json", show_default=True)
+@click.option(
+    "--live-dir",
+    default="metrics/base_model",
+    show_default=True,
+    help="dvclive directory for the training curves.",
+)
+def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: str) -> None:
+    """Pretrain the base model on the tiny corpus and write its metrics."""
+    setup_logging()
+    params = load_params(params_file)
+    p = params["base_model"]
+    train_file = seed_dir / "train.jsonl"
+    with atomic_path(out) as tmp:
+        if p.name == "tiny":
+            code = [r["prompt"] + r["canonical_solution"] for r in read_jsonl(train_file)]
+            corpus = make_corpus(code, p.code_share, p.corpus_chars, params.seed)
+            run = {"params": p.to_dict(), "seed": params.seed, "train": file_digest(train_file)}
+            stats = pretrain(
+                p,
+                [d["text"] for d in corpus],
+                tmp,
+                checkpoint_dir("base_model", run),
+                Path(live_dir),
+                params.seed,
+            )
+        else:
+            stats = save_existing(p.name, tmp, p.dtype)
+    stats.pop("resumed_from", None)
+    stats.pop("train_runtime_s", None)
+    tinyeval = seed_dir / "tinyeval.jsonl"
+    if p.eval_tasks and tinyeval.is_file():
+        problems = read_jsonl(tinyeval)[: p.eval_tasks]
+        summary = evaluate_model(
+            out,
+            problems,
+            n=p.eval_samples,
+            temperature=p.eval_temperature,
+            max_new_tokens=p.max_new_tokens,
+            seed=params.seed,
+        )
+        stats.update(summary)
+    write_json(metrics, stats)
+    log.info("base model: %s", stats)
+
+
+if __name__ == "__main__":
+    main()

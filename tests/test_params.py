@@ -1,0 +1,87 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from codealign.errors import CodealignError
+from codealign.params import SECTIONS, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = [ROOT / "params.yaml", ROOT / "params" / "smoke.yaml", ROOT / "params" / "paper.yaml"]
+
+
+def default() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_every_profile_is_valid_and_complete(path):
+    params = load_params(path)
+    raw = yaml.safe_load(path.read_text())
+    # Complete: every key of every section is written out, so DVC tracks it.
+    for name, section in params.sections.items():
+        assert name in raw, f"{path.name} lacks section {name}"
+        assert set(raw[name]) == set(section.to_dict()), f"{path.name}: {name}"
+
+
+def test_params_are_frozen():
+    params = load_params(ROOT / "params.yaml")
+    with pytest.raises(AttributeError):
+        params["base_model"].steps = 3
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("k",), 0, "k must be an integer >= 1, got 0"),
+        (("k",), "ten", "k must be an integer >= 1, got 'ten'"),
+        (("seed",), -1, "seed must be an integer >= 0"),
+        (("base_model", "steps"), -3, "base_model.steps must be an integer >= 1, got -3"),
+        (("base_model", "steps"), 2.5, "base_model.steps must be an integer"),
+        (("base_model", "steps"), True, "base_model.steps must be an integer"),
+        (("base_model", "code_share"), 1.5, "base_model.code_share must be a number in [0, 1]"),
+        (("base_model", "learning_rate"), float("nan"), "base_model.learning_rate"),
+        (("base_model", "dtype"), "int8", "base_model.dtype must be one of"),
+        (("data", "source"), "web", "data.source must be one of tinyworld, real"),
+        (("base_model", "hidden_size"), 130, "base_model.hidden_size (130) must be a multiple"),
+    ],
+)
+def test_bad_values_name_the_key(path, value, message):
+    raw = default()
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(
+        CodealignError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    ):
+        parse_params(raw)
+
+
+def test_unknown_keys_are_errors():
+    raw = default()
+    raw["base_model"]["stpes"] = 10
+    with pytest.raises(CodealignError, match="unknown params key 'base_model.stpes'"):
+        parse_params(raw)
+    raw = default()
+    raw["dedupe"] = {}
+    with pytest.raises(CodealignError, match="unknown params key 'dedupe'"):
+        parse_params(raw)
+
+
+def test_missing_top_level_key_and_bad_yaml(tmp_path):
+    raw = default()
+    del raw["seed"]
+    with pytest.raises(CodealignError, match="missing params key 'seed'"):
+        parse_params(raw)
+    bad = tmp_path / "params.yaml"
+    bad.write_text("seed: 0\nk: [1,\n")
+    with pytest.raises(CodealignError, match=r"params.yaml:\d+: invalid YAML"):
+        load_params(bad)
+    with pytest.raises(CodealignError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_sections_registered_for_every_stage_so_far():
+    load_params(ROOT / "params.yaml")
+    assert {"data", "base_model"} <= set(SECTIONS)
