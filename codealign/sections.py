@@ -1,4 +1,5 @@
 """Imports every module that registers a params section (see codealign.params)."""
 
 import codealign.base_model  # noqa: F401
+import codealign.evaluation  # noqa: F401
 import codealign.seed  # noqa: F401

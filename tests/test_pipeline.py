@@ -69,6 +69,27 @@ def test_smoke_pipeline_writes_outs_and_metrics(smoke_repo):
 
 
 @pytest.mark.slow
+def test_smoke_evaluate_scores_every_sample(smoke_repo):
+    work, _, _ = smoke_repo
+    summary = json.loads((work / "metrics" / "evaluate.json").read_text())["tinyeval"]
+    assert summary["tasks"] == 8 and summary["samples_per_task"] == 2
+    assert 0.0 <= summary["pass@1"] <= 1.0 and "pass@1_t0.8" in summary
+    verdicts = (work / "data" / "evaluate" / "tinyeval" / "verdicts_pass1.jsonl").read_text()
+    lines = [json.loads(line) for line in verdicts.splitlines()]
+    assert len(lines) == 16
+    assert sum(summary["statuses_pass1"].values()) == 16
+    assert {
+        "task_id",
+        "completion_id",
+        "passed",
+        "status",
+        "tests_passed",
+        "tests_total",
+        "detail",
+    } <= set(lines[0])
+
+
+@pytest.mark.slow
 def test_second_repro_runs_nothing_and_forced_repro_is_deterministic(smoke_repo):
     work, env, _ = smoke_repo
     again = run(["dvc", "repro"], work, env)

@@ -1,0 +1,113 @@
+"""The base model: tokenizer, a killed-and-resumed run, and loading what the stage saves."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from codealign.base_model import BaseModelParams, pack, train_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_newline_is_its_own_token_so_prompts_end_cleanly():
+    code = 'def f(x):\n    """Return x plus 1."""\n    return x + 1\n'
+    tokenizer = train_tokenizer([code] * 20 + ["Tom had 3 apples."] * 20, 300)
+    tokens = tokenizer.tokenize(code)
+    assert tokens.count("Ċ") == 3
+    assert tokenizer.decode(tokenizer(code)["input_ids"]) == code
+    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    assert "<|assistant|>" in tokenizer.apply_chat_template(messages, tokenize=False)
+
+
+def test_pack_makes_full_blocks_separated_by_eos():
+    tokenizer = train_tokenizer(["abc def ghi"] * 10, 300)
+    blocks = pack(tokenizer, ["abc def ghi"] * 10, 8)
+    assert blocks and all(len(b) == 8 for b in blocks)
+    assert tokenizer.eos_token_id in sum(blocks, [])
+
+
+def _stage(work: Path, params: Path, cache: Path, out: str) -> subprocess.Popen:
+    env = {**os.environ, "CODEALIGN_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "stages" / "base_model.py"),
+            "--params",
+            str(params),
+            "--seed-dir",
+            str(work / "seed"),
+            "--out",
+            str(work / out),
+            "--metrics",
+            str(work / f"{out}.json"),
+            "--live-dir",
+            str(work / f"{out}_live"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _weights(model_dir: Path):
+    from safetensors.torch import load_file
+
+    return load_file(model_dir / "model.safetensors")
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tmp_path):
+    raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
+    raw["base_model"].update(steps=60, save_steps=10, eval_tasks=0)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    seed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "stages" / "seed.py"),
+            "--params",
+            str(params),
+            "--out",
+            str(tmp_path / "seed"),
+        ],
+        capture_output=True,
+    )
+    assert seed.returncode == 0, seed.stderr
+
+    whole = _stage(tmp_path, params, tmp_path / "cache_whole", "whole")
+    assert whole.wait() == 0, whole.stderr.read()
+
+    cache = tmp_path / "cache_killed"
+    killed = _stage(tmp_path, params, cache, "resumed")
+    deadline = time.time() + 300
+    while not list(cache.glob("checkpoints/base_model/*/checkpoint-10/trainer_state.json")):
+        assert killed.poll() is None and time.time() < deadline, "no checkpoint before exit"
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "resumed").exists(), "a killed stage left a half-written out"
+
+    resumed = _stage(tmp_path, params, cache, "resumed")
+    assert resumed.wait() == 0, resumed.stderr.read()
+    assert "resuming from" in resumed.stderr.read()
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] - b[key]).abs().max().item() < 1e-5, key
+    metrics = json.loads((tmp_path / "resumed.json").read_text())
+    assert metrics["tokens_seen"] == 60 * 8 * 64
+
+
+def test_params_reject_heads_that_do_not_divide_hidden():
+    from codealign.errors import CodealignError
+
+    with pytest.raises(CodealignError, match="multiple of base_model.num_heads"):
+        BaseModelParams.from_dict({"hidden_size": 30, "num_heads": 4}, "base_model")
