@@ -3,3 +3,4 @@
 import codealign.base_model  # noqa: F401
 import codealign.evaluation  # noqa: F401
 import codealign.seed  # noqa: F401
+import codealign.synth  # noqa: F401
