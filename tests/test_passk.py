@@ -26,7 +26,8 @@ def test_rejects_k_above_n():
 
 def test_pass_at_k_averages_tasks_and_drops_k_above_the_smallest_n():
     verdicts = [{"task_id": "a", "passed": p} for p in (True, False)] + [
-        {"task_id": "b", "passed": False}, {"task_id": "b", "passed": False},
+        {"task_id": "b", "passed": False},
+        {"task_id": "b", "passed": False},
         {"task_id": "b", "passed": True},
     ]
     result = pass_at_k(verdicts, [1, 2, 10])

@@ -67,14 +67,25 @@ def test_evalplus_inputs_wait_for_the_oracle():
 
 def test_tiny_world_tasks_load_as_humaneval(tmp_path):
     path = tmp_path / "tiny.jsonl"
-    path.write_text(json.dumps({
-        "task_id": "tiny/0", "prompt": "def double(x):\n",
-        "canonical_solution": "    return 2 * x\n",
-        "test": "def check(candidate):\n"
-        "    assert candidate(2) == 4\n    assert candidate(0) == 0\n",
-        "entry_point": "double", "tests": ["assert double(2) == 4"], "family": "arithmetic",
-        "level": 1, "keywords": ["double"], "instruction": "Double x.", "title": "double",
-    }) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "task_id": "tiny/0",
+                "prompt": "def double(x):\n",
+                "canonical_solution": "    return 2 * x\n",
+                "test": "def check(candidate):\n"
+                "    assert candidate(2) == 4\n    assert candidate(0) == 0\n",
+                "entry_point": "double",
+                "tests": ["assert double(2) == 4"],
+                "family": "arithmetic",
+                "level": 1,
+                "keywords": ["double"],
+                "instruction": "Double x.",
+                "title": "double",
+            }
+        )
+        + "\n"
+    )
     [problem] = load_problems(path).values()
     assert [c.expected for c in problem.cases] == [4, 0]
 
@@ -85,13 +96,19 @@ def test_prompt_helpers_drop_only_the_entry_point():
     assert "def poly" in helpers and "import math" in helpers and "find_zero" not in helpers
 
 
-@pytest.mark.parametrize("record,message", [
-    ({"task_id": "x", "prompt": "", "test": "", "entry_point": "f"}, "has no tests"),
-    ({"task_id": "x", "prompt": "", "entry_point": "f", "test": "def check("}, "not valid Python"),
-    ({"task_id": "x", "text": "t", "test_list": []}, "no tests"),
-    ({"task_id": "x", "prompt": "", "test": "x"}, "missing field 'entry_point'"),
-    ({"what": 1}, "unknown problem format"),
-])
+@pytest.mark.parametrize(
+    "record,message",
+    [
+        ({"task_id": "x", "prompt": "", "test": "", "entry_point": "f"}, "has no tests"),
+        (
+            {"task_id": "x", "prompt": "", "entry_point": "f", "test": "def check("},
+            "not valid Python",
+        ),
+        ({"task_id": "x", "text": "t", "test_list": []}, "no tests"),
+        ({"task_id": "x", "prompt": "", "test": "x"}, "missing field 'entry_point'"),
+        ({"what": 1}, "unknown problem format"),
+    ],
+)
 def test_bad_problems_fail_with_one_clear_line(tmp_path, record, message):
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps(record) + "\n")

@@ -50,8 +50,17 @@ from codealign.passk import estimate_pass_at_k, pass_at_k
 from codealign.problems import Problem
 
 __all__ = [
-    "DEFAULT_MODULES", "STATUSES", "Limits", "Policy", "Problem", "Sandbox",
-    "estimate_pass_at_k", "pass_at_k", "prepare_samples", "same_value", "score",
+    "DEFAULT_MODULES",
+    "STATUSES",
+    "Limits",
+    "Policy",
+    "Problem",
+    "Sandbox",
+    "estimate_pass_at_k",
+    "pass_at_k",
+    "prepare_samples",
+    "same_value",
+    "score",
 ]
 
 
@@ -76,8 +85,8 @@ def score(
     warm workers across calls; `workers` and `timeout` then come from it.
     """
     if sandbox is not None:
-        return sandbox.score(problems, samples, fast=fast, progress=progress,
-                             full_program=full_program)
+        return sandbox.score(
+            problems, samples, fast=fast, progress=progress, full_program=full_program
+        )
     with Sandbox(workers=workers, limits=Limits(timeout=timeout)) as own:
-        return own.score(problems, samples, fast=fast, progress=progress,
-                         full_program=full_program)
+        return own.score(problems, samples, fast=fast, progress=progress, full_program=full_program)

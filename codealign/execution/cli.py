@@ -51,19 +51,44 @@ def _numbered(path: Path):
 @click.command(cls=Command)
 @click.argument("problems", type=click.Path(path_type=Path))
 @click.argument("samples", type=click.Path(path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
-              help="Where to write the verdicts (JSONL, one line per sample).")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
-              help="Sandbox worker processes.")
-@click.option("--timeout", default=3.0, show_default=True, type=click.FloatRange(min=0.01),
-              help="Wall-clock seconds per sample.")
-@click.option("--k", "ks", default="1,10,100", show_default=True, callback=_parse_ks,
-              help="pass@k values to report (only k <= samples per task are reported).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the verdicts (JSONL, one line per sample).",
+)
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Sandbox worker processes.",
+)
+@click.option(
+    "--timeout",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Wall-clock seconds per sample.",
+)
+@click.option(
+    "--k",
+    "ks",
+    default="1,10,100",
+    show_default=True,
+    callback=_parse_ks,
+    help="pass@k values to report (only k <= samples per task are reported).",
+)
 @click.option("--fast", is_flag=True, help="Stop each sample at its first failing test.")
-@click.option("--full-program", is_flag=True,
-              help="Completions are whole programs, not continuations of the prompt.")
-@click.option("--no-policy", is_flag=True,
-              help="Turn off the in-Python policy (AST check and audit hook).")
+@click.option(
+    "--full-program",
+    is_flag=True,
+    help="Completions are whole programs, not continuations of the prompt.",
+)
+@click.option(
+    "--no-policy", is_flag=True, help="Turn off the in-Python policy (AST check and audit hook)."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def check(problems, samples, out, workers, timeout, ks, fast, full_program, no_policy, quiet):
     """Run SAMPLES (`task_id, completion[, completion_id]`) against PROBLEMS in the sandbox.
@@ -76,10 +101,12 @@ def check(problems, samples, out, workers, timeout, ks, fast, full_program, no_p
     """
     problem_set = load_problems(problems)
     records = read_samples(samples)
-    with Sandbox(workers=workers, limits=Limits(timeout=timeout),
-                 policy=Policy(enabled=not no_policy)) as sandbox:
-        verdicts = sandbox.score(problem_set, records, fast=fast, progress=not quiet,
-                                 full_program=full_program)
+    with Sandbox(
+        workers=workers, limits=Limits(timeout=timeout), policy=Policy(enabled=not no_policy)
+    ) as sandbox:
+        verdicts = sandbox.score(
+            problem_set, records, fast=fast, progress=not quiet, full_program=full_program
+        )
     write_jsonl(out, verdicts)
     counts = Counter(v["status"] for v in verdicts)
     summary: dict = dict(pass_at_k(verdicts, ks))

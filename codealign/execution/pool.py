@@ -37,8 +37,15 @@ log = logging.getLogger(__name__)
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 ANOMALIES = frozenset({"timeout", "crashed", "policy", "oom"})
-PRELOAD_EXTRA = ("encodings.utf_16", "encodings.utf_32", "encodings.latin_1",
-                 "encodings.ascii", "encodings.idna", "_strptime", "shutil")
+PRELOAD_EXTRA = (
+    "encodings.utf_16",
+    "encodings.utf_32",
+    "encodings.latin_1",
+    "encodings.ascii",
+    "encodings.idna",
+    "_strptime",
+    "shutil",
+)
 
 
 @dataclass(frozen=True)
@@ -90,8 +97,12 @@ class _Worker:
     def __init__(self, config: dict) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-S", "-B", str(WORKER_SCRIPT), json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env={}, close_fds=True, start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={},
+            close_fds=True,
+            start_new_session=True,
         )
         self.served = 0
         hello = self._read(30.0)
@@ -158,8 +169,8 @@ class _Worker:
 class Sandbox:
     """A pool of warm workers; use as a context manager to reuse them across calls.
 
-        with Sandbox(workers=2) as sandbox:
-            verdicts = sandbox.score(problems, samples)
+    with Sandbox(workers=2) as sandbox:
+        verdicts = sandbox.score(problems, samples)
     """
 
     def __init__(
@@ -317,8 +328,10 @@ class Sandbox:
                 if on_result is not None:
                     on_result(index)
 
-        threads = [threading.Thread(target=loop, daemon=True)
-                   for _ in range(min(self.workers, len(samples)))]
+        threads = [
+            threading.Thread(target=loop, daemon=True)
+            for _ in range(min(self.workers, len(samples)))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -389,8 +402,14 @@ def _encoded_calls(problem: Problem) -> list:
 def _progress(total: int, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, disable=not enabled, file=sys.stderr, unit="sample",
-                desc="check", dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        disable=not enabled,
+        file=sys.stderr,
+        unit="sample",
+        desc="check",
+        dynamic_ncols=True,
+    )
 
 
 def _by_id(problems: dict[str, Problem] | Iterable[Problem]) -> dict[str, Problem]:
@@ -430,8 +449,12 @@ def prepare_samples(
             completion_id = next(counter)
         whole = bool(sample.get("full_program", full_program))
         prepared.append(
-            Sample(problem, problem.program(sample["completion"], full_program=whole),
-                   sample["task_id"], completion_id)
+            Sample(
+                problem,
+                problem.program(sample["completion"], full_program=whole),
+                sample["task_id"],
+                completion_id,
+            )
         )
     if not prepared:
         raise CodealignError("no samples to check")

@@ -184,8 +184,9 @@ def decide(
         done = t_ok and any(m[0] == "done" for m in t_msgs)
         for m in t_msgs:
             if m[0] == "test_error" and not fast:
-                results = [r if r[0] or r[1] != "not run" else (False, "test code failed")
-                           for r in results]
+                results = [
+                    r if r[0] or r[1] != "not run" else (False, "test code failed") for r in results
+                ]
 
     if fast:
         passed = next((i for i, (ok, _) in enumerate(results) if not ok), len(results))

@@ -24,9 +24,23 @@ _HEADER = struct.Struct(">I")
 
 
 # Builtin types may cross as values (tests pass `int` to `isinstance`-style solutions).
-BUILTIN_TYPES = {t.__name__: t for t in (
-    int, float, str, bool, bytes, list, tuple, dict, set, frozenset, complex, type(None),
-)}
+BUILTIN_TYPES = {
+    t.__name__: t
+    for t in (
+        int,
+        float,
+        str,
+        bool,
+        bytes,
+        list,
+        tuple,
+        dict,
+        set,
+        frozenset,
+        complex,
+        type(None),
+    )
+}
 # Standard-library containers that are plain data with another name; they cross as their
 # base type, the way `Counter(...) == {...}` holds in Python.
 _PLAIN_DICTS = (collections.Counter, collections.OrderedDict, collections.defaultdict)
@@ -60,9 +74,16 @@ class Opaque:
         return f"<{self.type_name} object>"
 
 
-def encode(value, _type=type, _isfinite=math.isfinite, _repr=float.__repr__,
-           _plain_dicts=_PLAIN_DICTS, _builtin_types=_BUILTIN_TYPE_VALUES,
-           _dict_items=dict.items, _tuple_iter=tuple.__iter__):
+def encode(
+    value,
+    _type=type,
+    _isfinite=math.isfinite,
+    _repr=float.__repr__,
+    _plain_dicts=_PLAIN_DICTS,
+    _builtin_types=_BUILTIN_TYPE_VALUES,
+    _dict_items=dict.items,
+    _tuple_iter=tuple.__iter__,
+):
     """Encode `value` as JSON-ready plain data; raise Unencodable on anything else.
 
     Default arguments bind the builtins this uses, so a program that patches `type`,
@@ -92,8 +113,10 @@ def encode(value, _type=type, _isfinite=math.isfinite, _repr=float.__repr__,
         if t is tuple:
             return {"t": "tuple", "v": [enc(x, depth + 1) for x in v]}
         if t is dict or t in _plain_dicts:
-            return {"t": "dict",
-                    "v": [[enc(k, depth + 1), enc(x, depth + 1)] for k, x in _dict_items(v)]}
+            return {
+                "t": "dict",
+                "v": [[enc(k, depth + 1), enc(x, depth + 1)] for k, x in _dict_items(v)],
+            }
         if t is set or t is frozenset:
             return {"t": t.__name__, "v": [enc(x, depth + 1) for x in v]}
         if t is bytes:

@@ -98,8 +98,14 @@ class Worker:
         self.devnull = os.open("/dev/null", os.O_RDWR)
         os.dup2(self.devnull, 0)
         os.dup2(self.devnull, 1)
-        self.info = {"namespaces": False, "network_namespace": False, "chroot": False,
-                     "uid_drop": False, "userns": False, "pid1": False}
+        self.info = {
+            "namespaces": False,
+            "network_namespace": False,
+            "chroot": False,
+            "uid_drop": False,
+            "userns": False,
+            "pid1": False,
+        }
         self.real_root = os.geteuid() == 0
         self.uid_candidate = self.uid_tester = None
         self.served = 0
@@ -145,8 +151,11 @@ class Worker:
 
     @staticmethod
     def _map_ids(uid: int, gid: int) -> None:
-        for name, text in (("uid_map", f"0 {uid} 1"), ("setgroups", "deny"),
-                           ("gid_map", f"0 {gid} 1")):
+        for name, text in (
+            ("uid_map", f"0 {uid} 1"),
+            ("setgroups", "deny"),
+            ("gid_map", f"0 {gid} 1"),
+        ):
             try:
                 with open(f"/proc/self/{name}", "w") as handle:
                     handle.write(text)
@@ -208,8 +217,14 @@ class Worker:
         if job["mode"] == "check":
             sock_c, sock_t = socket.socketpair()
         keep = [crep_w] + ([sock_c.fileno()] if sock_c else [])
-        pids["c"] = self._fork(lambda: self.run_candidate(job, sample_dir, crep_w, sock_c),
-                               sample_dir, self.uid_candidate, limits, out_w, keep)
+        pids["c"] = self._fork(
+            lambda: self.run_candidate(job, sample_dir, crep_w, sock_c),
+            sample_dir,
+            self.uid_candidate,
+            limits,
+            out_w,
+            keep,
+        )
         # The test payload is read only now, so the candidate's memory never held it.
         tests = wire.read_frame(self.proto_in)
         reporter = "c"
@@ -217,9 +232,14 @@ class Worker:
             trep_r, trep_w = os.pipe()
             fds[trep_r] = "t"
             sock_c.close()
-            pids["t"] = self._fork(lambda: run_tester(tests, job, trep_w, sock_t),
-                                   self.jail, self.uid_tester, limits, self.devnull,
-                                   [trep_w, sock_t.fileno()])
+            pids["t"] = self._fork(
+                lambda: run_tester(tests, job, trep_w, sock_t),
+                self.jail,
+                self.uid_tester,
+                limits,
+                self.devnull,
+                [trep_w, sock_t.fileno()],
+            )
             os.close(trep_w)
             sock_t.close()
             reporter = "t"
@@ -283,9 +303,12 @@ class Worker:
         cpu = int(limits["timeout"]) + 1
         mem = limits["memory_bytes"]
         for res, value in (
-            (resource.RLIMIT_AS, mem), (resource.RLIMIT_DATA, mem),
-            (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_FSIZE, limits["file_bytes"]),
-            (resource.RLIMIT_NOFILE, limits["open_files"]), (resource.RLIMIT_CORE, 0),
+            (resource.RLIMIT_AS, mem),
+            (resource.RLIMIT_DATA, mem),
+            (resource.RLIMIT_CPU, cpu),
+            (resource.RLIMIT_FSIZE, limits["file_bytes"]),
+            (resource.RLIMIT_NOFILE, limits["open_files"]),
+            (resource.RLIMIT_CORE, 0),
             (resource.RLIMIT_NPROC, limits["processes"] + (0 if uid else self.uid_processes)),
         ):
             resource.setrlimit(res, (value, value))
@@ -490,7 +513,7 @@ class Reporter:
     def send(self, message, _write=_write) -> None:
         data = memoryview(self.dumps(message))
         while data:
-            data = data[_write(self.fd, data):]
+            data = data[_write(self.fd, data) :]
 
 
 def _exc_name(exc, _type=type, _str=str) -> str:
@@ -516,13 +539,50 @@ def _purge_modules(allowed: set[str]) -> None:
             del sys.modules[name]
 
 
-RUNTIME_DENIED_MODULES = frozenset({
-    "os", "posix", "nt", "subprocess", "socket", "_socket", "ctypes", "_ctypes", "importlib",
-    "gc", "inspect", "pickle", "_pickle", "marshal", "shutil", "signal", "threading",
-    "_thread", "multiprocessing", "_posixsubprocess", "pty", "fcntl", "resource", "mmap",
-    "builtins", "code", "codeop", "pathlib", "tempfile", "glob", "select", "selectors",
-    "asyncio", "urllib", "http", "ftplib", "smtplib", "webbrowser", "wire", "__main__",
-})
+RUNTIME_DENIED_MODULES = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "subprocess",
+        "socket",
+        "_socket",
+        "ctypes",
+        "_ctypes",
+        "importlib",
+        "gc",
+        "inspect",
+        "pickle",
+        "_pickle",
+        "marshal",
+        "shutil",
+        "signal",
+        "threading",
+        "_thread",
+        "multiprocessing",
+        "_posixsubprocess",
+        "pty",
+        "fcntl",
+        "resource",
+        "mmap",
+        "builtins",
+        "code",
+        "codeop",
+        "pathlib",
+        "tempfile",
+        "glob",
+        "select",
+        "selectors",
+        "asyncio",
+        "urllib",
+        "http",
+        "ftplib",
+        "smtplib",
+        "webbrowser",
+        "wire",
+        "__main__",
+    }
+)
 
 
 def install_audit_hook(modules) -> dict:
@@ -535,18 +595,61 @@ def install_audit_hook(modules) -> dict:
     raised directly by the program's own frames are not.
     """
     blocked_prefixes = (
-        "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-        "os.kill", "os.killpg", "os.putenv", "os.unsetenv", "os.chroot", "os.chmod",
-        "os.chown", "os.remove", "os.rmdir", "os.rename", "os.symlink", "os.link",
-        "os.truncate", "os.setuid", "os.setgid", "os.setsid", "os.setpgid",
-        "subprocess.", "socket.", "ctypes.", "mmap.", "marshal.", "pickle.", "shutil.",
-        "sys._current_frames", "sys.settrace", "sys.setprofile", "sys.addaudithook",
-        "_thread.start_new_thread", "gc.", "code.__new__", "function.__new__",
-        "resource.setrlimit", "signal.", "pty.", "fcntl.", "os.listdir", "os.scandir",
-        "glob.", "cpython.run_", "sys.unraisablehook", "os.add_dll_directory",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.kill",
+        "os.killpg",
+        "os.putenv",
+        "os.unsetenv",
+        "os.chroot",
+        "os.chmod",
+        "os.chown",
+        "os.remove",
+        "os.rmdir",
+        "os.rename",
+        "os.symlink",
+        "os.link",
+        "os.truncate",
+        "os.setuid",
+        "os.setgid",
+        "os.setsid",
+        "os.setpgid",
+        "subprocess.",
+        "socket.",
+        "ctypes.",
+        "mmap.",
+        "marshal.",
+        "pickle.",
+        "shutil.",
+        "sys._current_frames",
+        "sys.settrace",
+        "sys.setprofile",
+        "sys.addaudithook",
+        "_thread.start_new_thread",
+        "gc.",
+        "code.__new__",
+        "function.__new__",
+        "resource.setrlimit",
+        "signal.",
+        "pty.",
+        "fcntl.",
+        "os.listdir",
+        "os.scandir",
+        "glob.",
+        "cpython.run_",
+        "sys.unraisablehook",
+        "os.add_dll_directory",
     )
-    own_frame_only = ("sys._getframe", "object.__getattr__",
-                      "sys._getframemodulename", "sys.setrecursionlimit")
+    own_frame_only = (
+        "sys._getframe",
+        "object.__getattr__",
+        "sys._getframemodulename",
+        "sys.setrecursionlimit",
+    )
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     realpath, join, sep, fsdecode = os.path.realpath, os.path.join, os.sep, os.fsdecode
     getframe, startswith = sys._getframe, str.startswith
@@ -609,8 +712,13 @@ def install_audit_hook(modules) -> dict:
 
 
 def arm_audit_hook(state: dict, report: Reporter, code, sample_dir: str) -> None:
-    state.update(report=report, exec=code, dir=sample_dir,
-                 root=os.path.realpath(sample_dir) + os.sep, armed=True)
+    state.update(
+        report=report,
+        exec=code,
+        dir=sample_dir,
+        root=os.path.realpath(sample_dir) + os.sep,
+        armed=True,
+    )
 
 
 def sandbox_program(code, job, report, config, sample_dir) -> None:
