@@ -59,3 +59,8 @@ def main() -> None:
 from codealign.execution.cli import check  # noqa: E402
 
 main.add_command(check)
+
+from codealign.routing import generate_command, route_command  # noqa: E402
+
+main.add_command(generate_command)
+main.add_command(route_command)

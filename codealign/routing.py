@@ -1,0 +1,404 @@
+"""Routed inference: K LoRA specialists served over one base model.
+
+`Router(model_dir)` reads the manifest the `sft` stage writes (`router.json`), loads
+the base model once and every adapter into it with PEFT's `load_adapter`, so memory
+is one base model plus K small adapters, never K merged copies. A question is
+embedded with the embedder the clusters were fitted with, assigned to the nearest
+centroid, and answered with that cluster's adapter.
+
+Batches mix adapters: rows are sorted by cluster and a batch that holds several
+clusters passes PEFT's `adapter_names=` to `generate`, which applies each row's own
+adapter inside one forward pass; a batch of one cluster runs the plain forward after
+`set_adapter`. `mixed=False` makes every batch single-cluster (the paper's "group by
+cluster and swap"); benchmarks/bench_routing.py compares the two.
+
+Before anything is loaded the router checks what a user can get wrong: a manifest
+that is not valid JSON or lacks a key, centroids that do not match it, a missing
+adapter directory, an adapter or a base model other than the one the adapters were
+trained on (sha256 of the base model's files), an embedder other than the one that
+produced the centroids. Each is one `CodealignError` line.
+
+`generate_command` and `route_command` are the `codealign generate` / `codealign route`
+commands; the `codealign` group turns their CodealignError into one `error:` line.
+
+The answer is the model's whole reply to the chat-formatted question. `extract_code`
+takes the program out of it (the first fenced block when there is one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from codealign.errors import CodealignError
+
+log = logging.getLogger(__name__)
+
+_FENCE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+def adapter_name(cluster: int) -> str:
+    return f"cluster_{cluster}"
+
+
+def extract_code(answer: str) -> str:
+    """The program in a model's answer: the first fenced block, else the whole answer."""
+    match = _FENCE.search(answer)
+    code = match.group(1) if match else answer
+    return code.strip("\n") + "\n"
+
+
+def chat_prompt(tokenizer, question: str) -> str:
+    """The question as the user turn of the chat template, ready for the assistant's answer."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def read_router_manifest(model_dir: str | Path) -> dict[str, Any]:
+    """The validated `router.json` of a `models/sft`-style directory."""
+    from codealign.cluster import check_manifest_keys
+    from codealign.io import read_json
+    from codealign.sft import ROUTER_FILE, ROUTER_FORMAT
+
+    model_dir = Path(model_dir)
+    where = model_dir / ROUTER_FILE
+    if not model_dir.is_dir():
+        raise CodealignError(f"{model_dir}: not a directory")
+    if not where.is_file():
+        raise CodealignError(f"{model_dir}: no {ROUTER_FILE} (not an sft output directory)")
+    manifest = read_json(where)
+    check_manifest_keys(
+        manifest,
+        {
+            "format": str,
+            "k": int,
+            "base_model": dict,
+            "embedder": dict,
+            "dimension": int,
+            "centroids": str,
+            "adapters": list,
+        },
+        str(where),
+    )
+    if manifest["format"] != ROUTER_FORMAT:
+        raise CodealignError(f"{where}: format '{manifest['format']}', expected {ROUTER_FORMAT}")
+    check_manifest_keys(
+        manifest["base_model"], {"path": str, "sha256": str}, f"{where}: base_model"
+    )
+    adapters = manifest["adapters"]
+    if len(adapters) != manifest["k"] or manifest["k"] < 1:
+        raise CodealignError(
+            f"{where}: k = {manifest['k']} but {len(adapters)} adapters are listed"
+        )
+    for i, adapter in enumerate(adapters):
+        check_manifest_keys(adapter, {"cluster": int, "path": str}, f"{where}: adapters[{i}]")
+        if adapter["cluster"] != i:
+            raise CodealignError(f"{where}: adapters[{i}] is for cluster {adapter['cluster']}")
+    return manifest
+
+
+def check_adapter_dir(adapter_dir: Path, base_sha256: str, where: str) -> None:
+    """One error line unless `adapter_dir` holds a PEFT adapter trained on that base model."""
+    from codealign.io import read_json
+    from codealign.sft import ADAPTER_META
+
+    if not adapter_dir.is_dir():
+        raise CodealignError(f"{adapter_dir}: adapter directory not found ({where})")
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise CodealignError(f"{adapter_dir}: not a PEFT adapter (no adapter_config.json)")
+    meta_path = adapter_dir / ADAPTER_META
+    if not meta_path.is_file():
+        raise CodealignError(f"{adapter_dir}: no {ADAPTER_META}; cannot tell its base model")
+    meta = read_json(meta_path)
+    trained_on = meta.get("base_model", {}).get("sha256") if isinstance(meta, dict) else None
+    if trained_on != base_sha256:
+        raise CodealignError(
+            f"{adapter_dir}: adapter was trained on another base model "
+            f"(sha256 {str(trained_on)[:12]}, the router's is {base_sha256[:12]})"
+        )
+
+
+class Router:
+    """K specialist adapters over one base model, chosen per question by nearest centroid."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        base_model: str | Path | None = None,
+        embed_cache_dir: str | Path | None = None,
+        dtype: str = "float32",
+        device: str | None = None,
+    ) -> None:
+        import torch
+        from peft import PeftModel
+
+        from codealign.cluster import read_centroids
+        from codealign.generation import load_causal_lm
+        from codealign.sft import model_digest
+
+        self.model_dir = Path(model_dir)
+        self.manifest = read_router_manifest(self.model_dir)
+        where = str(self.model_dir / "router.json")
+        self.k = int(self.manifest["k"])
+        self.centroids = read_centroids(
+            self.model_dir / self.manifest["centroids"],
+            self.k,
+            self.manifest["dimension"],
+            where,
+        )
+        expected = self.manifest["base_model"]["sha256"]
+        self.base_dir = Path(base_model or self.manifest["base_model"]["path"])
+        actual = model_digest(self.base_dir)["sha256"]
+        if actual != expected:
+            raise CodealignError(
+                f"{self.base_dir}: not the base model the adapters in {self.model_dir} were "
+                f"trained on (sha256 {actual[:12]}, {where} says {expected[:12]})"
+            )
+        adapter_dirs = [self.model_dir / a["path"] for a in self.manifest["adapters"]]
+        for i, adapter_dir in enumerate(adapter_dirs):
+            check_adapter_dir(adapter_dir, expected, f"{where}: adapters[{i}]")
+        self.tokenizer, base = load_causal_lm(self.base_dir, dtype)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        base.to(self.device)
+        try:
+            model = PeftModel.from_pretrained(base, adapter_dirs[0], adapter_name=adapter_name(0))
+            for cluster, adapter_dir in enumerate(adapter_dirs[1:], start=1):
+                model.load_adapter(adapter_dir, adapter_name=adapter_name(cluster))
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CodealignError(f"{self.model_dir}: cannot load adapters: {first}") from None
+        model.eval()
+        self.model = model
+        self._embed_cache_dir = embed_cache_dir
+        self._embedder = None
+
+    # -------------------------------------------------------------------- routing
+
+    def _embedder_for(self):
+        from codealign.cluster import embed_params_from_spec
+        from codealign.embedding import Embedder, model_identity
+
+        if self._embedder is None:
+            spec = self.manifest["embedder"]
+            where = f"{self.model_dir / 'router.json'}"
+            params = embed_params_from_spec(spec, where)
+            identity = model_identity(params.model)
+            if spec.get("identity") not in (None, identity):
+                raise CodealignError(
+                    f"{where}: embedder '{params.model}' is not the one the clusters were fitted "
+                    f"with (its files changed); re-run embed, cluster and sft"
+                )
+            self._embedder = Embedder(params, self._embed_cache_dir, progress=False)
+        return self._embedder
+
+    def route(self, questions: Sequence[str]) -> list[int]:
+        """The cluster (adapter index) of each question: its nearest centroid."""
+        from codealign.cluster import nearest_centroid
+
+        if self.k == 1:
+            return [0] * len(questions)
+        vectors = self._embedder_for().embed(list(questions), desc="routing")
+        if vectors.shape[1] != self.centroids.shape[1]:
+            raise CodealignError(
+                f"{self.model_dir / 'router.json'}: embedder gives dimension {vectors.shape[1]}, "
+                f"the centroids have {self.centroids.shape[1]}"
+            )
+        labels, _ = nearest_centroid(vectors, self.centroids)
+        return [int(c) for c in labels]
+
+    # -------------------------------------------------------------------- generation
+
+    def sample(
+        self,
+        questions: Sequence[str],
+        *,
+        n: int = 1,
+        temperature: float = 0.0,
+        max_new_tokens: int = 256,
+        batch_size: int = 32,
+        seed: int = 0,
+        clusters: Sequence[int] | None = None,
+        mixed: bool = True,
+        progress: bool = False,
+        desc: str = "routed generation",
+    ) -> tuple[list[int], list[list[str]]]:
+        """The cluster of each question and `n` answers from its specialist.
+
+        Temperature 0 is greedy (then `n` must be 1). `clusters` skips routing (tests,
+        benchmarks, or a caller who routed already).
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        if temperature == 0.0 and n != 1:
+            raise ValueError("greedy decoding gives one answer per question; use n=1")
+        clusters = list(clusters) if clusters is not None else self.route(questions)
+        if any(not 0 <= c < self.k for c in clusters):
+            raise ValueError(f"clusters must lie in [0, {self.k})")
+        prompts = [chat_prompt(self.tokenizer, q) for q in questions]
+        # Sorted by cluster, a batch holds few distinct adapters; sorted() is stable.
+        rows = sorted(
+            ((i, clusters[i]) for i in range(len(questions)) for _ in range(n)),
+            key=lambda row: row[1],
+        )
+        if mixed:
+            batches = [rows[s : s + batch_size] for s in range(0, len(rows), batch_size)]
+        else:
+            batches = []
+            for cluster in sorted(set(clusters)):
+                group = [row for row in rows if row[1] == cluster]
+                batches += [group[s : s + batch_size] for s in range(0, len(group), batch_size)]
+        tokenizer = self.tokenizer
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        outputs: list[list[str]] = [[] for _ in questions]
+        seeds = torch.Generator().manual_seed(seed)
+        sampling = {"do_sample": False}
+        if temperature > 0:
+            sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+        bar = tqdm(total=len(rows), desc=desc, unit="sample", disable=not progress)
+        for batch in batches:
+            encoded = tokenizer(
+                [prompts[i] for i, _ in batch],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            ).to(self.device)
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=seeds)))
+            names = [adapter_name(c) for _, c in batch]
+            routing = {}
+            if len(set(names)) > 1:
+                routing = {"adapter_names": names}
+            else:
+                # One adapter in the batch: the plain forward, without per-row dispatch.
+                self.model.set_adapter(names[0])
+            with torch.no_grad():
+                out = self.model.generate(
+                    **encoded,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                    **sampling,
+                    **routing,
+                )
+            texts = tokenizer.batch_decode(
+                out[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True
+            )
+            for (index, _), text in zip(batch, texts, strict=True):
+                outputs[index].append(text)
+            bar.update(len(batch))
+        bar.close()
+        return clusters, outputs
+
+    def generate(self, questions: Sequence[str], **kwargs: Any) -> list[tuple[int, str]]:
+        """`(cluster, answer)` for each question (greedy unless `temperature` is given)."""
+        clusters, answers = self.sample(questions, n=1, **kwargs)
+        return [(c, a[0]) for c, a in zip(clusters, answers, strict=True)]
+
+    # -------------------------------------------------------------------- introspection
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Base parameters (held once) and adapter parameters (all K adapters)."""
+        base = adapters = 0
+        for name, parameter in self.model.named_parameters():
+            if "lora_" in name:
+                adapters += parameter.numel()
+            else:
+                base += parameter.numel()
+        return {"base": base, "adapters": adapters}
+
+
+def _read_questions(questions: tuple[str, ...]) -> list[str]:
+    if questions:
+        return list(questions)
+    if sys.stdin.isatty():
+        raise CodealignError("no question given (pass one as an argument or one per line on stdin)")
+    return [line.strip() for line in sys.stdin if line.strip()]
+
+
+_MODEL_OPTION = click.option(
+    "--model",
+    "model_dir",
+    default="models/sft",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Directory with router.json and the adapters (the sft stage's out).",
+)
+_BASE_OPTION = click.option(
+    "--base-model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Base model dir (default: the one router.json names; it must be the same model).",
+)
+
+
+@click.command("generate")
+@_MODEL_OPTION
+@_BASE_OPTION
+@click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(0, 2))
+@click.option("--max-new-tokens", default=256, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
+@click.argument("questions", nargs=-1)
+def generate_command(
+    model_dir: Path,
+    base_model: Path | None,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int,
+    as_json: bool,
+    questions: tuple[str, ...],
+) -> None:
+    """Answer QUESTIONS with the routed specialists; print each one's cluster and answer.
+
+    With no QUESTIONS, reads one question per line from stdin.
+
+        codealign generate --model models/sft "Write a function that reverses a list."
+    """
+    asked = _read_questions(questions)
+    router = Router(model_dir, base_model=base_model)
+    answers = router.generate(
+        asked, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed
+    )
+    for i, (question, (cluster, answer)) in enumerate(zip(asked, answers, strict=True)):
+        if as_json:
+            click.echo(json.dumps({"question": question, "cluster": cluster, "answer": answer}))
+            continue
+        if i:
+            click.echo()
+        click.echo(f"cluster {cluster} of {router.k}")
+        click.echo(answer.rstrip("\n"))
+
+
+@click.command("route")
+@_MODEL_OPTION
+@click.argument("questions", nargs=-1)
+def route_command(model_dir: Path, questions: tuple[str, ...]) -> None:
+    """Print the cluster (specialist) each of QUESTIONS is routed to, without generating."""
+    from codealign.cluster import embed_params_from_spec, nearest_centroid, read_centroids
+    from codealign.embedding import Embedder
+
+    asked = _read_questions(questions)
+    manifest = read_router_manifest(model_dir)
+    where = str(Path(model_dir) / "router.json")
+    centroids = read_centroids(
+        Path(model_dir) / manifest["centroids"], manifest["k"], manifest["dimension"], where
+    )
+    if manifest["k"] == 1:
+        labels = np.zeros(len(asked), dtype=np.int64)
+    else:
+        embedder = Embedder(embed_params_from_spec(manifest["embedder"], where), progress=False)
+        labels, _ = nearest_centroid(embedder.embed(asked), centroids)
+    for question, label in zip(asked, labels, strict=True):
+        click.echo(f"{int(label)}\t{question}")

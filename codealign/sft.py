@@ -1,0 +1,466 @@
+"""Supervised fine-tuning of one LoRA adapter per cluster: the K specialists.
+
+Each record `question, code` becomes a conversational prompt/completion pair (the
+question as the user turn, the code as the assistant turn) rendered with the base
+model's chat template, so TRL's `SFTTrainer` computes the loss on the answer only.
+Every cluster gets its own adapter over the same frozen base model; K = 1 is plain
+fine-tuning on all data (the baseline). The trainer checkpoints every
+`sft.save_steps` in a `codealign.checkpoints` directory, evaluates the loss on the
+cluster's validation items (validation questions assigned to the nearest centroid)
+at each checkpoint and at the end, and keeps the checkpoint with the lowest of them
+(`load_best_model_at_end`). A cluster with no validation item keeps its last step.
+A killed stage rerun with the same params and data resumes each adapter from its
+last checkpoint; adapters that had finished only replay their saved best.
+
+`build_configs` turns the `sft` params section into the three configs (`LoraConfig`,
+`BitsAndBytesConfig` or None, `SFTConfig`). With `sft.quantization: nf4` it is the
+paper's QLoRA recipe: NF4 4-bit base with `sft.compute_dtype` compute, paged AdamW
+32-bit, gradient checkpointing; that path needs CUDA and bitsandbytes, and its
+configs still build on CPU (tests do). With `none`, LoRA trains in full precision on
+whatever device there is.
+
+The stage writes `models/sft/adapter_<i>/` (each loadable by
+`PeftModel.from_pretrained(base, path)`, plus `codealign.json` naming the base model
+it was trained on), `centroids.npy` and `router.json`, the manifest
+`codealign.routing.Router` serves from. Training curves of every adapter go to one
+dvclive directory as `adapter_<i>/train/{loss,grad_norm,learning_rate}` and
+`adapter_<i>/eval/eval_loss`, keyed by step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codealign.errors import CodealignError
+from codealign.params import Section, param, register
+
+log = logging.getLogger(__name__)
+
+ROUTER_FORMAT = "codealign-router/1"
+ROUTER_FILE = "router.json"
+ADAPTER_META = "codealign.json"
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+@register("sft")
+@dataclass(frozen=True)
+class SFTParams(Section):
+    """LoRA/QLoRA fine-tuning of the specialists; defaults are the CPU profile."""
+
+    quantization: str = param(
+        "none", choices=("none", "nf4"), doc="nf4: 4-bit QLoRA base (CUDA + bitsandbytes only)"
+    )
+    compute_dtype: str = param(
+        "float32", choices=DTYPES, doc="4-bit compute dtype and mixed precision (float32: none)"
+    )
+    lora_r: int = param(8, ge=1, doc="LoRA rank")
+    lora_alpha: int = param(16, ge=1, doc="LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = param(0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] = param(
+        ("all-linear",), doc="module names to adapt; 'all-linear' is every linear but the head"
+    )
+    learning_rate: float = param(1e-3, gt=0, le=1)
+    epochs: float = param(2.0, gt=0, doc="passes over each cluster's items")
+    batch_size: int = param(16, ge=1, doc="per-device batch")
+    grad_accum: int = param(1, ge=1, doc="gradient accumulation steps")
+    eval_batch_size: int = param(32, ge=1)
+    max_length: int = param(512, ge=16, doc="tokens per example; longer ones are truncated")
+    optimizer: str = param("adamw_torch", doc="transformers optim name (paper: paged_adamw_32bit)")
+    lr_scheduler: str = param("cosine", doc="transformers scheduler name")
+    warmup_ratio: float = param(0.05, ge=0, lt=1, doc="share of steps in linear warm-up")
+    max_grad_norm: float = param(0.3, gt=0)
+    weight_decay: float = param(0.001, ge=0)
+    gradient_checkpointing: bool = param(False, doc="trade compute for memory (paper: true)")
+    save_steps: int = param(20, ge=1, doc="checkpoint and validation-loss interval")
+    save_total_limit: int = param(2, ge=1, doc="checkpoints kept besides the best one")
+    logging_steps: int = param(5, ge=1)
+
+    def validate(self, prefix: str) -> None:
+        if self.quantization == "nf4" and self.compute_dtype == "float32":
+            raise CodealignError(
+                f"{prefix}.compute_dtype must be float16 or bfloat16 with quantization nf4"
+            )
+        if not self.target_modules:
+            raise CodealignError(f"{prefix}.target_modules must name at least one module")
+
+
+# ---------------------------------------------------------------------------- configs
+
+
+def lora_target(params: SFTParams) -> str | list[str]:
+    modules = list(params.target_modules)
+    return modules[0] if modules == ["all-linear"] else modules
+
+
+def build_configs(
+    params: SFTParams,
+    output_dir: str | os.PathLike,
+    seed: int,
+    *,
+    has_validation: bool = True,
+    use_cpu: bool | None = None,
+):
+    """`(LoraConfig, BitsAndBytesConfig | None, SFTConfig)` for one adapter's run.
+
+    `use_cpu` defaults to "no CUDA here". The QLoRA configs build anywhere; only
+    training with them needs CUDA.
+    """
+    import torch
+    from peft import LoraConfig
+    from transformers import BitsAndBytesConfig
+    from trl import SFTConfig
+
+    if use_cpu is None:
+        use_cpu = not torch.cuda.is_available()
+    lora = LoraConfig(
+        r=params.lora_r,
+        lora_alpha=params.lora_alpha,
+        lora_dropout=params.lora_dropout,
+        target_modules=lora_target(params),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    compute = getattr(torch, params.compute_dtype)
+    quantization = None
+    if params.quantization == "nf4":
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=compute,
+            # The method names NF4 with fp16 compute and no nested quantization.
+            bnb_4bit_use_double_quant=False,
+        )
+    model_init: dict[str, Any] = {"dtype": params.compute_dtype}
+    if quantization is not None:
+        # bitsandbytes places 4-bit weights at load time: one whole copy per process.
+        model_init["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    evaluate = "steps" if has_validation else "no"
+    config = SFTConfig(
+        output_dir=str(output_dir),
+        model_init_kwargs=model_init,
+        num_train_epochs=params.epochs,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=params.eval_batch_size,
+        gradient_accumulation_steps=params.grad_accum,
+        learning_rate=params.learning_rate,
+        lr_scheduler_type=params.lr_scheduler,
+        warmup_steps=params.warmup_ratio,
+        max_grad_norm=params.max_grad_norm,
+        weight_decay=params.weight_decay,
+        optim=params.optimizer,
+        activation_checkpointing=params.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False}
+        if params.gradient_checkpointing
+        else None,
+        fp16=params.compute_dtype == "float16" and not use_cpu,
+        bf16=params.compute_dtype == "bfloat16",
+        max_length=params.max_length,
+        packing=False,
+        completion_only_loss=True,
+        logging_steps=params.logging_steps,
+        save_strategy="steps",
+        save_steps=params.save_steps,
+        save_total_limit=params.save_total_limit,
+        eval_strategy=evaluate,
+        eval_steps=params.save_steps if has_validation else None,
+        load_best_model_at_end=has_validation,
+        metric_for_best_model="eval_loss" if has_validation else None,
+        greater_is_better=False if has_validation else None,
+        seed=seed,
+        data_seed=seed,
+        use_cpu=use_cpu,
+        report_to=[],
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    return lora, quantization, config
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def to_conversation(record: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """One SFT record as TRL's conversational prompt/completion example."""
+    return {
+        "prompt": [{"role": "user", "content": record["question"]}],
+        "completion": [{"role": "assistant", "content": record["code"]}],
+    }
+
+
+def records_digest(records: Sequence[dict[str, Any]]) -> str:
+    """A hash of what training sees of the records (id, question, code), order included."""
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(json.dumps([str(record["id"]), record["question"], record["code"]]).encode())
+    return digest.hexdigest()
+
+
+def model_digest(model_dir: str | os.PathLike) -> dict[str, str]:
+    """sha256 of a model dir's files and of its config.json: the identity adapters are tied to."""
+    from codealign.checkpoints import file_digest
+
+    model_dir = Path(model_dir)
+    config = model_dir / "config.json"
+    if not config.is_file():
+        raise CodealignError(f"{model_dir}: not a model directory (no config.json)")
+    return {"sha256": file_digest(model_dir), "config_sha256": file_digest(config)}
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def build_trainer(
+    base_dir: str | os.PathLike,
+    train: Sequence[dict[str, Any]],
+    validation: Sequence[dict[str, Any]],
+    params: SFTParams,
+    checkpoint_dir: Path,
+    seed: int,
+    callbacks: Sequence[Any] = (),
+):
+    """An `SFTTrainer` for one adapter: base model + fresh LoRA, prompt/completion data."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer, set_seed
+    from trl import SFTTrainer
+
+    set_seed(seed)
+    lora, quantization, config = build_configs(
+        params, checkpoint_dir, seed, has_validation=bool(validation)
+    )
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    if tokenizer.chat_template is None:
+        raise CodealignError(f"{base_dir}: the tokenizer has no chat template")
+    train_set = Dataset.from_list([to_conversation(r) for r in train])
+    eval_set = Dataset.from_list([to_conversation(r) for r in validation]) if validation else None
+    return SFTTrainer(
+        model=str(base_dir),
+        args=config,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+        peft_config=lora,
+        quantization_config=quantization,
+        callbacks=list(callbacks),
+    )
+
+
+def train_adapter(
+    base_dir: str | os.PathLike,
+    train: Sequence[dict[str, Any]],
+    validation: Sequence[dict[str, Any]],
+    params: SFTParams,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    seed: int,
+    *,
+    live: Any = None,
+    curve_prefix: str = "",
+    callbacks: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """Fine-tune one LoRA adapter on `train`; save the best checkpoint's adapter to `out_dir`.
+
+    With a dvclive `live`, the training and validation-loss curves are logged to it as
+    `<curve_prefix>train/...` and `<curve_prefix>eval/eval_loss`.
+    """
+    from codealign.checkpoints import last_checkpoint
+    from codealign.training import CurveLogger
+
+    class EvalCurveLogger(CurveLogger):
+        """The validation-loss curve; a class of its own as Trainer warns on two of one class."""
+
+    if not train:
+        raise CodealignError(f"{out_dir.name}: no training items")
+    resume = last_checkpoint(checkpoint_dir)
+    loggers = []
+    if live is not None:
+        loggers = [
+            CurveLogger(live, prefix=f"{curve_prefix}train"),
+            EvalCurveLogger(live, keys=("eval_loss",), prefix=f"{curve_prefix}eval"),
+        ]
+    trainer = build_trainer(
+        base_dir, train, validation, params, checkpoint_dir, seed, [*loggers, *callbacks]
+    )
+    if resume:
+        log.info("%s: resuming from %s", out_dir.name, resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    state = trainer.state
+    evals = [(e["step"], e["eval_loss"]) for e in state.log_history if "eval_loss" in e]
+    best_step = state.global_step
+    if state.best_model_checkpoint:
+        best_step = int(Path(state.best_model_checkpoint).name.split("-")[-1])
+    trainer.model.save_pretrained(out_dir)
+    trainer.processing_class.save_pretrained(out_dir)
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    return {
+        "train_items": len(train),
+        "validation_items": len(validation),
+        "steps": int(state.global_step),
+        "best_step": best_step,
+        "selected_by": "eval_loss" if evals else "last_step",
+        "eval_loss": float(state.best_metric) if state.best_metric is not None else None,
+        "eval_losses": {str(step): float(loss) for step, loss in evals},
+        "train_loss": float(result.training_loss),
+        "trainable_parameters": int(trainable),
+        "resumed_from": Path(resume).name if resume else None,
+    }
+
+
+def adapter_bytes(adapter_dir: Path) -> int:
+    return sum(p.stat().st_size for p in adapter_dir.glob("adapter_model.*"))
+
+
+def write_adapter_meta(
+    adapter_dir: Path, cluster: int, base_dir: str | os.PathLike, base: dict[str, str]
+) -> None:
+    """Record beside a saved adapter which base model (by sha256) it was trained on."""
+    from codealign.io import write_json
+
+    write_json(
+        adapter_dir / ADAPTER_META,
+        {"cluster": cluster, "base_model": {"path": str(base_dir), **base}},
+    )
+
+
+def write_router(
+    out_dir: Path,
+    base_dir: str | os.PathLike,
+    base: dict[str, str],
+    centroids: np.ndarray,
+    embedder: dict[str, Any],
+    adapters: Sequence[dict[str, Any]],
+    k_requested: int | None = None,
+) -> None:
+    """Write `centroids.npy` and `router.json` (adapter i serves centroid i) into `out_dir`."""
+    from codealign.io import write_json
+
+    centroids = np.asarray(centroids, dtype=np.float32)
+    np.save(out_dir / "centroids.npy", centroids)
+    manifest = {
+        "format": ROUTER_FORMAT,
+        "k": len(centroids),
+        "k_requested": k_requested if k_requested is not None else len(centroids),
+        "base_model": {"path": str(base_dir), **base},
+        "embedder": embedder,
+        "dimension": int(centroids.shape[1]),
+        "centroids": "centroids.npy",
+        "adapters": list(adapters),
+    }
+    write_json(out_dir / ROUTER_FILE, manifest)
+
+
+def train_specialists(
+    base_dir: str | os.PathLike,
+    train: Sequence[dict[str, Any]],
+    validation: Sequence[dict[str, Any]],
+    train_labels: Sequence[int],
+    validation_labels: Sequence[int],
+    centroids: np.ndarray,
+    embedder: dict[str, Any],
+    params: SFTParams,
+    out_dir: Path,
+    seed: int,
+    *,
+    live_root: Path | None = None,
+    checkpoint_stage: str = "sft",
+    k_requested: int | None = None,
+) -> dict[str, Any]:
+    """Train one adapter per centroid on the items labelled with it; write the router.
+
+    `out_dir` must not exist; it receives `adapter_<i>/`, `centroids.npy` and
+    `router.json`. Returns the metrics of every adapter.
+    """
+    from codealign.checkpoints import checkpoint_dir
+
+    centroids = np.asarray(centroids, dtype=np.float32)
+    k = len(centroids)
+    train_labels = np.asarray(train_labels, dtype=np.int64)
+    validation_labels = np.asarray(validation_labels, dtype=np.int64)
+    if len(train_labels) != len(train) or len(validation_labels) != len(validation):
+        raise CodealignError("cluster assignments do not cover the SFT records one to one")
+    base = model_digest(base_dir)
+    out_dir.mkdir(parents=True)
+    runs = []
+    for cluster in range(k):
+        cluster_train = [r for r, c in zip(train, train_labels, strict=True) if c == cluster]
+        cluster_val = [
+            r for r, c in zip(validation, validation_labels, strict=True) if c == cluster
+        ]
+        description = {
+            "params": params.to_dict(),
+            "seed": seed,
+            "base": base["sha256"],
+            "train": records_digest(cluster_train),
+            "validation": records_digest(cluster_val),
+        }
+        runs.append((cluster_train, cluster_val, checkpoint_dir(checkpoint_stage, description)))
+    live = None
+    if live_root is not None:
+        from dvclive import Live
+
+        from codealign.checkpoints import last_checkpoint
+
+        # One Live for all adapters (curves `adapter_<i>/train/...`), so that its plots
+        # dir holds only curves; earlier rows are kept only when some adapter resumes.
+        resuming = any(last_checkpoint(ck) for _, _, ck in runs)
+        live = Live(str(live_root), dvcyaml=None, save_dvc_exp=False, resume=resuming)
+    adapters, per_adapter = [], []
+    try:
+        for cluster, (cluster_train, cluster_val, ck_dir) in enumerate(runs):
+            name = f"adapter_{cluster}"
+            log.info(
+                "%s: %d training items, %d validation items",
+                name,
+                len(cluster_train),
+                len(cluster_val),
+            )
+            stats = train_adapter(
+                base_dir,
+                cluster_train,
+                cluster_val,
+                params,
+                out_dir / name,
+                ck_dir,
+                seed,
+                live=live,
+                curve_prefix=f"{name}/",
+            )
+            write_adapter_meta(out_dir / name, cluster, base_dir, base)
+            size = adapter_bytes(out_dir / name)
+            adapters.append(
+                {
+                    "cluster": cluster,
+                    "path": name,
+                    "train_items": len(cluster_train),
+                    "validation_items": len(cluster_val),
+                    "bytes": size,
+                }
+            )
+            per_adapter.append({"cluster": cluster, **stats, "bytes": size})
+            log.info("%s: %s", name, {k: v for k, v in stats.items() if k != "eval_losses"})
+    finally:
+        if live is not None:
+            live.end()
+    write_router(out_dir, base_dir, base, centroids, embedder, adapters, k_requested)
+    return {
+        "k": k,
+        "train_items": len(train),
+        "validation_items": len(validation),
+        "adapters": per_adapter,
+        "mean_eval_loss": _weighted_eval_loss(per_adapter),
+    }
+
+
+def _weighted_eval_loss(per_adapter: Sequence[dict[str, Any]]) -> float | None:
+    """Validation loss of the specialists together, weighted by their validation items."""
+    pairs = [(a["eval_loss"], a["validation_items"]) for a in per_adapter if a["eval_loss"]]
+    total = sum(n for _, n in pairs)
+    return sum(loss * n for loss, n in pairs) / total if total else None

@@ -1,0 +1,114 @@
+"""Stage `sft`: one LoRA adapter per cluster on the base model, and the router manifest.
+
+With `--baseline` it is the K = 1 baseline instead: one adapter on all the data, no
+clusters read (the dvc stage `sft_baseline`, which does not depend on `k`).
+"""
+
+import logging
+from pathlib import Path
+
+import click
+import numpy as np
+
+from codealign.cli import Command, setup_logging
+from codealign.cluster import load_cluster_model, load_embeddings
+from codealign.dedup import read_sft_jsonl
+from codealign.errors import CodealignError
+from codealign.io import atomic_path, read_jsonl, write_json
+from codealign.params import load_params
+from codealign.sft import train_specialists
+
+log = logging.getLogger("stages.sft")
+
+
+def cluster_labels(assignments: Path, records: list[dict], split: str) -> list[int]:
+    """The cluster of each record of `split`, in record order, from assignments.jsonl."""
+    by_id = {
+        str(a["id"]): int(a["cluster"]) for a in read_jsonl(assignments) if a["split"] == split
+    }
+    missing = [str(r["id"]) for r in records if str(r["id"]) not in by_id]
+    if missing:
+        raise CodealignError(
+            f"{assignments}: no {split} assignment for id '{missing[0]}' "
+            f"({len(missing)} missing); rerun the cluster stage"
+        )
+    return [by_id[str(r["id"])] for r in records]
+
+
+@click.command(cls=Command)
+@click.option("--params", "params_file", default="params.yaml", show_default=True)
+@click.option(
+    "--data-dir", default="data/dedup", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--cluster-dir", default="data/cluster", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--cluster-model", default="models/cluster", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--embed-dir", default="data/embed", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--base", default="models/base_model", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option("--out", default="models/sft", show_default=True, type=click.Path(path_type=Path))
+@click.option("--metrics", default="metrics/sft.json", show_default=True)
+@click.option(
+    "--live-dir", default="metrics/sft", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option("--baseline", is_flag=True, help="Train the K = 1 baseline (all data, no clusters).")
+def main(
+    params_file: str,
+    data_dir: Path,
+    cluster_dir: Path,
+    cluster_model: Path,
+    embed_dir: Path,
+    base: Path,
+    out: Path,
+    metrics: str,
+    live_dir: Path,
+    baseline: bool,
+) -> None:
+    """Fine-tune the specialists; keep each one's lowest-validation-loss checkpoint."""
+    setup_logging()
+    params = load_params(params_file)
+    train = read_sft_jsonl(data_dir / "train.jsonl")
+    validation = read_sft_jsonl(data_dir / "validation.jsonl")
+    if baseline:
+        embedded = load_embeddings(embed_dir)
+        # K = 1: the single centroid is the mean question; every item belongs to it.
+        centroids = embedded.vectors["train"].mean(axis=0, keepdims=True)
+        embedder, k_requested = embedded.embedder, 1
+        train_labels, validation_labels = [0] * len(train), [0] * len(validation)
+    else:
+        model = load_cluster_model(cluster_model)
+        centroids, embedder, k_requested = model.centroids, model.embedder, model.k_requested
+        train_labels = cluster_labels(cluster_dir / "assignments.jsonl", train, "train")
+        validation_labels = cluster_labels(
+            cluster_dir / "assignments.jsonl", validation, "validation"
+        )
+    with atomic_path(out) as tmp:
+        summary = train_specialists(
+            base,
+            train,
+            validation,
+            train_labels,
+            validation_labels,
+            np.asarray(centroids),
+            embedder,
+            params["sft"],
+            tmp,
+            params.seed,
+            live_root=live_dir,
+            checkpoint_stage="sft_baseline" if baseline else "sft",
+            k_requested=k_requested,
+        )
+    for adapter in summary["adapters"]:
+        adapter.pop("resumed_from", None)
+    write_json(metrics, summary)
+    log.info("wrote %s (%d adapters)", out, summary["k"])
+
+
+if __name__ == "__main__":
+    main()

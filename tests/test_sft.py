@@ -1,0 +1,164 @@
+"""Specialist fine-tuning: configs from params, answer-only loss, best checkpoint, resume."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from tiny_specialists import make_base_model, sft_records
+
+from codealign.errors import CodealignError
+from codealign.params import load_params, parse_params
+from codealign.sft import SFTParams, build_configs, build_trainer, train_adapter, train_specialists
+
+ROOT = Path(__file__).resolve().parents[1]
+# Short runs: 12 items, batch 4, 2 epochs = 6 steps, a checkpoint every 2.
+FAST = SFTParams(batch_size=4, save_steps=2, logging_steps=1, learning_rate=5e-3, lora_r=4)
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    return make_base_model(tmp_path_factory.mktemp("base") / "base")
+
+
+def test_paper_profile_builds_the_methods_qlora_configs_on_cpu(tmp_path):
+    raw = yaml.safe_load((ROOT / "params" / "paper.yaml").read_text())
+    assert "sft" in raw, "params/paper.yaml has no sft section"
+    params = parse_params(raw, "params/paper.yaml")["sft"]
+    lora, bnb, config = build_configs(params, tmp_path, seed=0, use_cpu=False)
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (128, 256, 0.1)
+    assert lora.target_modules == "all-linear"
+    import torch
+
+    assert bnb.load_in_4bit and bnb.bnb_4bit_quant_type == "nf4"
+    assert bnb.bnb_4bit_compute_dtype == torch.float16
+    assert config.learning_rate == 2e-4 and config.num_train_epochs == 2
+    assert config.per_device_train_batch_size == 4 and config.gradient_accumulation_steps == 2
+    assert config.max_length == 1024 and config.optim == "paged_adamw_32bit"
+    assert config.lr_scheduler_type == "cosine" and config.warmup_steps == 0.05
+    assert config.max_grad_norm == 0.3 and config.weight_decay == 0.001
+    assert config.activation_checkpointing and config.fp16 and not config.bf16
+    assert config.save_steps == 200 and config.eval_steps == 200
+    assert config.load_best_model_at_end and config.metric_for_best_model == "eval_loss"
+
+
+def test_default_profile_is_full_precision_lora():
+    params = load_params(ROOT / "params.yaml")["sft"]
+    assert params.quantization == "none" and params.compute_dtype == "float32"
+
+
+def test_bad_sft_params_name_the_key():
+    with pytest.raises(CodealignError, match=r"^sft.compute_dtype must be float16 or bfloat16"):
+        SFTParams.from_dict({"quantization": "nf4"}, "sft")
+    with pytest.raises(CodealignError, match=r"^sft.lora_r must be an integer >= 1, got -3$"):
+        SFTParams.from_dict({"lora_r": -3}, "sft")
+
+
+def test_loss_is_on_the_answer_only(base_dir, tmp_path):
+    trainer = build_trainer(base_dir, sft_records(2), [], FAST, tmp_path, seed=0)
+    row = trainer.train_dataset[0]
+    tokenizer = trainer.processing_class
+    text = tokenizer.decode(row["input_ids"])
+    answer = tokenizer.decode(
+        [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
+    )
+    assert text.startswith("<|user|>\nWrite a function add_0(x)")
+    assert answer == 'def add_0(x):\n    """Return x plus 0."""\n    return x + 0\n<|eos|>'
+
+
+@pytest.mark.slow
+def test_specialists_keep_their_lowest_validation_loss_checkpoint(base_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEALIGN_CACHE", str(tmp_path / "cache"))
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    records = sft_records(8)
+    train, validation = records[:12], records[12:]
+    labels = [0 if r["id"].startswith("add") else 1 for r in records]
+    centroids = np.eye(2, 4, dtype=np.float32)
+    embedder = {"model": "m", "identity": None, "prefix": "", "normalize": True}
+    summary = train_specialists(
+        base_dir, train, validation, labels[:12], labels[12:], centroids, embedder, FAST,
+        tmp_path / "sft", seed=0, live_root=tmp_path / "live",
+    )  # fmt: skip
+    assert summary["k"] == 2 and [a["train_items"] for a in summary["adapters"]] == [6, 6]
+    for adapter in summary["adapters"]:
+        losses = {int(step): loss for step, loss in adapter["eval_losses"].items()}
+        assert adapter["eval_loss"] == min(losses.values())
+        assert adapter["best_step"] == min(losses, key=losses.get)
+        assert adapter["steps"] == 4 and adapter["selected_by"] == "eval_loss"
+    router = json.loads((tmp_path / "sft" / "router.json").read_text())
+    assert [a["path"] for a in router["adapters"]] == ["adapter_0", "adapter_1"]
+    assert router["base_model"]["path"] == str(base_dir)
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    model = PeftModel.from_pretrained(base, tmp_path / "sft" / "adapter_1")
+    assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0
+    curves = tmp_path / "live" / "plots" / "metrics" / "adapter_0"
+    assert (curves / "train" / "loss.tsv").is_file() and (
+        curves / "eval" / "eval_loss.tsv"
+    ).is_file()
+
+
+class Interrupt(Exception):
+    """Stands in for a kill right after a checkpoint is written."""
+
+
+def _interrupt_after_checkpoint(step: int):
+    from transformers import TrainerCallback
+
+    class Kill(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise Interrupt
+
+    return Kill()
+
+
+@pytest.mark.slow
+def test_interrupted_adapter_resumes_from_its_last_checkpoint(base_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    records = sft_records(6)
+    train, validation = records[:8], records[8:]
+    straight = train_adapter(
+        base_dir, train, validation, FAST, tmp_path / "a", tmp_path / "ck_a", seed=0
+    )
+    with pytest.raises(Interrupt):
+        train_adapter(
+            base_dir, train, validation, FAST, tmp_path / "b", tmp_path / "ck_b", seed=0,
+            callbacks=[_interrupt_after_checkpoint(2)],
+        )  # fmt: skip
+    assert not (tmp_path / "b").exists()
+    resumed = train_adapter(
+        base_dir, train, validation, FAST, tmp_path / "b", tmp_path / "ck_b", seed=0
+    )
+    assert resumed["resumed_from"] == "checkpoint-2" and straight["resumed_from"] is None
+    assert resumed["steps"] == straight["steps"] == 4
+    a = load_file(tmp_path / "a" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "b" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_qlora_step_on_cuda(base_dir, tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("bitsandbytes")
+    params = SFTParams(
+        quantization="nf4", compute_dtype="float16", optimizer="paged_adamw_32bit",
+        gradient_checkpointing=True, batch_size=2, save_steps=1, lora_r=4,
+    )  # fmt: skip
+    stats = train_adapter(
+        base_dir,
+        sft_records(2),
+        sft_records(1, start=5),
+        params,
+        tmp_path / "q",
+        tmp_path / "ck",
+        0,
+    )
+    assert stats["steps"] >= 1 and (tmp_path / "q" / "adapter_model.safetensors").is_file()
