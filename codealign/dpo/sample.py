@@ -1,0 +1,201 @@
+"""On-policy best-of-N sampling on the DPO prompt pool.
+
+Before anything is sampled, `check_disjoint` proves that no pool problem is also an
+evaluation problem: every statement text (HumanEval prompt, instruction, MBPP text, APPS
+description) is normalised (case, whitespace) and hashed, and one shared hash fails the
+stage naming the tasks. `pool_problems` refuses a pool task without unit tests, since
+its samples could not be scored.
+
+Sampling is batched and seeded (`codealign.generation.generate`): N completions per
+prompt at a temperature, each the raw answer up to the end-of-sequence token. With
+routed specialists, questions are grouped by adapter and each group is sampled with its
+adapter active over the one base model. The `vllm` backend (CUDA only) does the same
+with vLLM's multi-LoRA engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from codealign.dpo.policy import POLICY_MODES, LoadedPolicy, PolicySpec, question_of, render_prompts
+from codealign.errors import CodealignError
+from codealign.params import Section, param, register
+
+log = logging.getLogger(__name__)
+
+
+@register("sample")
+@dataclass(frozen=True)
+class SampleParams(Section):
+    n: int = param(8, ge=2, doc="completions per prompt (best-of-N needs at least 2)")
+    temperature: float = param(0.8, gt=0, le=2, doc="sampling temperature")
+    max_new_tokens: int = param(128, ge=1)
+    batch_size: int = param(32, ge=1, doc="rows per generate call")
+    policy: str = param("routed", choices=POLICY_MODES, doc="routed specialists or one policy")
+    backend: str = param("hf", choices=("hf", "vllm"), doc="vllm needs CUDA and the vllm extra")
+    limit: int = param(0, ge=0, doc="first N pool prompts (0: all)")
+    dtype: str = param("float32", choices=("float32", "bfloat16", "float16"))
+
+
+# ---- the pool ------------------------------------------------------------------------------
+
+
+def statement_texts(record: dict[str, Any]) -> list[str]:
+    """The texts that state a problem, whatever its format."""
+    keys = ("prompt", "instruction", "text", "description", "question")
+    return [str(record[k]) for k in keys if isinstance(record.get(k), str) and record[k].strip()]
+
+
+def check_disjoint(pool: Sequence[dict], eval_sets: dict[str, Sequence[dict]]) -> dict[str, int]:
+    """Raise CodealignError if a pool problem states the same text as an evaluation problem.
+
+    Returns the number of evaluation problems checked per set.
+    """
+    from codealign.tinyworld.world import text_hash
+
+    owner: dict[str, tuple[str, str]] = {}
+    for name, records in eval_sets.items():
+        for record in records:
+            for text in statement_texts(record):
+                owner.setdefault(text_hash(text), (name, str(record.get("task_id"))))
+    clashes = []
+    for record in pool:
+        for text in statement_texts(record):
+            hit = owner.get(text_hash(text))
+            if hit:
+                clashes.append(f"{record.get('task_id')} = {hit[0]}:{hit[1]}")
+                break
+    if clashes:
+        shown = ", ".join(clashes[:5]) + (" ..." if len(clashes) > 5 else "")
+        raise CodealignError(
+            f"the DPO pool overlaps the evaluation sets in {len(clashes)} problems: {shown}"
+        )
+    return {name: len(records) for name, records in eval_sets.items()}
+
+
+def pool_problems(records: Sequence[dict], where: str) -> dict[str, Any]:
+    """Problems by task id; a record without tests is an error naming it."""
+    from codealign.problems import problem_from_record
+
+    problems = {}
+    for line, record in enumerate(records, start=1):
+        problem = problem_from_record(record, f"{where}:{line}")
+        if problem.tests_total == 0:
+            raise CodealignError(
+                f"{where}:{line}: task {problem.task_id} has no unit tests; "
+                "DPO pairs are judged by tests, so every pool task needs them"
+            )
+        problems[problem.task_id] = problem
+    if not problems:
+        raise CodealignError(f"{where}: the DPO pool is empty")
+    return problems
+
+
+# ---- sampling ------------------------------------------------------------------------------
+
+
+def sample_completions(
+    policy: LoadedPolicy,
+    questions: Sequence[str],
+    *,
+    n: int,
+    temperature: float,
+    max_new_tokens: int,
+    batch_size: int,
+    seed: int,
+    progress: bool = True,
+) -> tuple[list[list[str]], list[int]]:
+    """N answers per question (and the adapter index that wrote them), batched per adapter."""
+    from codealign.generation import generate
+
+    routes = policy.route(questions)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, adapter in enumerate(routes):
+        groups[adapter].append(i)
+    answers: list[list[str]] = [[] for _ in questions]
+    prompts = render_prompts(policy.tokenizer, questions)
+    for adapter, members in sorted(groups.items()):
+        policy.use(adapter)
+        texts = generate(
+            policy.model,
+            policy.tokenizer,
+            [prompts[i] for i in members],
+            n=n,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            seed=seed + adapter,
+            progress=progress,
+            desc=f"sampling (adapter {adapter})" if policy.spec.routed else "sampling",
+        )
+        for i, outs in zip(members, texts, strict=True):
+            answers[i] = outs
+    return answers, routes
+
+
+def sample_with_vllm(
+    spec: PolicySpec,
+    questions: Sequence[str],
+    *,
+    n: int,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int,
+    dtype: str,
+) -> tuple[list[list[str]], list[int]]:
+    """The same as `sample_completions` on vLLM with one LoRA request per adapter."""
+    try:
+        import torch
+        from vllm import LLM, SamplingParams
+        from vllm.lora.request import LoRARequest
+    except ImportError:
+        raise CodealignError(
+            "sample.backend 'vllm' needs the vllm extra (pip install 'codealign[vllm]')"
+        ) from None
+    if not torch.cuda.is_available():
+        raise CodealignError("sample.backend 'vllm' needs a CUDA GPU; use backend 'hf' here")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(spec.base_dir)
+    prompts = render_prompts(tokenizer, questions)
+    routes = [0] * len(questions)
+    if spec.routed:
+        from codealign.routing import Router
+
+        routes = Router(spec.router_dir, base_model=spec.base_dir).route(questions)
+    llm = LLM(
+        str(spec.base_dir),
+        dtype=dtype,
+        seed=seed,
+        enable_lora=bool(spec.adapters),
+        max_loras=max(1, len(spec.adapters)),
+    )
+    sampling = SamplingParams(n=n, temperature=temperature, max_tokens=max_new_tokens, seed=seed)
+    requests = [
+        LoRARequest(f"cluster_{routes[i]}", routes[i] + 1, str(spec.adapters[routes[i]]))
+        if spec.adapters
+        else None
+        for i in range(len(prompts))
+    ]
+    outputs = llm.generate(prompts, sampling, lora_request=requests if spec.adapters else None)
+    return [[c.text for c in out.outputs] for out in outputs], routes
+
+
+def sample_records(
+    records: Sequence[dict], answers: Sequence[Sequence[str]], routes: Sequence[int]
+) -> Iterable[dict[str, Any]]:
+    """One sample record per completion: `task_id, completion_id, completion` + provenance."""
+    for record, texts, adapter in zip(records, answers, routes, strict=True):
+        question = question_of(record)
+        for i, text in enumerate(texts):
+            yield {
+                "task_id": str(record["task_id"]),
+                "completion_id": i,
+                "completion": text,
+                "question": question,
+                "adapter": adapter,
+            }

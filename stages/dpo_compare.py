@@ -1,0 +1,45 @@
+"""Stage `dpo_compare`: pass@1 against step, curriculum against shuffled, at equal steps."""
+
+import logging
+from pathlib import Path
+
+import click
+
+from codealign.cli import Command, setup_logging
+from codealign.dpo.plots import pass_curves
+from codealign.dpo.schedule import compare
+from codealign.io import read_json, write_json
+
+log = logging.getLogger("stages.dpo_compare")
+
+
+@click.command(cls=Command)
+@click.option(
+    "--metrics-dir", default="metrics/dpo", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--out", default="metrics/dpo_compare.json", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--plot",
+    default="metrics/dpo_compare/pass_at_1.png",
+    show_default=True,
+    type=click.Path(path_type=Path),
+)
+def main(metrics_dir, out, plot) -> None:
+    """Read metrics/dpo/stage_*.json and shuffled.json; write the comparison and its plot."""
+    setup_logging()
+    stages = [read_json(p) for p in sorted(metrics_dir.glob("stage_*.json"))]
+    shuffled = read_json(metrics_dir / "shuffled.json")
+    result = compare(stages, shuffled)
+    pass_curves(
+        {"curriculum": result["curriculum"], "shuffled": result["shuffled"]},
+        [p["step"] for p in result["curriculum"][1:]],
+        plot,
+    )
+    write_json(out, result)
+    log.info("curriculum - shuffled at step %d: %+.4f", result["steps"], result["final_difference"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""DPO stages: chaining, equal steps for the shuffled run, per-sample losses, skipped stages."""
+
+import json
+
+import pytest
+from dpo_support import crafted_pairs, lora_adapter, tiny_model, world_texts
+
+from codealign.dpo.curriculum import CurriculumParams, build_curriculum
+from codealign.dpo.pairs import reference_logps
+from codealign.dpo.policy import load_policy, resolve_policy
+from codealign.dpo.schedule import RunContext, compare, run_shuffled, run_stage
+from codealign.dpo.train import DpoParams, boundaries, stage_steps
+from codealign.errors import CodealignError
+from codealign.io import write_json, write_jsonl
+
+
+def test_steps_per_stage_and_boundaries():
+    p = DpoParams.from_dict({"batch_size": 4, "epochs": 2}, "dpo")
+    assert [stage_steps(n, p) for n in (0, 1, 4, 5)] == [0, 2, 2, 4]
+    assert boundaries([5, 0, 8], p) == [4, 4, 8]
+
+
+@pytest.fixture
+def setup(small_world, tmp_path, monkeypatch):
+    """A tiny SFT adapter, a seed dir with 2 tinyeval tasks, and a 4-stage curriculum."""
+    monkeypatch.setenv("CODEALIGN_CACHE", str(tmp_path / "cache"))
+    base = tiny_model(tmp_path / "base", world_texts(small_world))
+    sft = lora_adapter(base, tmp_path / "sft")
+    seed_dir = tmp_path / "seed"
+    write_jsonl(seed_dir / "tinyeval.jsonl", [t.to_problem() for t in small_world.eval[:2]])
+    policy = load_policy(resolve_policy(sft), fused_lm_head=True)
+    pairs, _ = reference_logps(
+        policy.model,
+        policy.tokenizer,
+        crafted_pairs(small_world, 10),
+        batch_size=8,
+        max_length=256,
+        progress=False,
+    )
+    params = CurriculumParams.from_dict({"percentiles": [10, 50, 90]}, "curriculum")
+    result = build_curriculum(pairs, params)
+    curriculum = tmp_path / "curriculum"
+    for number, stage in enumerate(result["stages"], start=1):
+        write_jsonl(curriculum / f"stage_{number}.jsonl", stage)
+    write_json(curriculum / "manifest.json", {**result["summary"], "max_length": 256})
+    dpo = DpoParams.from_dict(
+        {
+            "batch_size": 2,
+            "learning_rate": 0.01,
+            "lora_r": 4,
+            "eval_limit": 2,
+            "eval_n": 1,
+            "eval_max_new_tokens": 8,
+        },
+        "dpo",
+    )
+    ctx = RunContext(dpo, "single", 0, seed_dir, tmp_path / "raw")
+    return ctx, sft, curriculum, result
+
+
+def losses(path):
+    return [json.loads(line) for line in (path / "logs" / "per_sample_loss.jsonl").open()]
+
+
+@pytest.mark.slow
+def test_stages_chain_and_shuffled_takes_the_same_steps(setup, tmp_path):
+    ctx, sft, curriculum, result = setup
+    sizes = [len(s) for s in result["stages"]]
+    first = run_stage(ctx, 1, sft, curriculum, tmp_path / "dpo" / "stage_1")
+    assert first["eval_init"]["step"] == 0 and first["steps"] == stage_steps(sizes[0], ctx.params)
+    # Stage 1 starts at the reference: its first step has a zero reward margin exactly.
+    log1 = losses(tmp_path / "dpo" / "stage_1")
+    assert {e["pair_id"] for e in log1} == {p["pair_id"] for p in result["stages"][0]}
+    assert all(e["reward_margin"] == 0.0 for e in log1 if e["step"] == 1)
+    with pytest.raises(CodealignError, match="stage 3 must start from stage 2's"):
+        run_stage(ctx, 3, tmp_path / "dpo" / "stage_1", curriculum, tmp_path / "dpo" / "bad")
+    second = run_stage(ctx, 2, tmp_path / "dpo" / "stage_1", curriculum, tmp_path / "dpo" / "s2")
+    assert second["start_step"] == first["end_step"]
+    # Stage 2 starts from stage 1's policy, not the reference: margins are not zero.
+    log2 = losses(tmp_path / "dpo" / "s2")
+    assert any(e["reward_margin"] != 0.0 for e in log2 if e["step"] == 1)
+    assert json.loads((tmp_path / "dpo" / "s2" / "dpo_state.json").read_text()) == {
+        "stage": 2,
+        "cumulative_steps": second["end_step"],
+    }
+
+    shuffled, epoch = run_shuffled(ctx, sft, curriculum, tmp_path / "shuffled")
+    assert shuffled["steps"] == sum(stage_steps(n, ctx.params) for n in sizes)
+    assert shuffled["global_step"] == shuffled["steps"]
+    saved = sorted((tmp_path / "shuffled" / "checkpoints").iterdir())
+    assert {p.name for p in saved} == {f"step_{s}" for s in shuffled["boundaries"]}
+    assert [e["step"] for e in shuffled["evals"]] == sorted(set(shuffled["boundaries"]))
+    assert sorted(e["pair_id"] for e in epoch) == sorted(
+        p["pair_id"] for s in result["stages"] for p in s
+    )  # one epoch: every pair once
+
+
+@pytest.mark.slow
+def test_an_empty_stage_is_skipped_and_copies_its_input(setup, tmp_path):
+    ctx, sft, curriculum, _ = setup
+    write_jsonl(curriculum / "stage_1.jsonl", [])
+    manifest = json.loads((curriculum / "manifest.json").read_text())
+    manifest["stages"][0]["pairs"] = 0
+    write_json(curriculum / "manifest.json", manifest)
+    result = run_stage(ctx, 1, sft, curriculum, tmp_path / "stage_1")
+    assert result["skipped"] and result["steps"] == 0 and result["end_step"] == 0
+    assert result["reason"] == "all pairs pruned"
+    copied = tmp_path / "stage_1" / "adapter_model.safetensors"
+    assert copied.read_bytes() == (sft / "adapter_model.safetensors").read_bytes()
+    curve = compare([{**result, "eval": None}], {"evals": []})
+    assert curve["curriculum"][1] == {
+        "step": 0,
+        "pass@1": result["eval_init"]["pass@1"],
+        "stage": 1,
+        "carried": True,
+    }
+
+
+@pytest.mark.slow
+def test_no_pairs_at_all_skips_every_run(setup, tmp_path):
+    ctx, sft, _, _ = setup
+    empty = build_curriculum([], CurriculumParams())
+    curriculum = tmp_path / "empty"
+    for number in range(1, 5):
+        write_jsonl(curriculum / f"stage_{number}.jsonl", [])
+    write_json(curriculum / "manifest.json", {**empty["summary"], "max_length": 256})
+    shuffled, epoch = run_shuffled(ctx, sft, curriculum, tmp_path / "shuffled")
+    assert shuffled["skipped"] and shuffled["steps"] == 0 and epoch == []
+    assert (tmp_path / "shuffled" / "adapter_config.json").is_file()
