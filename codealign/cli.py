@@ -8,6 +8,7 @@ from `dvc repro` as from the CLI.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any
 
@@ -27,8 +28,27 @@ class Command(click.Command):
             ctx.exit(2)
 
 
+# Subcommands live beside the code they drive and are imported only when used, so
+# `codealign --help` stays fast and no module imports this one in a cycle.
+SUBCOMMANDS = {
+    "check": "codealign.execution.cli:check",
+    "generate": "codealign.routing:generate_command",
+    "route": "codealign.routing:route_command",
+    "ksweep": "codealign.experiments:ksweep_command",
+}
+
+
 class Group(click.Group):
     command_class = Command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in SUBCOMMANDS:
+            module, attr = SUBCOMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -54,13 +74,3 @@ def main() -> None:
     The pipeline itself runs with `dvc repro`; these commands are the pieces a user
     calls by hand. Every command has --help.
     """
-
-
-from codealign.execution.cli import check  # noqa: E402
-
-main.add_command(check)
-
-from codealign.routing import generate_command, route_command  # noqa: E402
-
-main.add_command(generate_command)
-main.add_command(route_command)

@@ -135,3 +135,18 @@ def read_json(path: str | os.PathLike) -> Any:
         raise CodealignError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     except UnicodeDecodeError as exc:
         raise CodealignError(f"{path}: not valid UTF-8 ({exc.reason})") from None
+
+
+def canonical_adapter_configs(directory: str | os.PathLike) -> None:
+    """Sort the module lists of every `adapter_config.json` under `directory`, in place.
+
+    PEFT keeps `target_modules` as a set and writes it in hash order, which changes
+    between processes; sorted, the same adapter gives the same bytes (and DVC hash).
+    """
+    for path in sorted(Path(directory).rglob("adapter_config.json")):
+        config = json.loads(path.read_text(encoding="utf-8"))
+        for key in ("target_modules", "modules_to_save", "exclude_modules"):
+            value = config.get(key)
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                config[key] = sorted(value)
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")

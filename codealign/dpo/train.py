@@ -35,6 +35,7 @@ from typing import Any
 from codealign.dpo.pairs import dpo_example
 from codealign.dpo.policy import PolicySpec
 from codealign.errors import CodealignError
+from codealign.io import canonical_adapter_configs
 from codealign.params import Section, param, register
 
 log = logging.getLogger(__name__)
@@ -286,6 +287,7 @@ def make_trainer(
 def save_adapter(trainer, out_dir: Path) -> None:
     """Save only the trained adapter (not TRL's frozen `ref` copy) and the tokenizer."""
     trainer.model.save_pretrained(out_dir, selected_adapters=["default"])
+    canonical_adapter_configs(out_dir)
     trainer.processing_class.save_pretrained(out_dir)
 
 
