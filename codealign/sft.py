@@ -3,6 +3,8 @@
 Each record `question, code` becomes a conversational prompt/completion pair (the
 question as the user turn, the code as the assistant turn) rendered with the base
 model's chat template, so TRL's `SFTTrainer` computes the loss on the answer only.
+With `sft.target: edits` the assistant turn is the record's `target` instead: the
+program as a LintSeq edit sequence (`codealign.lintseq`, records of data/lintseq).
 Every cluster gets its own adapter over the same frozen base model; K = 1 is plain
 fine-tuning on all data (the baseline). The trainer checkpoints every
 `sft.save_steps` in a `codealign.checkpoints` directory, evaluates the loss on the
@@ -41,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from codealign.errors import CodealignError
+from codealign.io import canonical_adapter_configs
 from codealign.params import Section, param, register
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,9 @@ ROUTER_FORMAT = "codealign-router/1"
 ROUTER_FILE = "router.json"
 ADAPTER_META = "codealign.json"
 DTYPES = ("float32", "float16", "bfloat16")
+TARGETS = ("code", "edits")
+# The record field each `sft.target` trains the assistant turn on.
+ANSWER_FIELDS = {"code": "code", "edits": "target"}
 
 
 @register("sft")
@@ -83,6 +89,12 @@ class SFTParams(Section):
     save_steps: int = param(20, ge=1, doc="checkpoint and validation-loss interval")
     save_total_limit: int = param(2, ge=1, doc="checkpoints kept besides the best one")
     logging_steps: int = param(5, ge=1)
+    target: str = param(
+        "code",
+        choices=TARGETS,
+        doc="assistant turn: the program (code) or its LintSeq edit sequence (edits, "
+        "the record's `target` field, as data/lintseq holds)",
+    )
 
     def validate(self, prefix: str) -> None:
         if self.quantization == "nf4" and self.compute_dtype == "float32":
@@ -108,11 +120,13 @@ def build_configs(
     *,
     has_validation: bool = True,
     use_cpu: bool | None = None,
+    max_steps: int = -1,
 ):
     """`(LoraConfig, BitsAndBytesConfig | None, SFTConfig)` for one adapter's run.
 
     `use_cpu` defaults to "no CUDA here". The QLoRA configs build anywhere; only
-    training with them needs CUDA.
+    training with them needs CUDA. A positive `max_steps` overrides `sft.epochs`
+    (runs compared at an equal number of optimizer steps).
     """
     import torch
     from peft import LoraConfig
@@ -148,6 +162,7 @@ def build_configs(
         output_dir=str(output_dir),
         model_init_kwargs=model_init,
         num_train_epochs=params.epochs,
+        max_steps=max_steps,
         per_device_train_batch_size=params.batch_size,
         per_device_eval_batch_size=params.eval_batch_size,
         gradient_accumulation_steps=params.grad_accum,
@@ -188,19 +203,36 @@ def build_configs(
 # ---------------------------------------------------------------------------- data
 
 
-def to_conversation(record: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+def answer_of(record: dict[str, Any], target: str = "code") -> str:
+    """The assistant turn of `record` under `sft.target`; one error line when it lacks it."""
+    field = ANSWER_FIELDS[target]
+    answer = record.get(field)
+    if not isinstance(answer, str):
+        what = "no" if answer is None else f"a non-string ({type(answer).__name__})"
+        hint = " (train on the lintseq stage's records, data/lintseq)" if target == "edits" else ""
+        raise CodealignError(
+            f"record '{record.get('id')}' has {what} '{field}' field, "
+            f"which sft.target: {target} trains on{hint}"
+        )
+    return answer
+
+
+def to_conversation(
+    record: dict[str, Any], target: str = "code"
+) -> dict[str, list[dict[str, str]]]:
     """One SFT record as TRL's conversational prompt/completion example."""
     return {
         "prompt": [{"role": "user", "content": record["question"]}],
-        "completion": [{"role": "assistant", "content": record["code"]}],
+        "completion": [{"role": "assistant", "content": answer_of(record, target)}],
     }
 
 
-def records_digest(records: Sequence[dict[str, Any]]) -> str:
-    """A hash of what training sees of the records (id, question, code), order included."""
+def records_digest(records: Sequence[dict[str, Any]], target: str = "code") -> str:
+    """A hash of what training sees of the records (id, question, answer), order included."""
     digest = hashlib.sha256()
     for record in records:
-        digest.update(json.dumps([str(record["id"]), record["question"], record["code"]]).encode())
+        answer = answer_of(record, target)
+        digest.update(json.dumps([str(record["id"]), record["question"], answer]).encode())
     return digest.hexdigest()
 
 
@@ -226,6 +258,7 @@ def build_trainer(
     checkpoint_dir: Path,
     seed: int,
     callbacks: Sequence[Any] = (),
+    max_steps: int = -1,
 ):
     """An `SFTTrainer` for one adapter: base model + fresh LoRA, prompt/completion data."""
     from datasets import Dataset
@@ -234,13 +267,15 @@ def build_trainer(
 
     set_seed(seed)
     lora, quantization, config = build_configs(
-        params, checkpoint_dir, seed, has_validation=bool(validation)
+        params, checkpoint_dir, seed, has_validation=bool(validation), max_steps=max_steps
     )
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     if tokenizer.chat_template is None:
         raise CodealignError(f"{base_dir}: the tokenizer has no chat template")
-    train_set = Dataset.from_list([to_conversation(r) for r in train])
-    eval_set = Dataset.from_list([to_conversation(r) for r in validation]) if validation else None
+    train_set = Dataset.from_list([to_conversation(r, params.target) for r in train])
+    eval_set = None
+    if validation:
+        eval_set = Dataset.from_list([to_conversation(r, params.target) for r in validation])
     return SFTTrainer(
         model=str(base_dir),
         args=config,
@@ -265,11 +300,13 @@ def train_adapter(
     live: Any = None,
     curve_prefix: str = "",
     callbacks: Sequence[Any] = (),
+    max_steps: int = -1,
 ) -> dict[str, Any]:
     """Fine-tune one LoRA adapter on `train`; save the best checkpoint's adapter to `out_dir`.
 
     With a dvclive `live`, the training and validation-loss curves are logged to it as
-    `<curve_prefix>train/...` and `<curve_prefix>eval/eval_loss`.
+    `<curve_prefix>train/...` and `<curve_prefix>eval/eval_loss`. A positive
+    `max_steps` trains that many optimizer steps whatever `params.epochs` says.
     """
     from codealign.checkpoints import last_checkpoint
     from codealign.training import CurveLogger
@@ -287,7 +324,14 @@ def train_adapter(
             EvalCurveLogger(live, keys=("eval_loss",), prefix=f"{curve_prefix}eval"),
         ]
     trainer = build_trainer(
-        base_dir, train, validation, params, checkpoint_dir, seed, [*loggers, *callbacks]
+        base_dir,
+        train,
+        validation,
+        params,
+        checkpoint_dir,
+        seed,
+        [*loggers, *callbacks],
+        max_steps=max_steps,
     )
     if resume:
         log.info("%s: resuming from %s", out_dir.name, resume)
@@ -298,6 +342,7 @@ def train_adapter(
     if state.best_model_checkpoint:
         best_step = int(Path(state.best_model_checkpoint).name.split("-")[-1])
     trainer.model.save_pretrained(out_dir)
+    canonical_adapter_configs(out_dir)
     trainer.processing_class.save_pretrained(out_dir)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     return {
@@ -308,10 +353,19 @@ def train_adapter(
         "selected_by": "eval_loss" if evals else "last_step",
         "eval_loss": float(state.best_metric) if state.best_metric is not None else None,
         "eval_losses": {str(step): float(loss) for step, loss in evals},
-        "train_loss": float(result.training_loss),
+        # The mean of the logged training losses: the log travels with the checkpoints, so a
+        # resumed run reports what an uninterrupted one does (result.training_loss counts
+        # only the steps of this process).
+        "train_loss": _mean([e["loss"] for e in state.log_history if "loss" in e])
+        if any("loss" in e for e in state.log_history)
+        else float(result.training_loss),
         "trainable_parameters": int(trainable),
         "resumed_from": Path(resume).name if resume else None,
     }
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values))
 
 
 def adapter_bytes(adapter_dir: Path) -> int:
@@ -372,11 +426,13 @@ def train_specialists(
     live_root: Path | None = None,
     checkpoint_stage: str = "sft",
     k_requested: int | None = None,
+    max_steps: int = -1,
 ) -> dict[str, Any]:
     """Train one adapter per centroid on the items labelled with it; write the router.
 
     `out_dir` must not exist; it receives `adapter_<i>/`, `centroids.npy` and
-    `router.json`. Returns the metrics of every adapter.
+    `router.json`. Returns the metrics of every adapter. A positive `max_steps` trains
+    each adapter that many optimizer steps instead of `params.epochs` passes.
     """
     from codealign.checkpoints import checkpoint_dir
 
@@ -394,13 +450,19 @@ def train_specialists(
         cluster_val = [
             r for r, c in zip(validation, validation_labels, strict=True) if c == cluster
         ]
+        described = params.to_dict()
+        if params.target == "code":
+            # As before the key existed, so that runs interrupted then still resume.
+            del described["target"]
         description = {
-            "params": params.to_dict(),
+            "params": described,
             "seed": seed,
             "base": base["sha256"],
-            "train": records_digest(cluster_train),
-            "validation": records_digest(cluster_val),
+            "train": records_digest(cluster_train, params.target),
+            "validation": records_digest(cluster_val, params.target),
         }
+        if max_steps > 0:
+            description["max_steps"] = max_steps
         runs.append((cluster_train, cluster_val, checkpoint_dir(checkpoint_stage, description)))
     live = None
     if live_root is not None:
@@ -432,6 +494,7 @@ def train_specialists(
                 seed,
                 live=live,
                 curve_prefix=f"{name}/",
+                max_steps=max_steps,
             )
             write_adapter_meta(out_dir / name, cluster, base_dir, base)
             size = adapter_bytes(out_dir / name)

@@ -162,3 +162,47 @@ def test_qlora_step_on_cuda(base_dir, tmp_path):
         0,
     )
     assert stats["steps"] >= 1 and (tmp_path / "q" / "adapter_model.safetensors").is_file()
+
+
+def edit_records(n_per_family: int) -> list[dict]:
+    """sft_records with their first LintSeq edit sequence as `target`, as data/lintseq has."""
+    from codealign.lintseq import LintseqParams, build_split
+
+    result = build_split(sft_records(n_per_family), LintseqParams(samples=1), 0, progress=False)
+    return result.records
+
+
+def test_target_edits_trains_on_the_rendered_edits_with_loss_on_the_answer_only(base_dir, tmp_path):
+    from dataclasses import replace
+
+    # Sequences of two edits at least, so that the separator is in the answer too.
+    records = [r for r in edit_records(3) if "<|diff|>" in r["target"]]
+    assert records
+    trainer = build_trainer(base_dir, records, [], replace(FAST, target="edits"), tmp_path, seed=0)
+    row = trainer.train_dataset[0]
+    tokenizer = trainer.processing_class
+    answer = tokenizer.decode(
+        [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
+    )
+    assert tokenizer.decode(row["input_ids"]).startswith(f"<|user|>\n{records[0]['question']}")
+    assert answer == records[0]["target"] + "<|eos|>"
+    assert records[0]["code"] not in answer
+
+
+def test_target_edits_on_a_record_without_target_is_one_error_line(base_dir, tmp_path):
+    from dataclasses import replace
+
+    message = (
+        r"^record 'add/0' has no 'target' field, which sft.target: edits trains on "
+        r"\(train on the lintseq stage's records, data/lintseq\)$"
+    )
+    with pytest.raises(CodealignError, match=message):
+        build_trainer(base_dir, sft_records(1), [], replace(FAST, target="edits"), tmp_path, 0)
+
+
+def test_sft_target_names_its_choices():
+    assert SFTParams.from_dict({}, "sft").target == "code"
+    with pytest.raises(
+        CodealignError, match=r"^sft.target must be one of code, edits, got 'diff'$"
+    ):
+        SFTParams.from_dict({"target": "diff"}, "sft")

@@ -1,0 +1,228 @@
+"""Edits against programs: params, decoding failures counted not raised, pass@k, the stage."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from tiny_specialists import ADD, ADD_CODE, make_base_model, sft_records
+
+from codealign.edits_eval import (
+    LintseqEvalParams,
+    decode_answers,
+    reason_kind,
+    score_samples,
+    summarize,
+)
+from codealign.errors import CodealignError
+from codealign.lintseq import LintseqParams, build_split
+from codealign.problems import problem_from_record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_stage():
+    path = ROOT / "stages" / "lintseq_eval.py"
+    spec = importlib.util.spec_from_file_location("stage_lintseq_eval", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def tinyeval_task(i: int) -> dict:
+    """A tinyeval-style task whose solution is tiny_specialists' add_<i>."""
+    code = ADD_CODE.format(i=i)
+    head, body = code.rsplit("    return", 1)
+    return {
+        "task_id": f"tinyeval/{i}",
+        "prompt": head,
+        "canonical_solution": "    return" + body,
+        "test": f"def check(candidate):\n    assert candidate(2) == {2 + i}\n",
+        "entry_point": f"add_{i}",
+        "instruction": ADD.format(i=i),
+    }
+
+
+def edit_records(records: list[dict]) -> list[dict]:
+    return build_split(records, LintseqParams(samples=2), 0, progress=False).records
+
+
+# ---------------------------------------------------------------------------- params
+
+
+def test_n_below_the_largest_k_is_one_error_line_and_writes_nothing(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"seed": 0, "k": 1, "lintseq_eval": {"n": 20}}))
+    metrics = tmp_path / "metrics.json"
+    result = CliRunner().invoke(
+        load_stage(), ["--params", str(params), "--metrics", str(metrics), "--data-dir", "nowhere"]
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: lintseq_eval.n must be >= the largest of lintseq_eval.ks (50), got 20\n"
+    )
+    assert not metrics.exists()
+
+
+def test_bad_ks_name_the_key():
+    assert LintseqEvalParams.from_dict({}, "lintseq_eval").ks == (1, 10, 50)
+    with pytest.raises(CodealignError, match=r"^lintseq_eval.ks\[1\] must be an integer >= 1"):
+        LintseqEvalParams.from_dict({"ks": [1, 0]}, "lintseq_eval")
+    with pytest.raises(CodealignError, match=r"^lintseq_eval.ks must name at least one k$"):
+        LintseqEvalParams.from_dict({"ks": []}, "lintseq_eval")
+    assert LintseqEvalParams.from_dict({"n": 10, "ks": [1, 10]}, "lintseq_eval").n == 10
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+def test_decoding_failures_are_counted_with_their_reason_not_raised():
+    record = next(r for r in edit_records(sft_records(3)) if "<|diff|>" in r["target"])
+    target = record["target"]
+    answers = [
+        target,  # rebuilds the program
+        "",  # an empty sequence
+        "def add_1(x):\n    return x + 1\n",  # a program, not a diff
+        "@@ -3,0 +4 @@\n+    return 1\n",  # does not fit the empty program
+        target[: len(target) * 2 // 3],  # cut off by the token budget
+        "@@ -0,0 +1 @@\n+x = 1\n<|diff|>\n@@ -1 +1 @@\n-y = 2\n+y = 3\n",  # context mismatch
+    ]
+    samples = decode_answers(["t"], [answers], "edits", "<|diff|>")
+    assert [s["decode"] for s in samples] == ["ok"] + ["edit_failed"] * 5
+    assert samples[0]["completion"] == record["code"] and samples[0]["edits"] > 1
+    assert all(s["completion"] is None and s["reason"] for s in samples[1:])
+    assert samples[1]["reason"] == "no edit in the output"
+    assert "context mismatch" in samples[5]["reason"]
+    code = decode_answers(["t"], [["```python\nx = 1\n```\nThat is all.", ""]], "code", "<|diff|>")
+    assert [s["completion"] for s in code] == ["x = 1\n", "\n"]
+    assert {s["decode"] for s in code} == {"ok"}
+
+
+class FakeSandbox:
+    """Passes a program that returns x + 1; records what it was asked to judge."""
+
+    def __init__(self):
+        self.calls = []
+
+    def score(self, problems, samples, *, full_program, progress):
+        assert full_program
+        self.calls.append([s["completion_id"] for s in samples])
+        return [
+            {
+                "task_id": s["task_id"],
+                "completion_id": s["completion_id"],
+                "passed": "return x + 1" in s["completion"],
+                "status": "passed" if "return x + 1" in s["completion"] else "failed",
+                "tests_passed": 0,
+                "tests_total": 1,
+                "detail": "",
+            }
+            for s in samples
+        ]
+
+
+def test_only_decoded_programs_reach_the_sandbox_and_verdicts_keep_sample_order():
+    task = tinyeval_task(1)
+    problems = {task["task_id"]: problem_from_record(task, "tinyeval:1")}
+    good = "@@ -0,0 +1,2 @@\n+def add_1(x):\n+    return x + 1\n"
+    answers = ["garbage", good, "", good.replace("+ 1", "+ 2")]
+    samples = decode_answers([task["task_id"]], [answers], "edits", "<|diff|>")
+    sandbox = FakeSandbox()
+    verdicts = score_samples(sandbox, problems, samples)
+    assert sandbox.calls == [[1, 3]]
+    assert [v["completion_id"] for v in verdicts] == [0, 1, 2, 3]
+    assert [v["status"] for v in verdicts] == ["edit_failed", "passed", "edit_failed", "failed"]
+    assert verdicts[0]["tests_total"] == 1 and verdicts[0]["detail"]
+
+    nothing = FakeSandbox()
+    failed = decode_answers([task["task_id"]], [["", "x"]], "edits", "<|diff|>")
+    assert [v["status"] for v in score_samples(nothing, problems, failed)] == ["edit_failed"] * 2
+    assert nothing.calls == []  # the sandbox refuses an empty batch
+
+
+def test_summary_orders_pass_at_k_and_counts_edit_failed_by_kind():
+    samples, verdicts = [], []
+    for task in range(4):
+        for j in range(50):
+            failed = j % 5 == 0
+            passed = not failed and (task == 0 or (task == 1 and j == 7))
+            reason = f"edit {j % 3 + 1}: hunk ends early: {j} lines missing" if failed else ""
+            decode = "edit_failed" if failed else "ok"
+            samples.append(
+                {"task_id": f"t{task}", "completion_id": j, "decode": decode,
+                 "reason": reason, "edits": None if failed else 2}
+            )  # fmt: skip
+            verdicts.append(
+                {"task_id": f"t{task}", "completion_id": j, "passed": passed,
+                 "status": "edit_failed" if failed else ("passed" if passed else "failed")}
+            )  # fmt: skip
+    metrics, curve = summarize(samples, verdicts, (1, 10, 50), 50)
+    assert sorted(curve) == list(range(1, 51))
+    assert 0 < metrics["pass@1"] < metrics["pass@10"] < metrics["pass@50"] == 0.5
+    assert metrics["edit_failed"] == 40 and metrics["edit_failed_share"] == 40 / 200
+    assert metrics["edit_failed_reasons"] == {"edit N: hunk ends early: N lines missing": 40}
+    assert metrics["statuses"]["edit_failed"] == 40 and metrics["mean_edits_decoded"] == 2
+    assert reason_kind("hunk 2: expected 'a 1', found \"b\"") == "hunk N: expected '…', found '…'"
+
+
+# ---------------------------------------------------------------------------- the stage
+
+
+@pytest.mark.slow
+def test_the_stage_trains_both_for_equal_steps_and_reports_pass_at_k(tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEALIGN_CACHE", str(tmp_path / "cache"))
+    base = make_base_model(tmp_path / "base")
+    data = tmp_path / "lintseq"
+    data.mkdir()
+    splits = {"train": sft_records(6), "validation": sft_records(1, start=6)}
+    for split, records in splits.items():
+        lines = [json.dumps(r) + "\n" for r in edit_records(records)]
+        (data / f"{split}.jsonl").write_text("".join(lines))
+    seed_dir = tmp_path / "seed"
+    seed_dir.mkdir()
+    tasks = [tinyeval_task(i) for i in (1, 2, 3, 4)]
+    (seed_dir / "tinyeval.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    params = {
+        "seed": 0,
+        "k": 1,
+        "sft": {"batch_size": 4, "epochs": 1.0, "save_steps": 2, "lora_r": 4,
+                "learning_rate": 5e-3, "logging_steps": 1},
+        "lintseq_eval": {"limit": 3, "n": 50, "max_new_tokens": 16, "workers": 1},
+    }  # fmt: skip
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "outs"
+    result = CliRunner().invoke(
+        load_stage(),
+        [
+            *("--params", str(tmp_path / "params.yaml")),
+            *("--data-dir", str(data), "--seed-dir", str(seed_dir), "--base", str(base)),
+            *("--models-out", str(out / "models"), "--out", str(out / "data")),
+            *("--metrics", str(out / "metrics.json"), "--plots", str(out / "plots")),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["tasks"] == 3 and metrics["samples_per_task"] == 50
+    assert metrics["train_items"] == 12 and metrics["validation_items"] == 2
+    assert metrics["steps"] == metrics["code"]["train"]["steps"] == 3
+    assert metrics["edits"]["train"]["steps"] == 3
+    answer_tokens = {t: metrics[t]["train"]["mean_answer_tokens"] for t in ("code", "edits")}
+    assert answer_tokens["edits"] > answer_tokens["code"]
+    for target in ("code", "edits"):
+        m = metrics[target]
+        assert m["pass@1"] <= m["pass@10"] <= m["pass@50"]
+        assert m["samples"] == 150 and sum(m["statuses"].values()) == 150
+        assert m["statuses"].get("edit_failed", 0) == m["edit_failed"]
+        assert (out / "models" / target / "router.json").is_file()
+        verdicts = (out / "data" / target / "verdicts.jsonl").read_text().splitlines()
+        assert len(verdicts) == 150
+    assert metrics["code"]["edit_failed"] == 0
+    # 16 tokens cut the tiny model's edit sequences short: failures, counted by reason.
+    assert metrics["edits"]["edit_failed"] > 0
+    assert sum(metrics["edits"]["edit_failed_reasons"].values()) == metrics["edits"]["edit_failed"]
+    curves = json.loads((out / "data" / "pass_at_k.json").read_text())
+    assert sorted(curves) == ["code", "edits"] and len(curves["code"]) == 50
+    assert (out / "plots" / "pass_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "plots" / "edits" / "plots" / "metrics" / "adapter_0" / "train").is_dir()
