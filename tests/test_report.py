@@ -1,0 +1,357 @@
+"""The report stage: every section, valid figures, "Not run" for missing inputs, stable bytes."""
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from codealign.errors import CodealignError
+from codealign.params import parse_params
+from codealign.report import ReportParams, seed_band, stage_times
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+SECTIONS = (
+    "## Dataset",
+    "### Synthesis",
+    "## Deduplication",
+    "## Clusters",
+    "## Models",
+    "## Curriculum DPO",
+    "### Curriculum against shuffled",
+    "### Per-sample loss against pair distance",
+    "## Training curves",
+    "## Wall time per stage",
+)
+
+
+def stage():
+    spec = importlib.util.spec_from_file_location("stage_report", ROOT / "stages" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def dump(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2))
+
+
+def tsv(path: Path, name: str, rows: list[tuple[int, float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"step\t{name}\n" + "".join(f"{s}\t{v}\n" for s, v in rows))
+
+
+def png(path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.imsave(path, [[0.0, 1.0], [1.0, 0.0]])
+
+
+def curve(values: list[float], steps=(0, 3, 6)) -> list[dict]:
+    return [{"step": s, "pass@1": v} for s, v in zip(steps, values, strict=True)]
+
+
+def write_metrics(m: Path) -> None:
+    """Small metrics files shaped like those a smoke run of the pipeline leaves in metrics/."""
+    row = {
+        "code_spread": 2.3,
+        "cyclomatic_complexity": 1.6,
+        "data_points": 149,
+        "halstead_difficulty": 0.6,
+        "halstead_length": 3.6,
+        "halstead_vocabulary": 3.4,
+        "parse_failures": 0,
+        "question_mtld": 24.7,
+        "question_spread": 2.7,
+    }
+    dump(m / "dataset_metrics.json", {"curated": row, "mbpp": {**row, "data_points": 974}})
+    strategy = {
+        "acceptance_rate": 0.6875,
+        "accepted": 11,
+        "rejected": 5,
+        "rejected_by_reason": {"refusal": 5},
+        "requests": 16,
+        "size": 11,
+    }
+    dump(m / "synth.json", {"backend": {"name": "tinyworld"}, "s5": strategy, "total": {}})
+    dump(
+        m / "dedup.json",
+        {
+            "before": {"s1_star": 16, "s5": 11, "seed_s1": 40},
+            "after": {"s1_star": 16, "s5": 10, "seed_s1": 39},
+            "records_before": 67,
+            "records_after": 65,
+            "removed": {"contaminated_ngram": 1, "duplicate_id": 0, "near_duplicate": 1},
+            "train": 60,
+            "validation": 5,
+        },
+    )
+    dump(
+        m / "cluster.json",
+        {
+            "dissolved": [],
+            "inertia": 80.1,
+            "k": 2,
+            "k_requested": 2,
+            "silhouette": 0.1,
+            "sizes": [24, 36],
+            "train_items": 60,
+            "validation_items": 5,
+            "validation_sizes": [2, 3],
+        },
+    )
+    png(m / "cluster" / "projection.png")
+    adapter = {"cluster": 0, "steps": 4, "eval_loss": 5.3, "train_items": 24}
+    dump(m / "sft.json", {"adapters": [adapter, {**adapter, "cluster": 1}], "k": 2})
+    model = {
+        "pass@1": 0.25,
+        "pass@1_t0.8": 0.2,
+        "pass@10_t0.8": 0.6,
+        "solved_always": 0.1,
+        "solved_never": 0.4,
+        "solved_sometimes": 0.5,
+    }
+    routed = {
+        **model,
+        "k": 2,
+        "pass@1": 0.375,
+        "pass@1_by_cluster": {"0": 0.5, "1": None},
+        "tasks_by_cluster": [8, 0],
+    }
+    dump(
+        m / "evaluate.json",
+        {
+            "tinyeval": {
+                "models": {"base": model, "routed": routed},
+                "samples_per_task": 10,
+                "tasks": 8,
+            }
+        },
+    )
+    stages = [
+        {"bucket": 1, "high": None, "low": 0.4, "pairs": 6, "pairs_before_pruning": 7, "stage": 1},
+        {"bucket": 0, "high": 0.4, "low": None, "pairs": 0, "pairs_before_pruning": 0, "stage": 2},
+    ]
+    dump(
+        m / "curriculum.json",
+        {
+            "order": "descending",
+            "pairs_in": 7,
+            "pairs_kept": 6,
+            "pruned": {"identical_after_strip": 1},
+            "stages": stages,
+            "tasks": 40,
+            "ties": 33,
+        },
+    )
+    png(m / "curriculum" / "distance_hist.png")
+    trained = {"bucket": 1, "pairs": 6, "skipped": False, "stage": 1, "steps": 3, "end_step": 3}
+    trained |= {"eval": {"pass@1": 0.3}, "eval_init": {"pass@1": 0.25}}
+    skipped = {"bucket": 0, "pairs": 0, "skipped": True, "stage": 2, "steps": 0, "end_step": 3}
+    dump(m / "dpo" / "stage_1.json", trained)
+    dump(m / "dpo" / "stage_2.json", {**skipped, "reason": "no pairs"})
+    evals = [{"step": 3, "pass@1": 0.28}, {"step": 6, "pass@1": 0.27}]
+    dump(m / "dpo" / "shuffled.json", {"pairs": 6, "skipped": False, "steps": 6, "evals": evals})
+    png(m / "dpo" / "loss_vs_distance.png")
+    dump(
+        m / "dpo_compare.json",
+        {
+            "curriculum": curve([0.25, 0.3, 0.3]),
+            "shuffled": curve([0.25, 0.28, 0.27]),
+            "final_curriculum_pass@1": 0.3,
+            "final_shuffled_pass@1": 0.27,
+            "final_difference": 0.03,
+            "mean_difference_at_boundaries": 0.025,
+            "steps": 6,
+        },
+    )
+    dump(
+        m / "dpo_seeds.json",
+        [
+            {
+                "seed": s,
+                "curriculum": curve([0.25, 0.3 + d, 0.3 + d]),
+                "shuffled": curve([0.25, 0.28, 0.27 - d]),
+            }
+            for s, d in enumerate((0.0, 0.02, -0.01))
+        ],
+    )
+    tsv(m / "base_model/plots/metrics/train/loss.tsv", "loss", [(1, 6.0), (2, 5.5), (3, 5.2)])
+    for adapter_dir in ("adapter_0", "adapter_1"):
+        run = m / "sft/plots/metrics" / adapter_dir
+        tsv(run / "train/loss.tsv", "loss", [(2, 5.35), (4, 5.33)])
+        tsv(run / "eval/eval_loss.tsv", "eval_loss", [(4, 5.3)])
+    times = {"seed": 1.5, "base_model": 40.25, "report": 3.0}
+    dump(
+        m / "stage_times.json",
+        {"profile": "smoke", "stages": times, "order": list(times), "total_s": 44.75, "cores": 2},
+    )
+
+
+def make_params(tmp_path: Path, **report) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"seed": 0, "k": 2, "report": {"resamples": 500, **report}}))
+    return path
+
+
+def run_report(tmp_path: Path, params: Path | None = None, metrics: Path | None = None):
+    metrics = metrics or tmp_path / "metrics"
+    args = ["--params", str(params or make_params(tmp_path)), "--metrics-dir", str(metrics)]
+    args += ["--out", str(metrics / "report.md"), "--figures", str(metrics / "report")]
+    return CliRunner().invoke(stage(), args, catch_exceptions=False)
+
+
+def image_links(md: Path) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md.read_text())
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("report")
+    write_metrics(tmp_path / "metrics")
+    result = run_report(tmp_path)
+    assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def test_report_has_every_section_and_every_figure_is_a_png(full_report):
+    md = full_report / "metrics" / "report.md"
+    text = md.read_text()
+    for heading in SECTIONS:
+        assert f"\n{heading}\n" in text, heading
+    assert "Not run" not in text and "Not measured" not in text
+    links = image_links(md)
+    names = {
+        "dedup_funnel.png",
+        "cluster_projection.png",
+        "models.png",
+        "curriculum_distance_hist.png",
+        "dpo_pass_at_1.png",
+        "dpo_loss_vs_distance.png",
+        "curves_base_model.png",
+        "curves_sft.png",
+    }
+    assert {Path(link).name for link in links} == names
+    assert sorted(p.name for p in (full_report / "metrics" / "report").iterdir()) == sorted(names)
+    for link in links:
+        assert link.startswith("report/"), link  # relative to the markdown file
+        assert (md.parent / link).read_bytes().startswith(PNG), link
+
+
+def test_report_tables_show_what_users_compare(full_report):
+    text = (full_report / "metrics" / "report.md").read_text()
+    assert "| routed | 2 | 0.3750 | 0.2000 | 0.6000 |" in text  # pass@1, pass@1 and pass@10 at T
+    assert "| routed | 1 | 0 | – |" in text  # a cluster no task was routed to
+    assert "| **total** | 67 | 65 | 2 |" in text
+    assert "| 0 | 24 | 40.0% | 2 | 4 | 5.3000 |" in text
+    assert "Over 3 seeds" in text and "95% percentile-bootstrap" in text
+    assert "| stage_2 | 0 | 0 | 0 | – | no pairs |" in text
+    assert "2 runs (adapter_0, adapter_1)" in text
+    assert "| base_model | 40.2 | 89.9% |" in text and "Profile `smoke` on 2 cores" in text
+    assert str(full_report) not in text  # no absolute paths: the same bytes wherever it runs
+
+
+def test_rerun_is_byte_identical(full_report):
+    metrics = full_report / "metrics"
+    before = {p.name: p.read_bytes() for p in [metrics / "report.md", *metrics.glob("report/*")]}
+    assert run_report(full_report).exit_code == 0
+    after = {p.name: p.read_bytes() for p in [metrics / "report.md", *metrics.glob("report/*")]}
+    assert after == before
+
+
+def test_missing_inputs_give_not_run_sections(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    result = run_report(tmp_path)
+    assert result.exit_code == 0, result.output
+    md = tmp_path / "metrics" / "report.md"
+    text = md.read_text()
+    for heading in SECTIONS:
+        assert heading in text
+    for stage_name in ("dataset_metrics", "synth", "dedup", "cluster", "evaluate", "curriculum"):
+        assert f"is written by `dvc repro {stage_name}`" in text, stage_name
+    assert "`dvc repro dpo_compare`" in text and "`dvc repro base_model`" in text
+    assert "bench_stage_times.py --profile default --out metrics/stage_times.json" in text
+    assert image_links(md) == [] and list((tmp_path / "metrics" / "report").iterdir()) == []
+
+
+def test_partial_run_renders_what_is_there(tmp_path):
+    full = tmp_path / "full"
+    write_metrics(full)
+    part = tmp_path / "metrics"
+    part.mkdir()
+    (part / "dedup.json").write_bytes((full / "dedup.json").read_bytes())
+    assert run_report(tmp_path).exit_code == 0
+    text = (part / "report.md").read_text()
+    assert "![dedup funnel](report/dedup_funnel.png)" in text
+    assert "`metrics/cluster.json` is missing" in text
+
+
+def test_stage_times_can_be_left_out(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    assert run_report(tmp_path, make_params(tmp_path, stage_times=False)).exit_code == 0
+    assert "Wall time" not in (tmp_path / "metrics" / "report.md").read_text()
+
+
+def test_malformed_json_is_one_error_naming_the_file_and_no_report(tmp_path):
+    metrics = tmp_path / "metrics"
+    write_metrics(metrics)
+    (metrics / "evaluate.json").write_text('{"tinyeval": {"models": ')
+    result = CliRunner().invoke(
+        stage(),
+        ["--params", str(make_params(tmp_path)), "--metrics-dir", str(metrics)]
+        + ["--out", str(metrics / "report.md"), "--figures", str(metrics / "report")],
+    )
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error: {metrics / 'evaluate.json'}:1: invalid JSON")
+    assert not (metrics / "report.md").exists() and not (metrics / "report").exists()
+
+
+def test_wrong_shape_names_the_key(tmp_path):
+    metrics = tmp_path / "metrics"
+    write_metrics(metrics)
+    data = json.loads((metrics / "evaluate.json").read_text())
+    data["tinyeval"]["models"]["base"]["pass@1"] = "high"
+    dump(metrics / "evaluate.json", data)
+    result = CliRunner().invoke(
+        stage(),
+        ["--params", str(make_params(tmp_path)), "--metrics-dir", str(metrics)]
+        + ["--out", str(metrics / "report.md"), "--figures", str(metrics / "report")],
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {metrics / 'evaluate.json'}: 'tinyeval.models.base.pass@1' "
+        "must be a number, got str"
+    )
+
+
+def test_seed_band_and_stage_times_reader(tmp_path):
+    seeds = [
+        {"curriculum": ([0, 5], [0.2, v]), "shuffled": ([0, 5], [0.2, 0.3])}
+        for v in (0.3, 0.4, 0.5)
+    ]
+    band = seed_band(seeds, ReportParams(resamples=500))
+    final = band["difference"][-1]
+    assert final["mean"] == pytest.approx(0.1) and final["low"] <= 0.1 <= final["high"]
+    assert final["n"] == 3 and band["curriculum"][0]["low"] == band["curriculum"][0]["high"]
+    assert stage_times(tmp_path) is None
+    dump(tmp_path / "stage_times.json", {"stages": {"b": 2, "a": 1}, "total_s": 3})
+    assert list(stage_times(tmp_path)["stages"]) == ["b", "a"]
+    dump(tmp_path / "stage_times.json", {"stages": {"a": "slow"}, "total_s": 3})
+    with pytest.raises(CodealignError, match=r"'stages\.a' must be a number, got str"):
+        stage_times(tmp_path)
+
+
+def test_params_section_validates_its_keys():
+    assert parse_params({"seed": 0, "k": 2})["report"] == ReportParams()
+    with pytest.raises(CodealignError, match=r"^report\.dpi must be an integer in \[50, 600\]"):
+        parse_params({"seed": 0, "k": 2, "report": {"dpi": 10}})
