@@ -1,0 +1,443 @@
+"""The K sweep: collect DVC experiments, aggregate pass@k over seeds per K, and plot it.
+
+A sweep is a grid of `dvc exp run --queue -S k=K -S seed=S`. This module reads what
+`dvc exp show --json` reports (DVC 3.x: a list of baseline rows, the workspace first,
+each with its `experiments` as `{"revs": [...], "executor": ...}`), takes params `k` and
+`seed` from params.yaml and the routed model's scores from metrics/evaluate.json, and
+aggregates them per K.
+
+What it assumes, and what it drops (each drop is counted and reported):
+
+- A queued, running or failed experiment is skipped: DVC shows a failed one with the
+  *baseline's* metrics, which would put another K's scores at this K.
+- Rows with the same (k, seed) are one run measured more than once; the newest wins.
+  The workspace has no timestamp and counts as older than every commit and
+  experiment, because it holds whatever was last run there.
+- K = 1 for a seed with no `k: 1` run comes from the `k1` model (the single-adapter
+  baseline every evaluate run scores), taken from that seed's newest run.
+- K on the x axis is the requested `k`; the routed model's own `k` (clusters left after
+  small ones are dissolved) is reported beside it as `effective_k`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import statistics
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from codealign.errors import CodealignError
+from codealign.io import atomic_path, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics/evaluate.json"
+PARAMS_FILE = "params.yaml"
+PASS1 = "pass@1"
+_PASSK_KEY = re.compile(r"^pass@(\d+)_t")
+_UNFINISHED = {"queued", "running", "failed"}
+
+
+@dataclass(frozen=True)
+class ExperimentRow:
+    """One row of `dvc exp show`: the workspace, a baseline commit, or an experiment."""
+
+    rev: str
+    name: str | None
+    timestamp: str | None  # ISO 8601; None for the workspace
+    order: int  # position in the listing; DVC lists experiments newest first
+    params: dict[str, Any]
+    metrics: dict[str, Any] | None  # metrics/evaluate.json, or None when absent
+
+    @property
+    def label(self) -> str:
+        short = self.rev if self.rev == "workspace" else self.rev[:7]
+        return f"{short} [{self.name}]" if self.name else short
+
+    @property
+    def recency(self) -> tuple[str, int]:
+        return (self.timestamp or "", -self.order)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (k, seed) point of the sweep."""
+
+    k: int
+    seed: int
+    model: str  # "routed", or "k1" when K = 1 comes from the baseline model
+    effective_k: int | None
+    scores: dict[str, float]
+    row: ExperimentRow
+
+
+def dvc_exp_show(repo: str | Path, all_commits: bool = False) -> list[Any]:
+    """Run `dvc exp show --json` in `repo` and return its parsed output."""
+    # The dvc of this interpreter's environment: the one the project pins, even when
+    # the venv is not activated and `dvc` is not on PATH.
+    cmd = [sys.executable, "-m", "dvc", "exp", "show", "--json"]
+    if all_commits:
+        cmd.append("--all-commits")
+    try:
+        proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise CodealignError(f"{repo}: cannot run dvc: {exc.strerror or exc}") from None
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        reason = lines[-1].strip() if lines else f"exit status {proc.returncode}"
+        raise CodealignError(f"{repo}: `dvc exp show --json` failed: {reason}")
+    try:
+        shown = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise CodealignError(f"{repo}: `dvc exp show --json` printed invalid JSON: {exc}") from None
+    return _check_shape(shown, f"`dvc exp show --json` in {repo}")
+
+
+def load_exp_show(path: str | Path) -> list[Any]:
+    """Read a saved `dvc exp show --json > FILE` dump."""
+    return _check_shape(read_json(path), str(path))
+
+
+def _check_shape(shown: Any, where: str) -> list[Any]:
+    if not isinstance(shown, list) or not all(isinstance(row, dict) for row in shown):
+        kind = type(shown).__name__
+        raise CodealignError(
+            f"{where}: expected the list of rows `dvc exp show --json` prints, got {kind}"
+        )
+    return shown
+
+
+def experiment_rows(shown: list[Any], skipped: Counter) -> list[ExperimentRow]:
+    """The finished rows of a `dvc exp show --json` listing; `skipped` counts the others."""
+    rows = []
+    for order, (entry, state) in enumerate(_walk(shown)):
+        if state in _UNFINISHED:
+            skipped[state] += 1
+            continue
+        data = entry.get("data") or {}
+        if entry.get("error") or not data:
+            skipped["with an error"] += 1
+            continue
+        params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
+        metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data")
+        rows.append(
+            ExperimentRow(
+                rev=str(entry.get("rev", "?")),
+                name=entry.get("name"),
+                timestamp=data.get("timestamp"),
+                order=order,
+                params=params,
+                metrics=metrics if isinstance(metrics, dict) else None,
+            )
+        )
+    return rows
+
+
+def _walk(entries: Sequence[Any], state: str | None = None) -> Iterator[tuple[dict, str | None]]:
+    """Yield (rev entry, executor state) for baselines and, depth first, their experiments."""
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        yield entry, state
+        for experiment in entry.get("experiments") or []:
+            executor = experiment.get("executor") or {}
+            yield from _walk(experiment.get("revs") or [], executor.get("state"))
+
+
+def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) -> list[Run]:
+    """One Run per (k, seed): the newest routed score, and K = 1 from `k1` where missing."""
+    with_metrics = [row for row in rows if row.metrics is not None]
+    skipped[f"no {METRICS_FILE}"] += len(rows) - len(with_metrics)
+    if not with_metrics:
+        return []
+    with_benchmark = [row for row in with_metrics if isinstance(row.metrics.get(benchmark), dict)]
+    if not with_benchmark:
+        present = sorted({name for row in with_metrics for name in row.metrics})
+        raise CodealignError(
+            f"benchmark '{benchmark}' is not in {METRICS_FILE} of any experiment "
+            f"(present: {', '.join(present) or 'none'})"
+        )
+    skipped[f"no {benchmark} in {METRICS_FILE}"] += len(with_metrics) - len(with_benchmark)
+
+    candidates: list[Run] = []
+    for row in with_benchmark:
+        k, seed = row.params.get("k"), row.params.get("seed")
+        if not _is_int(k) or not _is_int(seed):
+            skipped[f"no integer k and seed in {PARAMS_FILE}"] += 1
+            continue
+        models = row.metrics[benchmark].get("models") or {}
+        for model in ("routed", "k1"):
+            scores = models.get(model)
+            if not isinstance(scores, dict) or not _is_number(scores.get(PASS1)):
+                if model == "routed":
+                    skipped[f"no {benchmark}.models.routed.{PASS1}"] += 1
+                continue
+            candidates.append(
+                Run(
+                    k=k if model == "routed" else 1,
+                    seed=seed,
+                    model=model,
+                    effective_k=scores["k"] if _is_int(scores.get("k")) else None,
+                    scores={key: float(v) for key, v in scores.items() if _is_score(key, v)},
+                    row=row,
+                )
+            )
+
+    newest: dict[tuple[int, int], Run] = {}
+    routed = [run for run in candidates if run.model == "routed"]
+    for run in sorted(routed, key=lambda run: run.row.recency, reverse=True):
+        if (run.k, run.seed) in newest:
+            skipped["older repeats of a (k, seed)"] += 1
+        else:
+            newest[(run.k, run.seed)] = run
+    baselines = [run for run in candidates if run.model == "k1"]
+    for run in sorted(baselines, key=lambda run: run.row.recency, reverse=True):
+        newest.setdefault((1, run.seed), run)
+
+    runs = sorted(newest.values(), key=lambda run: (run.k, run.seed))
+    for run in runs:
+        if run.model == "routed" and run.effective_k not in (None, run.k):
+            log.warning(
+                "%s: k=%d but the routed model has %d clusters (small ones dissolved)",
+                run.row.label,
+                run.k,
+                run.effective_k,
+            )
+    return runs
+
+
+def passk_metric(runs: Sequence[Run]) -> str | None:
+    """The pass@N_t<T> key with the highest N > 1 that every run reports, if any."""
+    common = set.intersection(*(set(run.scores) for run in runs)) if runs else set()
+    ranked = [
+        (int(match.group(1)), key)
+        for key in common
+        if (match := _PASSK_KEY.match(key)) and int(match.group(1)) > 1
+    ]
+    return max(ranked)[1] if ranked else None
+
+
+def aggregate(runs: Sequence[Run], benchmark: str) -> dict[str, Any]:
+    """Per K: seeds, and mean/min/max/std (sample; null for one seed) of each metric."""
+    passk = passk_metric(runs)
+    metrics = [PASS1] + ([passk] if passk else [])
+    by_k = []
+    for k in sorted({run.k for run in runs}):
+        at_k = [run for run in runs if run.k == k]
+        point: dict[str, Any] = {
+            "k": k,
+            "seeds": [run.seed for run in at_k],
+            "models": sorted({run.model for run in at_k}),
+            "effective_k": sorted({run.effective_k for run in at_k if run.effective_k}),
+        }
+        for metric in metrics:
+            point[metric] = _stats([run.scores[metric] for run in at_k])
+        by_k.append(point)
+    return {
+        "benchmark": benchmark,
+        "metrics": metrics,
+        "by_k": by_k,
+        "runs": [
+            {
+                "k": run.k,
+                "seed": run.seed,
+                "model": run.model,
+                "rev": run.row.rev,
+                "name": run.row.name,
+                **{metric: run.scores[metric] for metric in metrics},
+            }
+            for run in runs
+        ],
+    }
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(values),
+        "mean": round(statistics.fmean(values), 6),
+        "min": min(values),
+        "max": max(values),
+        "std": round(statistics.stdev(values), 6) if len(values) > 1 else None,
+        "values": values,
+    }
+
+
+def render_plot(summary: dict[str, Any]) -> bytes:
+    """PNG of each metric against K: mean line, min-max band over seeds, one dot per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
+
+    metrics, by_k = summary["metrics"], summary["by_k"]
+    ks = [point["k"] for point in by_k]
+    seeds = sorted({run["seed"] for run in summary["runs"]})
+    colors = plt.get_cmap("tab10")
+    k1_note = "; at K = 1 the single-adapter k1 model"
+    top = max([run[m] for run in summary["runs"] for m in metrics] + [0.0])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        mean = [point[metric]["mean"] for point in by_k]
+        low = [point[metric]["min"] for point in by_k]
+        high = [point[metric]["max"] for point in by_k]
+        ax.fill_between(ks, low, high, color="#4c72b0", alpha=0.2, label="min-max over seeds")
+        ax.plot(ks, mean, marker="o", color="#222222", label="mean")
+        for i, seed in enumerate(seeds):
+            # Nudge each seed sideways (a few percent on the log axis) so equal scores show.
+            nudge = 1 + 0.025 * (i - (len(seeds) - 1) / 2)
+            points = [(run["k"], run[metric]) for run in summary["runs"] if run["seed"] == seed]
+            xs, ys = zip(*points, strict=True)
+            ax.scatter(
+                [x * nudge for x in xs],
+                ys,
+                s=16,
+                color=colors(i % 10),
+                zorder=3,
+                label=f"seed {seed}",
+            )
+        # K = 1, 5, 10, 20 are evenly spaced on a log axis; label only the Ks swept.
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set_ylim(0, max(0.05, top * 1.15))
+        ax.set_xlabel("K (specialists)" + (k1_note if "k1" in by_k[0]["models"] else ""))
+        ax.set_ylabel(metric)
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    n_seeds = len(seeds)
+    fig.suptitle(f"{summary['benchmark']}: routed model against K ({n_seeds} seeds)")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_score(key: str, value: Any) -> bool:
+    return key.startswith("pass@") and _is_number(value)
+
+
+def _format_point(point: dict[str, Any], metric: str) -> str:
+    stats = point[metric]
+    return f"{stats['mean']:.3f} [{stats['min']:.3f}, {stats['max']:.3f}]"
+
+
+@click.command("ksweep")
+@click.option(
+    "--repo",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The DVC repository whose experiments to read.",
+)
+@click.option("--benchmark", default="tinyeval", show_default=True, help="Key in evaluate.json.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("metrics/ksweep.json"),
+    show_default=True,
+    help="Aggregate per K (JSON).",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("metrics/ksweep.png"),
+    show_default=True,
+    help="pass@1 and pass@10 against K (PNG).",
+)
+@click.option(
+    "--from-json",
+    "from_json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Read a saved `dvc exp show --json` dump instead of running dvc.",
+)
+@click.option(
+    "--all-commits",
+    is_flag=True,
+    help="Also read experiments based on older commits (dvc exp show --all-commits).",
+)
+def ksweep_command(
+    repo: Path,
+    benchmark: str,
+    out: Path,
+    plot: Path,
+    from_json: Path | None,
+    all_commits: bool,
+) -> None:
+    """Aggregate a K sweep run as DVC experiments; plot pass@1 and pass@10 against K.
+
+    Queue the sweep, run it, then summarise it:
+
+    \b
+        for seed in 0 1 2; do for k in 1 5 10; do
+          dvc exp run --queue -S k=$k -S seed=$seed; done; done
+        dvc queue start -j 1      # then wait for `dvc queue status`
+        codealign ksweep
+
+    Reads params k and seed and metrics/evaluate.json of every finished experiment
+    (queued, running and failed ones are skipped; of repeated (k, seed) runs the newest
+    counts), prints mean [min, max] over seeds per K, and writes --out and --plot.
+    """
+    # Not cls=codealign.cli.Command: cli.py imports this module to register the command,
+    # so importing cli here would be circular. Same contract: one line, exit status 2.
+    try:
+        _ksweep(repo, benchmark, out, plot, from_json, all_commits)
+    except CodealignError as exc:
+        click.echo(f"error: {exc}", err=True)
+        click.get_current_context().exit(2)
+
+
+def _ksweep(
+    repo: Path, benchmark: str, out: Path, plot: Path, from_json: Path | None, all_commits: bool
+) -> None:
+    if from_json is not None:
+        shown, source = load_exp_show(from_json), str(from_json)
+    else:
+        shown, source = dvc_exp_show(repo, all_commits=all_commits), f"dvc exp show in {repo}"
+    skipped: Counter = Counter()
+    rows = experiment_rows(shown, skipped)
+    runs = sweep_runs(rows, benchmark, skipped)
+    if not runs:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()) if n)
+        raise CodealignError(
+            f"{source}: no finished experiments with {METRICS_FILE} found"
+            + (f" (skipped: {reasons})" if reasons else "")
+        )
+    summary = aggregate(runs, benchmark)
+    png = render_plot(summary)
+    write_json(out, summary)
+    with atomic_path(plot) as tmp:
+        tmp.write_bytes(png)
+
+    metrics = summary["metrics"]
+    click.echo("\t".join(["K", "seeds", *metrics]))
+    for point in summary["by_k"]:
+        k = f"{point['k']}" + ("" if point["models"] == ["routed"] else " (k1)")
+        cells = [_format_point(point, metric) for metric in metrics]
+        click.echo("\t".join([k, str(len(point["seeds"])), *cells]))
+    reasons = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()) if n)
+    click.echo(
+        f"{len(runs)} runs from {source}" + (f"; skipped {reasons}" if reasons else ""), err=True
+    )
+    click.echo(f"wrote {out} and {plot}", err=True)

@@ -1,0 +1,297 @@
+"""`codealign ksweep`: a K sweep read from `dvc exp show --json`, aggregated and plotted.
+
+tests/fixtures/exp_show.json is real DVC 3.67 output from a throwaway repo whose one
+stage writes an evaluate.json-shaped file from a table on (k, seed): k in {1, 5, 10}
+x seed in {0, 1, 2}, plus a stale (5, 0) run with offset 0.5 that a later run
+supersedes, a failed k=7 run (DVC shows it with the baseline's metrics), one
+experiment re-shaped as queued, and the workspace and baseline commit, which repeat
+(10, 2) and (5, 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from codealign.experiments import ksweep_command
+
+FIXTURE = Path(__file__).parent / "fixtures" / "exp_show.json"
+
+# The fixture's routed scores, (k, seed) -> (pass@1, pass@10_t0.8); k1 is 0.01 above K = 1.
+PASS1 = {1: [0.10, 0.20, 0.30], 5: [0.30, 0.40, 0.20], 10: [0.25, 0.35, 0.45]}
+PASS10 = {1: [0.50, 0.60, 0.70], 5: [0.60, 0.80, 0.70], 10: [0.90, 0.70, 0.80]}
+
+
+def _dump() -> list:
+    return json.loads(FIXTURE.read_text())
+
+
+def _revs(dump: list):
+    """Every rev entry: workspace, baseline, experiments."""
+    for row in dump:
+        yield row
+        for experiment in row["experiments"] or []:
+            yield from experiment["revs"]
+
+
+def _evaluate(rev: dict) -> dict | None:
+    metrics = rev["data"]["metrics"].get("metrics/evaluate.json")
+    return metrics["data"] if metrics else None
+
+
+def _run(tmp_path: Path, dump: list | Path, *args: str):
+    if isinstance(dump, list):
+        path = tmp_path / "exp_show.json"
+        path.write_text(json.dumps(dump))
+    else:
+        path = dump
+    out, plot = tmp_path / "out" / "ksweep.json", tmp_path / "out" / "ksweep.png"
+    argv = ["--from-json", str(path), "--out", str(out), "--plot", str(plot), *args]
+    result = CliRunner().invoke(ksweep_command, argv)
+    return result, out, plot
+
+
+def _assert_png(path: Path) -> None:
+    from PIL import Image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as image:
+        image.verify()
+        assert image.format == "PNG"
+        assert image.size[0] > 300 and image.size[1] > 200
+
+
+def test_fixture_aggregates_per_k(tmp_path):
+    result, out, plot = _run(tmp_path, FIXTURE)
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    assert summary["benchmark"] == "tinyeval"
+    assert summary["metrics"] == ["pass@1", "pass@10_t0.8"]
+    assert [point["k"] for point in summary["by_k"]] == [1, 5, 10]
+    for point in summary["by_k"]:
+        k = point["k"]
+        assert point["seeds"] == [0, 1, 2]
+        assert point["models"] == ["routed"]
+        assert point["effective_k"] == [k]
+        for metric, table in (("pass@1", PASS1), ("pass@10_t0.8", PASS10)):
+            stats = point[metric]
+            assert stats["n"] == 3
+            assert stats["values"] == table[k]
+            assert stats["min"] == min(table[k])
+            assert stats["max"] == max(table[k])
+            # Every K's three scores are spaced 0.1 apart: mean the middle one, std 0.1.
+            assert stats["mean"] == pytest.approx(sorted(table[k])[1])
+            assert stats["std"] == pytest.approx(0.1)
+    assert len(summary["runs"]) == 9
+    _assert_png(plot)
+
+
+def test_newest_run_of_a_k_seed_wins_and_unfinished_ones_are_skipped(tmp_path):
+    result, out, _ = _run(tmp_path, FIXTURE)
+
+    runs = {(run["k"], run["seed"]): run for run in json.loads(out.read_text())["runs"]}
+    # (5, 0) ran three times: baseline commit, a stale offset run, then loved-lien.
+    assert runs[(5, 0)]["name"] == "loved-lien"
+    assert runs[(5, 0)]["pass@1"] == 0.3
+    # The workspace repeats goofy-airt's (10, 2) and has no timestamp: the experiment wins.
+    assert runs[(10, 2)]["name"] == "goofy-airt"
+    # The failed k=7 run carries the baseline's metrics; it must not become a K = 7 point.
+    assert 7 not in {k for k, _ in runs}
+    assert "3 older repeats of a (k, seed)" in result.stderr
+    assert "1 failed" in result.stderr
+    assert "1 queued" in result.stderr
+
+
+def test_console_shows_mean_and_range_per_k(tmp_path):
+    result, _, _ = _run(tmp_path, FIXTURE)
+
+    lines = result.stdout.splitlines()
+    assert lines[0].split("\t") == ["K", "seeds", "pass@1", "pass@10_t0.8"]
+    assert lines[2].split("\t") == ["5", "3", "0.300 [0.200, 0.400]", "0.700 [0.600, 0.800]"]
+    assert "wrote" in result.stderr and "ksweep.png" in result.stderr
+
+
+def test_k1_model_stands_in_for_k_equal_1_when_no_k1_runs(tmp_path):
+    dump = _dump()
+    for row in dump:
+        row["experiments"] = [
+            experiment
+            for experiment in row["experiments"] or []
+            if experiment["revs"][0]["data"]["params"]["params.yaml"]["data"]["k"] != 1
+        ]
+
+    result, out, _ = _run(tmp_path, dump)
+
+    assert result.exit_code == 0, result.output
+    k1 = json.loads(out.read_text())["by_k"][0]
+    assert k1["k"] == 1
+    assert k1["models"] == ["k1"]
+    assert k1["seeds"] == [0, 1, 2]
+    assert k1["pass@1"]["values"] == [0.11, 0.21, 0.31]
+    assert k1["pass@1"]["mean"] == pytest.approx(0.21)
+    assert k1["pass@10_t0.8"]["min"] == 0.51
+    assert k1["pass@10_t0.8"]["max"] == 0.71
+    assert result.stdout.splitlines()[1].startswith("1 (k1)\t3\t")
+
+
+def test_without_pass_at_10_only_pass_at_1_is_plotted(tmp_path):
+    dump = _dump()
+    for rev in _revs(dump):
+        evaluate = _evaluate(rev)
+        for model in (evaluate or {}).get("tinyeval", {}).get("models", {}).values():
+            model.pop("pass@10_t0.8", None)
+
+    result, out, plot = _run(tmp_path, dump)
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["metrics"] == ["pass@1"]
+    _assert_png(plot)
+
+
+def test_dissolved_clusters_show_as_effective_k(tmp_path):
+    dump = _dump()
+    for rev in _revs(dump):
+        if rev.get("name") == "naval-shah":  # k=5, seed=1
+            _evaluate(rev)["tinyeval"]["models"]["routed"]["k"] = 4
+
+    result, out, _ = _run(tmp_path, dump)
+
+    assert result.exit_code == 0, result.output
+    k5 = json.loads(out.read_text())["by_k"][1]
+    assert k5["k"] == 5
+    assert k5["effective_k"] == [4, 5]
+
+
+def test_malformed_json_names_the_file(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text('[{"rev": "workspace",\n  "data": }]\n')
+
+    result, out, plot = _run(tmp_path, bad)
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {bad}:2: invalid JSON")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not plot.exists()
+
+
+def test_json_that_is_not_an_exp_show_listing_names_the_file(tmp_path):
+    result, _, _ = _run(tmp_path, [{"rev": "workspace"}, 3])
+    assert result.exit_code == 2
+    assert "exp_show.json: expected the list of rows `dvc exp show --json` prints" in result.stderr
+
+
+def test_missing_benchmark_names_it_and_the_ones_present(tmp_path):
+    result, out, _ = _run(tmp_path, FIXTURE, "--benchmark", "humaneval")
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: benchmark 'humaneval' is not in metrics/evaluate.json of any experiment "
+        "(present: tinyeval)\n"
+    )
+    assert not out.exists()
+
+
+def test_no_finished_experiments_with_metrics_is_one_clear_line(tmp_path):
+    dump = _dump()
+    for rev in _revs(dump):
+        rev["data"]["metrics"] = {}
+
+    result, out, plot = _run(tmp_path, dump)
+
+    assert result.exit_code == 2
+    message = result.stderr.strip()
+    assert "\n" not in message
+    assert message.startswith("error: ")
+    assert "no finished experiments with metrics/evaluate.json found" in message
+    assert "1 queued" in message
+    assert not out.exists() and not plot.exists()
+
+
+def test_missing_dump_file_is_named(tmp_path):
+    result, _, _ = _run(tmp_path, tmp_path / "nope.json")
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {tmp_path / 'nope.json'}: file not found\n"
+
+
+# A stage whose evaluate.json scores depend on k and seed, as the real one's do.
+_STAGE = """\
+import json, os
+import yaml
+
+params = yaml.safe_load(open("params.yaml"))
+k, seed = params["k"], params["seed"]
+def scores(k):
+    return {"k": k, "pass@1": round(0.1 * k + 0.01 * seed, 4),
+            "pass@10_t0.8": round(0.2 * k + 0.01 * seed, 4)}
+os.makedirs("metrics", exist_ok=True)
+with open("metrics/evaluate.json", "w") as f:
+    json.dump({"tinyeval": {"tasks": 4, "samples_per_task": 10, "models": {
+        "base": {"pass@1": 0.0}, "k1": scores(1), "routed": scores(k)}}}, f)
+"""
+
+_DVC_YAML = """\
+stages:
+  evaluate:
+    cmd: python evaluate.py
+    deps: [evaluate.py]
+    params: [seed, k]
+    metrics:
+      - metrics/evaluate.json:
+          cache: false
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_real_dvc_experiments(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    # The stage's `python` is the venv's, so it has yaml.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+
+    def sh(*argv: str) -> None:
+        subprocess.run(argv, cwd=repo, env=env, check=True, capture_output=True)
+
+    dvc = (sys.executable, "-m", "dvc")
+    sh("git", "init", "-q")
+    sh(*dvc, "init", "-q")
+    (repo / "params.yaml").write_text("seed: 0\nk: 1\n")
+    (repo / "evaluate.py").write_text(_STAGE)
+    (repo / "dvc.yaml").write_text(_DVC_YAML)
+    sh(*dvc, "repro", "-q")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-q", "-m", "baseline k=1 seed=0")
+    for k, seed in ((2, 0), (2, 1), (1, 1)):
+        sh(*dvc, "exp", "run", "-q", "-S", f"k={k}", "-S", f"seed={seed}")
+
+    out, plot = tmp_path / "ksweep.json", tmp_path / "ksweep.png"
+    argv = ["--repo", str(repo), "--out", str(out), "--plot", str(plot)]
+    result = CliRunner().invoke(ksweep_command, argv)
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    runs = {(run["k"], run["seed"]): run["pass@1"] for run in summary["runs"]}
+    assert runs == {(1, 0): 0.1, (1, 1): 0.11, (2, 0): 0.2, (2, 1): 0.21}
+    assert summary["metrics"] == ["pass@1", "pass@10_t0.8"]
+    k2 = summary["by_k"][1]
+    assert k2["pass@10_t0.8"]["mean"] == pytest.approx(0.405)
+    # The workspace repeats the last run, (1, 1).
+    assert "1 older repeats of a (k, seed)" in result.stderr
+    _assert_png(plot)
