@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,24 +70,41 @@ def test_smoke_pipeline_writes_outs_and_metrics(smoke_repo):
 
 
 @pytest.mark.slow
-def test_smoke_evaluate_scores_every_sample(smoke_repo):
+def test_smoke_evaluate_tables_base_k1_and_routed_specialists(smoke_repo):
     work, _, _ = smoke_repo
     summary = json.loads((work / "metrics" / "evaluate.json").read_text())["tinyeval"]
     assert summary["tasks"] == 8 and summary["samples_per_task"] == 2
-    assert 0.0 <= summary["pass@1"] <= 1.0 and "pass@1_t0.8" in summary
-    verdicts = (work / "data" / "evaluate" / "tinyeval" / "verdicts_pass1.jsonl").read_text()
-    lines = [json.loads(line) for line in verdicts.splitlines()]
-    assert len(lines) == 16
-    assert sum(summary["statuses_pass1"].values()) == 16
-    assert {
-        "task_id",
-        "completion_id",
-        "passed",
-        "status",
-        "tests_passed",
-        "tests_total",
-        "detail",
-    } <= set(lines[0])
+    models = summary["models"]
+    assert set(models) == {"base", "k1", "routed"}
+    assert models["k1"]["k"] == 1 and models["routed"]["k"] == 2
+    assert sum(models["routed"]["tasks_by_cluster"]) == 8
+    assert set(models["routed"]["pass@1_by_cluster"]) == {"0", "1"}
+    for name, row in models.items():
+        assert 0.0 <= row["pass@1"] <= 1.0 and "pass@1_t0.8" in row
+        verdicts = work / "data" / "evaluate" / "tinyeval" / name / "verdicts_pass1.jsonl"
+        lines = [json.loads(line) for line in verdicts.read_text().splitlines()]
+        assert len(lines) == 16 and sum(row["statuses_pass1"].values()) == 16
+        assert {"task_id", "completion_id", "passed", "status", "tests_passed"} <= set(lines[0])
+    table = (work / "metrics" / "evaluate.md").read_text()
+    assert "| tinyeval | routed | 2 |" in table and "| tinyeval | k1 | 1 |" in table
+
+
+@pytest.mark.slow
+def test_smoke_specialists_are_served_over_one_base_model(smoke_repo):
+    work, env, _ = smoke_repo
+    router = json.loads((work / "models" / "sft" / "router.json").read_text())
+    assert router["k"] == 2
+    for i in range(2):
+        assert (work / "models" / "sft" / f"adapter_{i}" / "adapter_config.json").is_file()
+    out = run(
+        ["codealign", "generate", "--model", "models/sft", "Write a function that adds two."],
+        work,
+        env,
+    )
+    assert "cluster" in out
+    clusters = json.loads((work / "metrics" / "cluster.json").read_text())
+    assert clusters["k"] == 2 and sum(clusters["sizes"]) == clusters["train_items"]
+    assert (work / "metrics" / "cluster" / "projection.png").stat().st_size > 0
 
 
 @pytest.mark.slow
@@ -100,3 +118,38 @@ def test_second_repro_runs_nothing_and_forced_repro_is_deterministic(smoke_repo)
     forced = run(["dvc", "repro", "-f"], work, env)
     assert "Running stage 'base_model'" in forced
     assert (work / "dvc.lock").read_text() == lock
+
+
+@pytest.mark.slow
+def test_smoke_report_and_lintseq(smoke_repo):
+    work, _, _ = smoke_repo
+    report = (work / "metrics" / "report.md").read_text()
+    for section in (
+        "## Dataset",
+        "## Deduplication",
+        "## Clusters",
+        "## Models",
+        "## Curriculum DPO",
+    ):
+        assert section in report
+    for link in re.findall(r"\]\((report/[^)]+\.png)\)", report):
+        assert (work / "metrics" / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
+    edits = json.loads((work / "metrics" / "lintseq.json").read_text())
+    assert edits["splits"]["train"]["sequences"] > 0 and edits["sequences"] >= 142
+
+
+def ran(log: str) -> set[str]:
+    return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
+
+
+@pytest.mark.slow
+def test_changing_k_reruns_only_cluster_sft_evaluate_and_dpo_only_dpo_then_report(smoke_repo):
+    # Runs last: it leaves the scratch repository at k = 3 and dpo.beta = 0.2.
+    work, env, _ = smoke_repo
+    params = work / "params.yaml"
+    params.write_text(params.read_text().replace("\nk: 2", "\nk: 3", 1))
+    assert ran(run(["dvc", "repro"], work, env)) == {"cluster", "sft", "evaluate", "report"}
+    assert json.loads((work / "metrics" / "cluster.json").read_text())["k_requested"] == 3
+    params.write_text(params.read_text().replace("  beta: 0.1", "  beta: 0.2", 1))
+    dpo = {f"dpo@stage_{i}" for i in range(1, 5)} | {"dpo_shuffled", "dpo_compare", "report"}
+    assert ran(run(["dvc", "repro"], work, env)) == dpo
