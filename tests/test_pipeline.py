@@ -138,6 +138,25 @@ def test_smoke_report_and_lintseq(smoke_repo):
     assert edits["splits"]["train"]["sequences"] > 0 and edits["sequences"] >= 142
 
 
+@pytest.mark.slow
+def test_push_to_a_local_remote_then_a_fresh_clone_pulls_and_has_nothing_to_run(
+    smoke_repo, tmp_path
+):
+    work, env, _ = smoke_repo
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    run(["dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")], work, env)
+    run(["dvc", "push"], work, env)
+    run([*git, "add", "-A"], work, env)
+    run([*git, "commit", "-qm", "results"], work, env)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(work), str(clone)], tmp_path, env)
+    assert not (clone / "models" / "sft").exists()
+    run(["dvc", "pull"], clone, env)
+    assert (clone / "models" / "sft" / "router.json").is_file()
+    assert "up to date" in run(["dvc", "status"], clone, env)
+    assert "Running stage" not in run(["dvc", "repro"], clone, env)
+
+
 def ran(log: str) -> set[str]:
     return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
 
@@ -151,5 +170,7 @@ def test_changing_k_reruns_only_cluster_sft_evaluate_and_dpo_only_dpo_then_repor
     assert ran(run(["dvc", "repro"], work, env)) == {"cluster", "sft", "evaluate", "report"}
     assert json.loads((work / "metrics" / "cluster.json").read_text())["k_requested"] == 3
     params.write_text(params.read_text().replace("  beta: 0.1", "  beta: 0.2", 1))
-    dpo = {f"dpo@stage_{i}" for i in range(1, 5)} | {"dpo_shuffled", "dpo_compare", "report"}
-    assert ran(run(["dvc", "repro"], work, env)) == dpo
+    dpo = {f"dpo@stage_{i}" for i in range(1, 5)} | {"dpo_shuffled"}
+    # dpo_compare and report rerun only when a DPO metric changed (not when every
+    # smoke bucket is empty and the stages write the same files again).
+    assert dpo <= ran(run(["dvc", "repro"], work, env)) <= dpo | {"dpo_compare", "report"}
