@@ -12,6 +12,7 @@ so stage i knows where stage i-1 left off and refuses to continue from the wrong
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import shutil
@@ -77,6 +78,12 @@ def read_curriculum(curriculum_dir: Path) -> tuple[dict[str, Any], list[list[dic
     return manifest, stages
 
 
+def training_key(ctx: RunContext) -> dict[str, Any]:
+    """What a DPO checkpoint depends on besides its init and pairs: a run with other
+    params or another seed must never resume from it."""
+    return {"params": dataclasses.asdict(ctx.params), "seed": ctx.seed, "mode": ctx.mode}
+
+
 def _copy_policy(init_dir: Path, out: Path) -> None:
     shutil.copytree(init_dir, out, ignore=shutil.ignore_patterns(STATE_FILE, "logs"))
 
@@ -130,6 +137,7 @@ def run_stage(
                     "stage": stage,
                     "init": file_digest(init_dir),
                     "pairs": file_digest(curriculum_dir),
+                    **training_key(ctx),
                 },
             )
             with open(tmp / "logs" / "per_sample_loss.jsonl", "w", encoding="utf-8") as loss_log:
@@ -178,7 +186,11 @@ def run_shuffled(
             saver = boundary_saver(steps_at, tmp / "checkpoints")
             work = checkpoint_dir(
                 "dpo_shuffled",
-                {"init": file_digest(init_dir), "pairs": file_digest(curriculum_dir)},
+                {
+                    "init": file_digest(init_dir),
+                    "pairs": file_digest(curriculum_dir),
+                    **training_key(ctx),
+                },
             )
             with open(tmp / "logs" / "per_sample_loss.jsonl", "w", encoding="utf-8") as loss_log:
                 trainer = make_trainer(
