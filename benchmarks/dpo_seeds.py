@@ -1,13 +1,19 @@
 """The seed experiment: curriculum minus shuffled pass@1 over seeds, mean and bootstrap CI.
 
-Each seed is one DVC experiment of the whole pipeline (`dvc exp run --queue -S seed=S`);
-the queue runs them one after another, and each experiment's `metrics/dpo_compare.json`
-holds the difference at equal steps. Prints one JSON object: per-seed differences (final
-and mean over the stage boundaries) and, for each, the mean and a 95 % percentile
-bootstrap interval.
+The curated data stay fixed; each seed is one DVC experiment that changes only
+`train_seed` (`dvc exp run --queue -S train_seed=S`), which reruns K-means, the adapters,
+best-of-N sampling, the pairs and both DPO runs with that seed. The queue runs them one
+after another, and each experiment's `metrics/dpo_compare.json` holds the difference at
+equal steps and the `train_seed` it was trained with. Seeds that some experiment (or the
+workspace) already has are collected, not queued again.
 
-    python benchmarks/dpo_seeds.py --seeds 0 1 2            # queue, run, collect
-    python benchmarks/dpo_seeds.py --collect-only            # experiments already run
+Writes `metrics/dpo_seeds.json` (each seed's curriculum and shuffled curves; the report
+draws their mean and a bootstrap band) and prints one JSON object: per-seed differences
+(final, and mean over the stage boundaries) with the mean and a 95 % percentile
+bootstrap interval of each.
+
+    python benchmarks/dpo_seeds.py --seeds 0 1 2            # queue what is missing, run, collect
+    python benchmarks/dpo_seeds.py --collect-only           # experiments already run
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
+from pathlib import Path
 
 from codealign.dpo.stats import bootstrap_ci
+from codealign.io import write_json
 
 METRICS = "metrics/dpo_compare.json"
 
@@ -25,17 +34,35 @@ def run(*command: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
-def collect(seeds: list[int] | None) -> dict[int, dict]:
-    """`{seed: dpo_compare metrics}` of every experiment `dvc exp show` knows."""
-    rows = json.loads(run("dvc", "exp", "show", "--json", "--no-fetch"))
-    found: dict[int, dict] = {}
+def _revs(rows: list) -> list[dict]:
+    """Baselines and their finished experiments, in `dvc exp show` order."""
+    found = []
     for row in rows:
-        for exp in [row, *[e for group in row.get("experiments") or [] for e in group["revs"]]]:
-            data = exp.get("data") or {}
-            params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-            metrics = data.get("metrics", {}).get(METRICS, {}).get("data")
-            if metrics and "seed" in params and (seeds is None or params["seed"] in seeds):
-                found[int(params["seed"])] = metrics
+        found.append(row)
+        for group in row.get("experiments") or []:
+            if (group.get("executor") or {}).get("state") in ("queued", "running", "failed"):
+                continue
+            found.extend(group.get("revs") or [])
+    return found
+
+
+def collect(seeds: list[int] | None) -> dict[int, dict]:
+    """`{train_seed: dpo_compare metrics}` from every experiment `dvc exp show` knows.
+
+    The seed is the one the comparison recorded, not the experiment's params: an
+    experiment that did not rerun DPO (a K sweep that targets `evaluate`) carries its
+    baseline's file, which names the baseline's seed.
+    """
+    dvc = [sys.executable, "-m", "dvc"]
+    rows = json.loads(run(*dvc, "exp", "show", "--json", "--no-fetch"))
+    found: dict[int, dict] = {}
+    for rev in _revs(rows):
+        metrics = (((rev.get("data") or {}).get("metrics") or {}).get(METRICS) or {}).get("data")
+        if not isinstance(metrics, dict) or not isinstance(metrics.get("train_seed"), int):
+            continue
+        seed = metrics["train_seed"]
+        if seeds is None or seed in seeds:
+            found.setdefault(seed, metrics)
     return found
 
 
@@ -43,23 +70,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--collect-only", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("metrics/dpo_seeds.json"))
     args = parser.parse_args()
+    dvc = [sys.executable, "-m", "dvc"]
     if not args.collect_only:
-        for seed in args.seeds:
-            run("dvc", "exp", "run", "--queue", "-S", f"seed={seed}", "-n", f"dpo-seed-{seed}")
-        run("dvc", "queue", "start", "--jobs", "1")
-        run("dvc", "queue", "logs", "--follow", f"dpo-seed-{args.seeds[-1]}")
+        missing = [seed for seed in args.seeds if seed not in collect(args.seeds)]
+        for seed in missing:
+            run(*dvc, "exp", "run", "--queue", "-S", f"train_seed={seed}", "-n", f"dpo-seed-{seed}")
+        if missing:
+            run(*dvc, "queue", "start", "--jobs", "1")
+            run(*dvc, "queue", "logs", "--follow", f"dpo-seed-{missing[-1]}")
     found = collect(args.seeds)
-    missing = sorted(set(args.seeds) - set(found))
-    final = [found[s]["final_difference"] for s in sorted(found)]
-    mean = [found[s]["mean_difference_at_boundaries"] for s in sorted(found)]
+    seeds = sorted(found)
+    final = [found[s]["final_difference"] for s in seeds]
+    mean = [found[s]["mean_difference_at_boundaries"] for s in seeds]
+    curves = [
+        {"seed": s, "curriculum": found[s]["curriculum"], "shuffled": found[s]["shuffled"]}
+        for s in seeds
+    ]
+    if curves:
+        write_json(args.out, curves)
     print(
         json.dumps(
             {
-                "seeds": sorted(found),
-                "missing_seeds": missing,
-                "final_difference": dict(zip(sorted(found), final, strict=True)),
+                "seeds": seeds,
+                "missing_seeds": sorted(set(args.seeds) - set(found)),
+                "final_difference": dict(zip(seeds, final, strict=True)),
                 "final_difference_ci": bootstrap_ci(final) if final else None,
+                "mean_difference_at_boundaries": dict(zip(seeds, mean, strict=True)),
                 "mean_difference_at_boundaries_ci": bootstrap_ci(mean) if mean else None,
             },
             indent=2,

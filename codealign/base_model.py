@@ -194,7 +194,8 @@ def pretrain(
     dataset = Dataset.from_dict({"input_ids": blocks})
     collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=False)
     resume = last_checkpoint(checkpoint_dir)
-    with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=resume is not None) as live:
+    # resume=False: a resumed run replays its earlier rows (codealign.training).
+    with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=False) as live:
         trainer = Trainer(
             model=model,
             args=args,

@@ -8,6 +8,7 @@ from `dvc repro` as from the CLI.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 from typing import Any
@@ -16,15 +17,38 @@ import click
 
 from codealign.errors import CodealignError
 
+# Errors of a write that the user fixes outside the program: space, quota, permissions.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _one_line(exc: BaseException) -> str | None:
+    """The one-line message for an error a user can act on, or None for a bug."""
+    if isinstance(exc, CodealignError):
+        return str(exc)
+    if type(exc).__name__ == "OperationalError" and "disk" in str(exc):
+        # sqlite3 (DVC's state, through dvclive) on a full disk: "disk I/O error",
+        # "database or disk is full".
+        return f"cannot write a database: {exc} (is the disk full?)"
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        from codealign.io import public_path
+
+        where = public_path(exc.filename) if exc.filename else "an output"
+        return f"{where}: cannot write: {exc.strerror or exc}"
+    return None
+
 
 class Command(click.Command):
-    """A click command that reports CodealignError as one line and exits 2."""
+    """A click command that reports CodealignError, or a full disk, quota or permission
+    error while writing, as one line and exits 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except CodealignError as exc:
-            click.echo(f"error: {exc}", err=True)
+        except Exception as exc:
+            message = _one_line(exc)
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
             ctx.exit(2)
 
 
@@ -35,6 +59,7 @@ SUBCOMMANDS = {
     "generate": "codealign.routing:generate_command",
     "route": "codealign.routing:route_command",
     "ksweep": "codealign.experiments:ksweep_command",
+    "mixture": "codealign.mixture:mixture_command",
 }
 
 

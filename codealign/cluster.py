@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from codealign.errors import CodealignError
-from codealign.io import atomic_path, read_json
+from codealign.io import atomic_path, read_json, save_npy
 from codealign.params import Section, param, register
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def save_embeddings(out_dir: Path, splits: EmbeddedSplits) -> None:
 
     out_dir.mkdir(parents=True)
     for split, vectors in splits.vectors.items():
-        np.save(out_dir / f"{split}.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+        save_npy(out_dir / f"{split}.npy", np.ascontiguousarray(vectors, dtype=np.float32))
     meta = {
         "embedder": splits.embedder,
         "dimension": splits.dimension,
@@ -343,7 +343,7 @@ def save_cluster_model(out_dir: Path, model: ClusterModel) -> None:
     from codealign.io import write_json
 
     out_dir.mkdir(parents=True)
-    np.save(out_dir / "centroids.npy", np.ascontiguousarray(model.centroids, dtype=np.float32))
+    save_npy(out_dir / "centroids.npy", np.ascontiguousarray(model.centroids, dtype=np.float32))
     write_json(out_dir / "manifest.json", model.manifest())
 
 

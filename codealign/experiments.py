@@ -1,10 +1,12 @@
 """The K sweep: collect DVC experiments, aggregate pass@k over seeds per K, and plot it.
 
-A sweep is a grid of `dvc exp run --queue -S k=K -S seed=S`. This module reads what
-`dvc exp show --json` reports (DVC 3.x: a list of baseline rows, the workspace first,
-each with its `experiments` as `{"revs": [...], "executor": ...}`), takes params `k` and
-`seed` from params.yaml and the routed model's scores from metrics/evaluate.json, and
-aggregates them per K.
+A sweep is a grid of `dvc exp run --queue -S k=K -S train_seed=S evaluate`: the
+curated data stay fixed and K-means, training and sampling take the seed. This module
+reads what `dvc exp show --json` reports (DVC 3.x: a list of baseline rows, the
+workspace first, each with its `experiments` as `{"revs": [...], "executor": ...}`),
+takes params `k` and `train_seed` (or the master `seed` where `train_seed` is null) from
+params.yaml and the routed model's scores from metrics/evaluate.json, and aggregates
+them per K.
 
 What it assumes, and what it drops (each drop is counted and reported):
 
@@ -30,7 +32,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,8 @@ class ExperimentRow:
     order: int  # position in the listing; DVC lists experiments newest first
     params: dict[str, Any]
     metrics: dict[str, Any] | None  # metrics/evaluate.json, or None when absent
+    # Every metrics file DVC shows for the row, path -> data (for collectors of other files).
+    all_metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -129,7 +133,12 @@ def experiment_rows(shown: list[Any], skipped: Counter) -> list[ExperimentRow]:
             skipped["with an error"] += 1
             continue
         params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
-        metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data")
+        all_metrics = {
+            path: shown_file.get("data")
+            for path, shown_file in (data.get("metrics") or {}).items()
+            if isinstance(shown_file, dict)
+        }
+        metrics = all_metrics.get(METRICS_FILE)
         rows.append(
             ExperimentRow(
                 rev=str(entry.get("rev", "?")),
@@ -138,6 +147,7 @@ def experiment_rows(shown: list[Any], skipped: Counter) -> list[ExperimentRow]:
                 order=order,
                 params=params,
                 metrics=metrics if isinstance(metrics, dict) else None,
+                all_metrics=all_metrics,
             )
         )
     return rows
@@ -171,7 +181,9 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
 
     candidates: list[Run] = []
     for row in with_benchmark:
-        k, seed = row.params.get("k"), row.params.get("seed")
+        k, seed = row.params.get("k"), row.params.get("train_seed")
+        if seed is None:  # train_seed null or absent: training used the master seed
+            seed = row.params.get("seed")
         if not _is_int(k) or not _is_int(seed):
             skipped[f"no integer k and seed in {PARAMS_FILE}"] += 1
             continue

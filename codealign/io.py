@@ -8,9 +8,12 @@ file and line of the first malformed record.
 from __future__ import annotations
 
 import contextlib
+import glob
 import gzip
+import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -80,11 +83,18 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
     Works for files and directories alike: whatever the caller creates at the yielded
     path replaces `target` in one rename. On an exception the temporary path is removed
-    and `target` is left as it was.
+    and `target` is left as it was. Staging dirs left by a killed earlier run of the
+    same target are removed first (one writer per target, as DVC ensures).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Staging dirs a killed run of this target left behind (SIGKILL skips cleanup).
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise _cannot_write(target, exc) from None
     staged = tmp / target.name
     try:
         yield staged
@@ -97,9 +107,40 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             target.unlink()
         os.replace(staged, target)
     except OSError as exc:
-        raise CodealignError(f"{target}: cannot write: {exc.strerror or exc}") from None
+        raise _cannot_write(target, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cannot_write(target: Path, exc: OSError) -> CodealignError:
+    return CodealignError(f"{public_path(target)}: cannot write: {exc.strerror or exc}")
+
+
+_STAGING = re.compile(r"\.([^/]+)\.[A-Za-z0-9_]+\.tmp/\1(?=/|$)")
+
+
+def public_path(path: str | os.PathLike) -> str:
+    """`path` as the user will see it: staging dirs of `atomic_path` folded away
+    (`data/.cluster.x1y2.tmp/cluster/a.jsonl` -> `data/cluster/a.jsonl`)."""
+    return _STAGING.sub(r"\1", Path(path).as_posix())
+
+
+def save_npy(path_or_handle: str | os.PathLike | Any, array: Any) -> None:
+    """`np.save`, except that a failed write raises.
+
+    `np.save` writes through C `fwrite` and ignores a short write: on a full disk or past a
+    file-size limit it leaves a truncated `.npy` and returns normally. The array is
+    serialised in memory and written with Python's `write`, which raises `OSError`.
+    """
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    if hasattr(path_or_handle, "write"):
+        path_or_handle.write(buffer.getvalue())
+    else:
+        with open(path_or_handle, "wb") as handle:
+            handle.write(buffer.getvalue())
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:

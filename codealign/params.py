@@ -11,8 +11,11 @@ its type hint and bounds, and raises `CodealignError` with one line that names t
 `dedup.threshold must be a number in (0, 1], got 1.5`. Lists become tuples so that
 sections stay hashable and frozen.
 
-`load_params(path)` reads a whole params file: the top-level `seed` and `k` and every
-registered section. Any key it does not know is an error, so a typo never silently
+`load_params(path)` reads a whole params file: the top-level `seed`, `k` and
+`train_seed` and every registered section. `seed` is the master seed (the tiny world,
+the corpus, the data); `train_seed` (null: `seed`) seeds only what comes after the data
+(K-means, adapter training, sampling, DPO), so a training experiment can be repeated
+over seeds on the same curated data. Any key it does not know is an error, so a typo never silently
 falls back to a default.
 """
 
@@ -207,11 +210,12 @@ def _import_sections() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Params:
-    """A whole params file: top-level `seed` and `k`, and one object per section."""
+    """A whole params file: top-level `seed`, `k`, `train_seed`, one object per section."""
 
     seed: int
     k: int
     sections: dict[str, Section]
+    train_seed: int  # resolved: the file's `train_seed`, or `seed` when that is null or absent
 
     def __getitem__(self, name: str) -> Any:
         return self.sections[name]
@@ -222,15 +226,17 @@ def parse_params(raw: Any, source: str = "params") -> Params:
     if not isinstance(raw, dict):
         raise CodealignError(f"{source}: expected a mapping at the top level")
     for key in raw:
-        if key not in SECTIONS and key not in ("seed", "k"):
+        if key not in SECTIONS and key not in ("seed", "k", "train_seed"):
             raise CodealignError(f"unknown params key '{key}' in {source}")
     for key in ("seed", "k"):
         if key not in raw:
             raise CodealignError(f"missing params key '{key}' in {source}")
     seed = _coerce(raw["seed"], int, "seed", {"ge": 0})
     k = _coerce(raw["k"], int, "k", {"ge": 1})
+    train_seed = raw.get("train_seed")
+    train_seed = seed if train_seed is None else _coerce(train_seed, int, "train_seed", {"ge": 0})
     sections = {name: cls.from_dict(raw.get(name), name) for name, cls in SECTIONS.items()}
-    return Params(seed=seed, k=k, sections=sections)
+    return Params(seed=seed, k=k, sections=sections, train_seed=train_seed)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 STAGE_TIMES = "stage_times.json"
 DPO_SEEDS = "dpo_seeds.json"
+KSWEEP = "ksweep.json"
 STAGE_TIMES_HOWTO = (
     "python benchmarks/bench_stage_times.py --profile default --out metrics/stage_times.json"
 )
@@ -535,6 +536,45 @@ def section_models(ctx: Context) -> list[str]:
     return lines
 
 
+def _spread(stats: Any, where: str) -> str:
+    """`mean (min–max)` of one metric's stats over seeds, or the value of a single seed."""
+    mean = need(stats, "mean", where, (int, float))
+    if need(stats, "n", where, int) < 2:
+        return _cell(mean)
+    low, high = need(stats, "min", where, (int, float)), need(stats, "max", where, (int, float))
+    return f"{_cell(mean)} ({_cell(low)}–{_cell(high)})"
+
+
+def section_ksweep(ctx: Context) -> list[str]:
+    """pass@k against K over seeds, from `codealign ksweep` (optional: a sweep is opt-in)."""
+    lines = ["## pass@k against K", ""]
+    data = ctx.load(KSWEEP)
+    if data is None:
+        return lines + [
+            f"*No K sweep yet: {ctx.shown(KSWEEP)} is written by `codealign ksweep` "
+            "after a grid of `dvc exp run --queue -S k=K -S train_seed=S evaluate` (README).*"
+        ]
+    where = str(ctx.path(KSWEEP))
+    metrics = need(data, "metrics", where, list)
+    rows = []
+    for i, point in enumerate(need(data, "by_k", where, list)):
+        at = f"{where}: by_k[{i}]"
+        seeds = need(point, "seeds", at, list)
+        row = [str(need(point, "k", at, int)), ", ".join(str(s) for s in seeds)]
+        rows.append(row + [_spread(need(point, m, at, dict), f"{at}.{m}") for m in metrics])
+    bench = need(data, "benchmark", where, str)
+    lines += [
+        f"Routed specialists on {bench}; K = 1 is plain fine-tuning. Each cell is the mean "
+        "over seeds with the range in brackets.",
+        "",
+        *table(["K", "Seeds", *metrics], rows),
+    ]
+    figure = ctx.include("ksweep.png", "ksweep.png", "pass@k against K")
+    if figure:
+        lines += ["", figure]
+    return lines
+
+
 def _curve(points: Any, where: str) -> tuple[list[float], list[float]]:
     if not isinstance(points, list) or not points:
         raise CodealignError(f"{where} must be a non-empty list of {{step, pass@1}} points")
@@ -882,6 +922,7 @@ def render_report(
         section_dedup,
         section_clusters,
         section_models,
+        section_ksweep,
         section_dpo,
         section_curves,
     ]

@@ -13,6 +13,7 @@ import codealign.edits_eval  # noqa: F401
 import codealign.embedding  # noqa: F401
 import codealign.evaluation  # noqa: F401
 import codealign.lintseq  # noqa: F401
+import codealign.mixture  # noqa: F401
 import codealign.report  # noqa: F401
 import codealign.seed  # noqa: F401
 import codealign.sft  # noqa: F401

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from codealign.errors import CodealignError
-from codealign.io import canonical_adapter_configs
+from codealign.io import canonical_adapter_configs, save_npy
 from codealign.params import Section, param, register
 
 log = logging.getLogger(__name__)
@@ -397,7 +397,7 @@ def write_router(
     from codealign.io import write_json
 
     centroids = np.asarray(centroids, dtype=np.float32)
-    np.save(out_dir / "centroids.npy", centroids)
+    save_npy(out_dir / "centroids.npy", centroids)
     manifest = {
         "format": ROUTER_FORMAT,
         "k": len(centroids),
@@ -468,12 +468,9 @@ def train_specialists(
     if live_root is not None:
         from dvclive import Live
 
-        from codealign.checkpoints import last_checkpoint
-
         # One Live for all adapters (curves `adapter_<i>/train/...`), so that its plots
-        # dir holds only curves; earlier rows are kept only when some adapter resumes.
-        resuming = any(last_checkpoint(ck) for _, _, ck in runs)
-        live = Live(str(live_root), dvcyaml=None, save_dvc_exp=False, resume=resuming)
+        # dir holds only curves; a resumed adapter replays its rows (codealign.training).
+        live = Live(str(live_root), dvcyaml=None, save_dvc_exp=False, resume=False)
     adapters, per_adapter = [], []
     try:
         for cluster, (cluster_train, cluster_val, ck_dir) in enumerate(runs):

@@ -5,6 +5,13 @@ rate, and any extra keys), one row per logging step. Wall-clock figures such as
 `train_runtime` or samples per second are left out on purpose: they differ between
 two runs of the same params and seed, and the curves are stage outs whose hashes must
 not change when nothing else did.
+
+A resumed run rebuilds its curves from the checkpoint: Trainer restores `log_history`
+from the checkpoint's `trainer_state.json` before training begins, and `CurveLogger`
+replays those rows then. DVC deletes a stage's outs before it runs, so the rows an
+interrupted run had written to dvclive are gone; the replay is what makes the curves of
+a killed-and-resumed stage the same as those of an uninterrupted one. Open the `Live`
+with `resume=False`.
 """
 
 from __future__ import annotations
@@ -24,13 +31,21 @@ class CurveLogger(TrainerCallback):
         self.keys = tuple(keys)
         self.prefix = prefix
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        # Resuming: the rows logged before the checkpoint, restored by Trainer.
+        if state.is_world_process_zero:
+            for entry in state.log_history:
+                self._log(entry.get("step", 0), entry)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
+        if state.is_world_process_zero and logs:
+            self._log(state.global_step, logs)
+
+    def _log(self, step: int, logs: dict) -> None:
         values = {k: float(logs[k]) for k in self.keys if k in logs}
         if not values:
             return
-        self.live.step = state.global_step
+        self.live.step = step
         for key, value in values.items():
             self.live.log_metric(f"{self.prefix}/{key}", value)
         self.live.next_step()

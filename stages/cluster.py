@@ -50,8 +50,8 @@ def main(
     p = params["cluster"]
     embedded = load_embeddings(embed_dir)
     train = embedded.vectors["train"]
-    clustering = fit_clusters(train, params.k, params.seed, p)
-    model = ClusterModel(clustering.centroids, embedded.embedder, params.k, params.seed)
+    clustering = fit_clusters(train, params.k, params.train_seed, p)
+    model = ClusterModel(clustering.centroids, embedded.embedder, params.k, params.train_seed)
     rows = []
     validation_sizes = [0] * model.k
     for split in ("train", "validation"):
@@ -78,7 +78,7 @@ def main(
         clustering.centroids,
         plot,
         max_points=p.plot_points,
-        seed=params.seed,
+        seed=params.train_seed,
     )
     summary = {
         "k_requested": params.k,
@@ -89,7 +89,7 @@ def main(
         "sizes": clustering.sizes,
         "validation_sizes": validation_sizes,
         "inertia": clustering.inertia,
-        "silhouette": silhouette(train, clustering.labels, p.silhouette_sample, params.seed),
+        "silhouette": silhouette(train, clustering.labels, p.silhouette_sample, params.train_seed),
     }
     write_json(metrics, summary)
     log.info("clusters: %s", summary)

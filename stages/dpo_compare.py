@@ -9,11 +9,13 @@ from codealign.cli import Command, setup_logging
 from codealign.dpo.plots import pass_curves
 from codealign.dpo.schedule import compare
 from codealign.io import read_json, write_json
+from codealign.params import load_params
 
 log = logging.getLogger("stages.dpo_compare")
 
 
 @click.command(cls=Command)
+@click.option("--params", "params_file", default="params.yaml", show_default=True)
 @click.option(
     "--metrics-dir", default="metrics/dpo", show_default=True, type=click.Path(path_type=Path)
 )
@@ -26,12 +28,17 @@ log = logging.getLogger("stages.dpo_compare")
     show_default=True,
     type=click.Path(path_type=Path),
 )
-def main(metrics_dir, out, plot) -> None:
-    """Read metrics/dpo/stage_*.json and shuffled.json; write the comparison and its plot."""
+def main(params_file, metrics_dir, out, plot) -> None:
+    """Read metrics/dpo/stage_*.json and shuffled.json; write the comparison and its plot.
+
+    The comparison records the `train_seed` it was trained with, so a seed experiment
+    (benchmarks/dpo_seeds.py) knows which seed each experiment's difference belongs to.
+    """
     setup_logging()
+    train_seed = load_params(params_file).train_seed
     stages = [read_json(p) for p in sorted(metrics_dir.glob("stage_*.json"))]
     shuffled = read_json(metrics_dir / "shuffled.json")
-    result = compare(stages, shuffled)
+    result = {"train_seed": train_seed, **compare(stages, shuffled)}
     pass_curves(
         {"curriculum": result["curriculum"], "shuffled": result["shuffled"]},
         [p["step"] for p in result["curriculum"][1:]],

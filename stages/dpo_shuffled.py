@@ -55,7 +55,7 @@ def main(params_file, init_dir, base_model, curriculum_dir, seed_dir, out, metri
     ctx = RunContext(
         params["dpo"],
         params["sample"].policy,
-        params.seed,
+        params.train_seed,
         seed_dir,
         Path(params["data"].raw_dir),
         base_model,

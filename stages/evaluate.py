@@ -111,7 +111,7 @@ def main(
         "timeout": p.timeout,
         "batch_size": p.batch_size,
         "max_new_tokens": p.max_new_tokens,
-        "seed": params.seed,
+        "seed": params.train_seed,
     }
     with atomic_path(out) as tmp:
         tmp.mkdir()

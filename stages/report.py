@@ -44,7 +44,13 @@ def main(params_file: str, metrics_dir: Path, out: Path, figures: Path) -> None:
     setup_logging()
     params = load_params(params_file)
     p: ReportParams = params["report"]
-    written = write_report(metrics_dir, out, figures, p, {"k": params.k, "seed": params.seed})
+    written = write_report(
+        metrics_dir,
+        out,
+        figures,
+        p,
+        {"k": params.k, "seed": params.seed, "train_seed": params.train_seed},
+    )
     log.info("report: %s, figures: %s", out, ", ".join(written) or "none")
 
 

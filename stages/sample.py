@@ -65,7 +65,7 @@ def main(params_file, policy_dir, base_model, pool, seed_dir, out) -> None:
     spec = resolve_policy(policy_dir, p.policy, base_model)
     questions = [question_of(r) for r in records]
     kwargs = dict(
-        n=p.n, temperature=p.temperature, max_new_tokens=p.max_new_tokens, seed=params.seed
+        n=p.n, temperature=p.temperature, max_new_tokens=p.max_new_tokens, seed=params.train_seed
     )
     if p.backend == "vllm":
         answers, routes = sample_with_vllm(spec, questions, dtype=p.dtype, **kwargs)

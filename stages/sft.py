@@ -99,7 +99,7 @@ def main(
             embedder,
             params["sft"],
             tmp,
-            params.seed,
+            params.train_seed,
             live_root=live_dir,
             checkpoint_stage="sft_baseline" if baseline else "sft",
             k_requested=k_requested,

@@ -127,3 +127,56 @@ def test_no_pairs_at_all_skips_every_run(setup, tmp_path):
     shuffled, epoch = run_shuffled(ctx, sft, curriculum, tmp_path / "shuffled")
     assert shuffled["skipped"] and shuffled["steps"] == 0 and epoch == []
     assert (tmp_path / "shuffled" / "adapter_config.json").is_file()
+
+
+def _checkpoints(cache, stage: str):
+    return list(cache.glob(f"checkpoints/{stage}/*/checkpoint-*/trainer_state.json"))
+
+
+@pytest.mark.slow
+def test_a_killed_shuffled_run_resumes_and_matches_an_uninterrupted_one(
+    setup, tmp_path, monkeypatch
+):
+    import dataclasses
+    import multiprocessing
+    import time
+
+    from safetensors.torch import load_file
+
+    ctx, sft, curriculum, _ = setup
+    ctx = dataclasses.replace(ctx, params=dataclasses.replace(ctx.params, save_steps=2))
+    monkeypatch.setenv("CODEALIGN_CACHE", str(tmp_path / "cache_whole"))
+    whole, whole_epoch = run_shuffled(ctx, sft, curriculum, tmp_path / "whole")
+    assert whole["steps"] >= 4
+
+    # The run is SIGKILLed in a process of its own as soon as its first checkpoint is on disk.
+    cache = tmp_path / "cache_killed"
+    monkeypatch.setenv("CODEALIGN_CACHE", str(cache))
+    spawn = multiprocessing.get_context("spawn")
+    child = spawn.Process(target=run_shuffled, args=(ctx, sft, curriculum, tmp_path / "resumed"))
+    child.start()
+    deadline = time.time() + 300
+    while not _checkpoints(cache, "dpo_shuffled"):
+        assert child.is_alive() and time.time() < deadline, "no checkpoint before the run ended"
+        time.sleep(0.02)
+    child.kill()
+    child.join()
+    assert not (tmp_path / "resumed").exists(), "a killed run left a half-written out"
+
+    resumed, resumed_epoch = run_shuffled(ctx, sft, curriculum, tmp_path / "resumed")
+    assert resumed["global_step"] == whole["global_step"]
+    assert [e["step"] for e in resumed["evals"]] == [e["step"] for e in whole["evals"]]
+    a = load_file(tmp_path / "whole" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "resumed" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] - b[key]).abs().max().item() < 1e-5, key
+    # Every step's per-sample losses, those before the kill included, once each.
+    log_a, log_b = losses(tmp_path / "whole"), losses(tmp_path / "resumed")
+    assert [(e["step"], e["pair_id"]) for e in log_b] == [(e["step"], e["pair_id"]) for e in log_a]
+    assert [e["loss"] for e in log_b] == pytest.approx([e["loss"] for e in log_a], abs=1e-5)
+    assert [e["pair_id"] for e in resumed_epoch] == [e["pair_id"] for e in whole_epoch]
+    boundaries_saved = sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir())
+    assert boundaries_saved == sorted(
+        p.name for p in (tmp_path / "whole" / "checkpoints").iterdir()
+    )

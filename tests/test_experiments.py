@@ -110,6 +110,20 @@ def test_newest_run_of_a_k_seed_wins_and_unfinished_ones_are_skipped(tmp_path):
     assert "1 queued" in result.stderr
 
 
+def test_train_seed_is_the_seed_of_a_run_when_set(tmp_path):
+    # A sweep on fixed data varies train_seed and leaves the master seed alone.
+    dump = _dump()
+    for rev in _revs(dump):
+        params = rev["data"]["params"]["params.yaml"]["data"]
+        params["train_seed"], params["seed"] = params["seed"], 0
+    result, out, _ = _run(tmp_path, dump)
+
+    assert result.exit_code == 0, result.output
+    by_k = {point["k"]: point for point in json.loads(out.read_text())["by_k"]}
+    assert by_k[5]["seeds"] == [0, 1, 2]
+    assert by_k[10]["pass@1"]["values"] == PASS1[10]
+
+
 def test_console_shows_mean_and_range_per_k(tmp_path):
     result, _, _ = _run(tmp_path, FIXTURE)
 

@@ -36,6 +36,8 @@ def test_params_are_frozen():
         (("k",), 0, "k must be an integer >= 1, got 0"),
         (("k",), "ten", "k must be an integer >= 1, got 'ten'"),
         (("seed",), -1, "seed must be an integer >= 0"),
+        (("train_seed",), -2, "train_seed must be an integer >= 0, got -2"),
+        (("train_seed",), "one", "train_seed must be an integer >= 0, got 'one'"),
         (("base_model", "steps"), -3, "base_model.steps must be an integer >= 1, got -3"),
         (("base_model", "steps"), 2.5, "base_model.steps must be an integer"),
         (("base_model", "steps"), True, "base_model.steps must be an integer"),
@@ -56,6 +58,18 @@ def test_bad_values_name_the_key(path, value, message):
         CodealignError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
     ):
         parse_params(raw)
+
+
+def test_train_seed_defaults_to_the_master_seed():
+    raw = default()
+    raw["seed"] = 7
+    raw["train_seed"] = None
+    assert parse_params(raw).train_seed == 7
+    del raw["train_seed"]  # absent, as in a params file older than the key
+    assert parse_params(raw).train_seed == 7
+    raw["train_seed"] = 2
+    params = parse_params(raw)
+    assert (params.seed, params.train_seed) == (7, 2)
 
 
 def test_unknown_keys_are_errors():

@@ -157,6 +157,138 @@ def test_push_to_a_local_remote_then_a_fresh_clone_pulls_and_has_nothing_to_run(
     assert "Running stage" not in run(["dvc", "repro"], clone, env)
 
 
+def _lock_entry(work: Path, stage: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((work / "dvc.lock").read_text())["stages"][stage]
+
+
+def _our_processes(cache: str) -> list:
+    """Live processes started for this repository (they carry its CODEALIGN_CACHE)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("CODEALIGN_CACHE") == cache:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def kill_stage_midway(work: Path, env: dict, stage: str, ready) -> str:
+    """`dvc repro -f -s stage`, SIGKILL the stage's own process once `ready(proc)` holds
+    (as the OOM killer would), and return DVC's output. DVC must report the failure."""
+    import time
+
+    import psutil
+
+    dvc = subprocess.Popen(
+        ["dvc", "repro", "-f", "-s", stage],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 300
+    try:
+        while True:
+            assert dvc.poll() is None, f"{stage} ended before it was killed:\n{dvc.stdout.read()}"
+            assert time.time() < deadline, f"{stage}: never ready to be killed"
+            stage_procs = [
+                p
+                for p in psutil.Process(dvc.pid).children(recursive=True)
+                if f"stages/{stage}.py" in " ".join(p.cmdline())
+            ]
+            if stage_procs and ready(stage_procs[0]):
+                stage_procs[0].kill()
+                break
+            time.sleep(0.05)
+    except psutil.NoSuchProcess:
+        pytest.fail(f"{stage} ended before it was killed")
+    output = dvc.communicate(timeout=120)[0]
+    assert dvc.returncode != 0, output
+    return output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["synth", "sft"])
+def test_a_stage_killed_midway_reruns_to_the_same_outs(smoke_repo, stage):
+    work, env, _ = smoke_repo
+    before = _lock_entry(work, stage)
+    outs = [out["path"] for out in before["outs"]]
+    cache = Path(env["CODEALIGN_CACHE"])
+    if stage == "synth":
+        # Midway: the sandbox workers that verify generated code are up.
+        def ready(proc):
+            return len(proc.children(recursive=True)) >= 2
+    else:
+        # Midway: a first checkpoint is on disk (those of the fixture's run are removed).
+        shutil.rmtree(cache / "checkpoints" / "sft", ignore_errors=True)
+
+        def ready(proc):
+            return any((cache / "checkpoints" / "sft").glob("*/checkpoint-*/trainer_state.json"))
+
+    killed = kill_stage_midway(work, env, stage, ready)
+    assert f"failed to reproduce '{stage}'" in killed, killed
+    for out in outs:
+        assert not (work / out).exists() or out.startswith("metrics"), f"half-written {out}"
+
+    # Forced: with its deps unchanged, DVC would restore the outs of the fixture's run
+    # from its cache instead of running the stage again.
+    rerun = run(["dvc", "repro", "-f", "-s", stage], work, env)
+    assert ran(rerun) == {stage}
+    assert not list(work.glob("**/.*.tmp")), "the rerun left the killed run's staging dirs"
+    if stage == "sft":
+        assert "resuming from" in rerun
+    assert _lock_entry(work, stage) == before  # every out byte-identical to the first run
+    assert "up to date" in run(["dvc", "status"], work, env)
+    assert _our_processes(str(cache)) == [], "processes of the killed stage are still alive"
+
+
+def _fsize_limit(limit: int):
+    import resource
+    import signal
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("stage", "limit", "reason"),
+    [("cluster", 2048, "File too large"), ("sft", 60_000, "disk I/O error")],
+)
+def test_a_full_disk_is_one_error_line_and_leaves_the_outs_as_they_were(
+    smoke_repo, stage, limit, reason
+):
+    # RLIMIT_FSIZE makes the kernel refuse writes past `limit` bytes, as a full disk does
+    # (EFBIG instead of ENOSPC), and it binds root too.
+    work, env, _ = smoke_repo
+    env = {**env, "CODEALIGN_CACHE": str(work / ".cache-full")}
+    result = subprocess.run(
+        [sys.executable, f"stages/{stage}.py"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=_fsize_limit(limit),
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "cannot write" in lines[-1], lines[-1]
+    assert reason in lines[-1]
+    assert "Traceback" not in result.stderr
+    assert ".tmp" not in lines[-1], "the error names a staging path, not the out"
+    assert not list(work.glob("**/.*.tmp")), "staging dirs left behind"
+    assert "up to date" in run(["dvc", "status"], work, env), "an out was changed"
+
+
 def ran(log: str) -> set[str]:
     return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
 

@@ -21,6 +21,7 @@ SECTIONS = (
     "## Deduplication",
     "## Clusters",
     "## Models",
+    "## pass@k against K",
     "## Curriculum DPO",
     "### Curriculum against shuffled",
     "### Per-sample loss against pair distance",
@@ -185,6 +186,21 @@ def write_metrics(m: Path) -> None:
             for s, d in enumerate((0.0, 0.02, -0.01))
         ],
     )
+
+    def stats(values):
+        mean = sum(values) / len(values)
+        return {"mean": mean, "min": min(values), "max": max(values), "n": len(values)}
+
+    sweep = [(1, [0.7, 0.72, 0.68]), (5, [0.3, 0.35, 0.25]), (10, [0.2])]
+    by_k = [
+        {"k": k, "seeds": list(range(len(v))), "pass@1": stats(v), "pass@10_t0.8": stats(v)}
+        for k, v in sweep
+    ]
+    dump(
+        m / "ksweep.json",
+        {"benchmark": "tinyeval", "metrics": ["pass@1", "pass@10_t0.8"], "by_k": by_k},
+    )
+    png(m / "ksweep.png")
     tsv(m / "base_model/plots/metrics/train/loss.tsv", "loss", [(1, 6.0), (2, 5.5), (3, 5.2)])
     for adapter_dir in ("adapter_0", "adapter_1"):
         run = m / "sft/plots/metrics" / adapter_dir
@@ -234,6 +250,7 @@ def test_report_has_every_section_and_every_figure_is_a_png(full_report):
         "dedup_funnel.png",
         "cluster_projection.png",
         "models.png",
+        "ksweep.png",
         "curriculum_distance_hist.png",
         "dpo_pass_at_1.png",
         "dpo_loss_vs_distance.png",
@@ -252,6 +269,8 @@ def test_report_tables_show_what_users_compare(full_report):
     assert "| routed | 2 | 0.3750 | 0.2000 | 0.6000 |" in text  # pass@1, pass@1 and pass@10 at T
     assert "| routed | 1 | 0 | – |" in text  # a cluster no task was routed to
     assert "| **total** | 67 | 65 | 2 |" in text
+    assert "| 5 | 0, 1, 2 | 0.3000 (0.2500–0.3500) |" in text  # mean (range) over seeds
+    assert "| 10 | 0 | 0.2000 | 0.2000 |" in text  # one seed: no range
     assert "| 0 | 24 | 40.0% | 2 | 4 | 5.3000 |" in text
     assert "Over 3 seeds" in text and "95% percentile-bootstrap" in text
     assert "| stage_2 | 0 | 0 | 0 | – | no pairs |" in text
@@ -279,6 +298,7 @@ def test_missing_inputs_give_not_run_sections(tmp_path):
     for stage_name in ("dataset_metrics", "synth", "dedup", "cluster", "evaluate", "curriculum"):
         assert f"is written by `dvc repro {stage_name}`" in text, stage_name
     assert "`dvc repro dpo_compare`" in text and "`dvc repro base_model`" in text
+    assert "No K sweep yet" in text and "codealign ksweep" in text
     assert "bench_stage_times.py --profile default --out metrics/stage_times.json" in text
     assert image_links(md) == [] and list((tmp_path / "metrics" / "report").iterdir()) == []
 

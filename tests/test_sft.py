@@ -1,6 +1,7 @@
 """Specialist fine-tuning: configs from params, answer-only loss, best checkpoint, resume."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -117,22 +118,40 @@ def _interrupt_after_checkpoint(step: int):
 
 @pytest.mark.slow
 def test_interrupted_adapter_resumes_from_its_last_checkpoint(base_dir, tmp_path):
+    from dvclive import Live
     from safetensors.torch import load_file
+
+    def live(name: str):
+        return Live(str(tmp_path / name), dvcyaml=None, save_dvc_exp=False, resume=False)
 
     records = sft_records(6)
     train, validation = records[:8], records[8:]
-    straight = train_adapter(
-        base_dir, train, validation, FAST, tmp_path / "a", tmp_path / "ck_a", seed=0
-    )
-    with pytest.raises(Interrupt):
+    with live("live_a") as curves:
+        straight = train_adapter(
+            base_dir, train, validation, FAST, tmp_path / "a", tmp_path / "ck_a", seed=0,
+            live=curves,
+        )  # fmt: skip
+    with pytest.raises(Interrupt), live("live_b") as curves:
         train_adapter(
             base_dir, train, validation, FAST, tmp_path / "b", tmp_path / "ck_b", seed=0,
-            callbacks=[_interrupt_after_checkpoint(2)],
+            live=curves, callbacks=[_interrupt_after_checkpoint(2)],
         )  # fmt: skip
     assert not (tmp_path / "b").exists()
-    resumed = train_adapter(
-        base_dir, train, validation, FAST, tmp_path / "b", tmp_path / "ck_b", seed=0
-    )
+    # As DVC does before it reruns a stage: the killed run's curves are deleted.
+    shutil.rmtree(tmp_path / "live_b")
+    with live("live_b") as curves:
+        resumed = train_adapter(
+            base_dir, train, validation, FAST, tmp_path / "b", tmp_path / "ck_b", seed=0,
+            live=curves,
+        )  # fmt: skip
+    # The resumed run's curves hold every step, the ones before the checkpoint included.
+    for curve in ("train/loss.tsv", "eval/eval_loss.tsv"):
+        a = (tmp_path / "live_a" / "plots" / "metrics" / curve).read_text().splitlines()
+        b = (tmp_path / "live_b" / "plots" / "metrics" / curve).read_text().splitlines()
+        assert len(a) > 2 and a[0] == b[0], curve  # a header and a row per step
+        rows_a = [[float(x) for x in row.split("\t")[1:]] for row in a[1:]]  # step, value
+        rows_b = [[float(x) for x in row.split("\t")[1:]] for row in b[1:]]
+        np.testing.assert_allclose(rows_b, rows_a, rtol=1e-4, err_msg=curve)
     assert resumed["resumed_from"] == "checkpoint-2" and straight["resumed_from"] is None
     assert resumed["steps"] == straight["steps"] == 4
     a = load_file(tmp_path / "a" / "adapter_model.safetensors")

@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codealign.checkpoints import checkpoint_dir, file_digest
+from codealign.checkpoints import checkpoint_dir, file_digest, last_checkpoint
 from codealign.dpo.evaluate import evaluate_policy, load_benchmarks
 from codealign.dpo.policy import resolve_policy
 from codealign.dpo.train import (
     DpoParams,
+    LossLog,
     boundaries,
     boundary_saver,
     make_trainer,
+    resume_step,
     save_adapter,
     stage_steps,
     train_summary,
@@ -88,6 +90,28 @@ def _copy_policy(init_dir: Path, out: Path) -> None:
     shutil.copytree(init_dir, out, ignore=shutil.ignore_patterns(STATE_FILE, "logs"))
 
 
+def _train(spec, pairs, params: DpoParams, work: Path, out: Path, *, saver=None, **trainer_args):
+    """Train in `work` (resuming from its last checkpoint), then save the adapter and the
+    per-sample loss log into `out`; return the trainer."""
+    resume = last_checkpoint(work)
+    if resume:
+        log.info("resuming from %s", resume)
+    loss_log = LossLog(work)
+    with loss_log.open(resume_step(resume)) as handle:
+        trainer = make_trainer(
+            spec, pairs, params, work_dir=work, loss_log=handle,
+            callbacks=[saver] if saver else [], **trainer_args,
+        )  # fmt: skip
+        trainer.per_sample[:0] = loss_log.rows
+        if saver is not None:
+            saver.trainer = trainer
+        trainer.train(resume_from_checkpoint=resume)
+    save_adapter(trainer, out)
+    (out / "logs").mkdir()
+    shutil.copyfile(loss_log.path, out / "logs" / LossLog.NAME)
+    return trainer
+
+
 def run_stage(
     ctx: RunContext, stage: int, init_dir: Path, curriculum_dir: Path, out_dir: Path
 ) -> dict[str, Any]:
@@ -130,7 +154,6 @@ def run_stage(
         else:
             steps = stage_steps(len(pairs), ctx.params)
             tmp.mkdir(parents=True)
-            (tmp / "logs").mkdir()
             work = checkpoint_dir(
                 "dpo",
                 {
@@ -140,19 +163,10 @@ def run_stage(
                     **training_key(ctx),
                 },
             )
-            with open(tmp / "logs" / "per_sample_loss.jsonl", "w", encoding="utf-8") as loss_log:
-                trainer = make_trainer(
-                    spec,
-                    pairs,
-                    ctx.params,
-                    max_steps=steps,
-                    max_length=manifest["max_length"],
-                    seed=ctx.seed + stage,
-                    work_dir=work,
-                    loss_log=loss_log,
-                )
-                trainer.train()
-            save_adapter(trainer, tmp)
+            trainer = _train(
+                spec, pairs, ctx.params, work, tmp,
+                max_steps=steps, max_length=manifest["max_length"], seed=ctx.seed + stage,
+            )  # fmt: skip
             metrics.update(
                 skipped=False, steps=steps, end_step=start + steps, **train_summary(trainer)
             )
@@ -182,8 +196,6 @@ def run_shuffled(
         else:
             spec = resolve_policy(init_dir, ctx.mode, ctx.base_dir)
             tmp.mkdir(parents=True)
-            (tmp / "logs").mkdir()
-            saver = boundary_saver(steps_at, tmp / "checkpoints")
             work = checkpoint_dir(
                 "dpo_shuffled",
                 {
@@ -192,21 +204,14 @@ def run_shuffled(
                     **training_key(ctx),
                 },
             )
-            with open(tmp / "logs" / "per_sample_loss.jsonl", "w", encoding="utf-8") as loss_log:
-                trainer = make_trainer(
-                    spec,
-                    pairs,
-                    ctx.params,
-                    max_steps=total,
-                    max_length=manifest["max_length"],
-                    seed=ctx.seed,
-                    work_dir=work,
-                    loss_log=loss_log,
-                    callbacks=[saver],
-                )
-                saver.trainer = trainer
-                trainer.train()
-            save_adapter(trainer, tmp)
+            # Boundary adapters are saved in the work dir too, so a resumed run keeps those
+            # saved before the kill.
+            saver = boundary_saver(steps_at, work / "boundaries")
+            trainer = _train(
+                spec, pairs, ctx.params, work, tmp,
+                max_steps=total, max_length=manifest["max_length"], seed=ctx.seed, saver=saver,
+            )  # fmt: skip
+            shutil.copytree(work / "boundaries", tmp / "checkpoints")
             metrics.update(skipped=False, **train_summary(trainer))
             evals = []
             for step in sorted(set(steps_at)):

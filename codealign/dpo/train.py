@@ -17,6 +17,12 @@ Per-sample losses. The DPO (sigmoid) loss of every pair is logged at every step 
 pair id, from the policy log-probs of the same forward pass the trainer differentiates
 (a forward hook on the model), so logging costs no extra pass.
 
+Resuming. Checkpoints go every `dpo.save_steps` steps to a work dir keyed by everything
+the run depends on (codealign.checkpoints); a killed stage resumes from the last one.
+The per-sample loss log lives there too (`LossLog`): on resume it keeps the rows of the
+steps the checkpoint holds and drops those logged after it, so the log of a resumed run
+is that of an uninterrupted one.
+
 Equal steps. A curriculum stage trains `ceil(pairs / batch_size) * epochs` optimizer
 steps on its bucket; the shuffled baseline trains the sum of those steps on the union
 of the same pairs, saving the adapter at the same cumulative step counts.
@@ -58,6 +64,9 @@ class DpoParams(Section):
         doc="LoRA targets for a new adapter (never lm_head: TRL scores with it directly)",
     )
     max_grad_norm: float = param(1.0, gt=0)
+    save_steps: int = param(
+        10, ge=0, doc="checkpoint interval in optimizer steps; a killed stage resumes (0: none)"
+    )
     dtype: str = param("float32", choices=("float32", "bfloat16", "float16"))
     eval_benchmarks: tuple[str, ...] = param(("tinyeval",), doc="scored after every stage")
     eval_limit: int = param(64, ge=0, doc="first N tasks per benchmark (0: all)")
@@ -260,7 +269,9 @@ def make_trainer(
         fp16=params.dtype == "float16",
         use_cpu=not torch.cuda.is_available(),
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="steps" if params.save_steps else "no",
+        save_steps=params.save_steps or 500,
+        save_total_limit=2,
         report_to=[],
         seed=seed,
         data_seed=seed,
@@ -282,6 +293,43 @@ def make_trainer(
         loss_log=loss_log,
         stored_reference=stored_reference,
     )
+
+
+class LossLog:
+    """The per-sample loss log of one run, in its work dir, consistent with its checkpoint.
+
+    `open(resume_step)` keeps the rows of steps `<= resume_step` (all of them are in the
+    checkpoint) and drops the rest, then appends; `rows` are the kept rows, for a
+    trainer's in-memory `per_sample`.
+    """
+
+    NAME = "per_sample_loss.jsonl"
+
+    def __init__(self, work_dir: Path) -> None:
+        self.path = Path(work_dir) / self.NAME
+        self.rows: list[dict[str, Any]] = []
+
+    def open(self, resume_step: int):
+        self.rows = []
+        if resume_step > 0 and self.path.is_file():
+            with open(self.path, encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:  # a line cut short by the kill
+                        break
+                    if row["step"] <= resume_step:
+                        self.rows.append(row)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in self.rows)
+        # Line-buffered: a SIGKILL loses at most the row being written, never a step's.
+        return open(self.path, "a", encoding="utf-8", buffering=1)
+
+
+def resume_step(checkpoint: str | None) -> int:
+    """The optimizer step a `checkpoint-N` dir holds (0 for None)."""
+    return int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
 
 
 def save_adapter(trainer, out_dir: Path) -> None:

@@ -1,0 +1,68 @@
+"""Stage `base_model_eval`: held-out English and code perplexity and English instructions.
+
+The metrics of the code-share ablation (codealign.mixture, `codealign mixture`). With
+`base_model.name: tiny` the stage rebuilds the pretraining corpus from the same inputs
+as `base_model`, so that no held-out document the model trained on is scored.
+"""
+
+import logging
+from pathlib import Path
+
+import click
+
+from codealign.checkpoints import file_digest
+from codealign.cli import Command, setup_logging
+from codealign.io import write_json
+from codealign.mixture import corpus_documents, measure, read_code
+from codealign.params import load_params
+
+log = logging.getLogger("stages.base_model_eval")
+
+
+@click.command(cls=Command)
+@click.option("--params", "params_file", default="params.yaml", show_default=True)
+@click.option(
+    "--model", default="models/base_model", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--seed-dir",
+    default="data/seed",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="train.jsonl (the corpus's code) and tinyeval.jsonl (the held-out code).",
+)
+@click.option(
+    "--out",
+    default="metrics/base_model_eval.json",
+    show_default=True,
+    type=click.Path(path_type=Path),
+)
+def main(params_file: str, model: Path, seed_dir: Path, out: Path) -> None:
+    """Score the base model on held-out English, held-out code and English instructions."""
+    setup_logging()
+    params = load_params(params_file)
+    p, base = params["base_model_eval"], params["base_model"]
+    seen: frozenset[str] = frozenset()
+    if base.name == "tiny":
+        train = seed_dir / "train.jsonl"
+        seen = corpus_documents(train, base.code_share, base.corpus_chars, params.seed)
+        log.info("rebuilt the pretraining corpus from %s: %d distinct documents", train, len(seen))
+    code = read_code(seed_dir / "tinyeval.jsonl")
+    result = measure(model, code, p, params.seed, seen=seen)
+    result.update(
+        # Recorded so the collector can tell this model's metrics from a baseline's.
+        code_share=base.code_share if base.name == "tiny" else None,
+        model_digest=file_digest(model),
+        seed=params.seed,
+    )
+    write_json(out, result)
+    log.info(
+        "skipped as seen in the corpus: %d English, %d code documents",
+        result["english"]["skipped_in_corpus"],
+        result["code"]["skipped_in_corpus"],
+    )
+    log.info("wrote %s: %s", out, result)
+
+
+if __name__ == "__main__":
+    main()
