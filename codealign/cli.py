@@ -58,6 +58,7 @@ SUBCOMMANDS = {
     "check": "codealign.execution.cli:check",
     "generate": "codealign.routing:generate_command",
     "route": "codealign.routing:route_command",
+    "exps": "codealign.experiments:exps_command",
     "ksweep": "codealign.experiments:ksweep_command",
     "mixture": "codealign.mixture:mixture_command",
 }

@@ -453,3 +453,34 @@ def _ksweep(
         f"{len(runs)} runs from {source}" + (f"; skipped {reasons}" if reasons else ""), err=True
     )
     click.echo(f"wrote {out} and {plot}", err=True)
+
+
+# `dvc exp show` lists every param and metric (hundreds of columns); these are the ones
+# an experiment is judged by.
+EXPS_COLUMNS = {
+    "Experiment|Created": "the experiment and when it ran",
+    # DVC names a column `params.yaml:k` only where a metric is also called `k`.
+    r"(params\.yaml:)?(seed|k|train_seed)|base_model\.code_share": "the params swept",
+    "records_before|records_after": "training records before and after dedup",
+    r"tinyeval\.models\.(k1|routed)\.pass@(1|10_t0\.8)": "pass@1, pass@10: K = 1 and routed",
+    "pairs_kept": "DPO pairs after pruning",
+    "final_difference": "curriculum minus shuffled pass@1 at equal steps",
+}
+EXPS_KEEP = "^(" + "|".join(EXPS_COLUMNS) + ")$"
+
+
+@click.command(
+    "exps",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog="Columns: " + "; ".join(EXPS_COLUMNS.values()) + ".",
+)
+@click.argument("dvc_args", nargs=-1, type=click.UNPROCESSED)
+def exps_command(dvc_args: tuple[str, ...]) -> None:
+    """`dvc exp show` with only the columns that matter.
+
+    Any other argument goes to `dvc exp show` as is, e.g.
+    `codealign exps --only-changed`, `codealign exps -A --md`,
+    `codealign exps --sort-by tinyeval.models.routed.pass@1 --sort-order desc`.
+    """
+    cmd = [sys.executable, "-m", "dvc", "exp", "show", "--drop", ".*", "--keep", EXPS_KEEP]
+    raise SystemExit(subprocess.call([*cmd, *dvc_args]))

@@ -309,3 +309,22 @@ def test_real_dvc_experiments(tmp_path, monkeypatch):
     # The workspace repeats the last run, (1, 1).
     assert "1 older repeats of a (k, seed)" in result.stderr
     _assert_png(plot)
+
+    # `codealign exps`: `dvc exp show` with the columns that matter, arguments passed on.
+    codealign = Path(sys.executable).parent / "codealign"
+    shown = subprocess.run(
+        [str(codealign), "exps", "--csv"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    header, *rows = shown.stdout.strip().splitlines()
+    assert header.split(",") == [
+        "Experiment",
+        "Created",
+        "tinyeval.models.k1.pass@1",
+        "tinyeval.models.k1.pass@10_t0.8",
+        "tinyeval.models.routed.pass@1",
+        "tinyeval.models.routed.pass@10_t0.8",
+        "seed",
+        "k",
+    ]  # not base's pass@1, not the deps' hashes
+    assert len(rows) == 5  # the workspace, the baseline and three experiments
