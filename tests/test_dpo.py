@@ -180,3 +180,21 @@ def test_a_killed_shuffled_run_resumes_and_matches_an_uninterrupted_one(
     assert boundaries_saved == sorted(
         p.name for p in (tmp_path / "whole" / "checkpoints").iterdir()
     )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="needs CUDA")
+def test_a_bf16_dpo_stage_on_cuda(setup, tmp_path):
+    import dataclasses
+
+    ctx, sft, curriculum, result = setup
+    ctx = dataclasses.replace(ctx, params=dataclasses.replace(ctx.params, dtype="bfloat16"))
+    first = run_stage(ctx, 1, sft, curriculum, tmp_path / "stage_1")
+    assert first["steps"] == stage_steps(len(result["stages"][0]), ctx.params) > 0
+    assert (tmp_path / "stage_1" / "adapter_model.safetensors").is_file()
