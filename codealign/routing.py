@@ -7,10 +7,12 @@ embedded with the embedder the clusters were fitted with, assigned to the neares
 centroid, and answered with that cluster's adapter.
 
 Batches mix adapters: rows are sorted by cluster and a batch that holds several
-clusters passes PEFT's `adapter_names=` to `generate`, which applies each row's own
-adapter inside one forward pass; a batch of one cluster runs the plain forward after
+clusters applies each row's own adapter inside one forward pass (`GatheredLora`: the
+K adapters of a layer stacked, each row's gathered, two batched matmuls; PEFT's
+`adapter_names=`, which loops over the adapters in every layer, where the adapters
+differ in rank or kind); a batch of one cluster runs the plain forward after
 `set_adapter`. `mixed=False` makes every batch single-cluster (the paper's "group by
-cluster and swap"); benchmarks/bench_routing.py compares the two.
+cluster and swap"); benchmarks/bench_routing.py compares them.
 
 Before anything is loaded the router checks what a user can get wrong: a manifest
 that is not valid JSON or lacks a key, centroids that do not match it, a missing
@@ -27,11 +29,12 @@ takes the program out of it (the first fenced block when there is one).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +130,83 @@ def check_adapter_dir(adapter_dir: Path, base_sha256: str, where: str) -> None:
         )
 
 
+class GatheredLora:
+    """Every row of a batch through its own LoRA adapter, in two batched matmuls per layer.
+
+    PEFT's mixed-batch forward (`adapter_names=`) runs, in every LoRA layer, one small
+    matmul pair per adapter present in the batch, a Python loop over K. Here each
+    layer's K `lora_A` weights are one `[K, r, in]` tensor and its `lora_B` weights one
+    `[K, out, r]` tensor; PEFT's parameters are re-pointed to views of them, so nothing
+    is stored twice. Within `rows(index)` every LoRA layer computes
+    `base(x) + scaling[i] * (x A[i]ᵀ) B[i]ᵀ` for row i's adapter by gathering its A and B:
+    the same arithmetic as PEFT's at inference (dropout is off), in one code path for any
+    mix. `build` returns None where this does not apply (adapters of different ranks or
+    targets, DoRA or other variants, LoRA on non-Linear layers); PEFT's path is used then.
+    """
+
+    def __init__(self, layers: list[tuple[Any, Any, Any, Any]]) -> None:
+        self.layers = layers  # (module, A [K, r, in], B [K, out, r], scaling [K])
+
+    @classmethod
+    def build(cls, model, names: Sequence[str]) -> GatheredLora | None:
+        import torch
+        from peft.tuners.lora import Linear as LoraLinear
+        from peft.tuners.lora import LoraLayer
+
+        layers = []
+        for module in model.modules():
+            if not isinstance(module, LoraLayer):
+                continue
+            if type(module) is not LoraLinear or any(n not in module.lora_A for n in names):
+                return None
+            if any(module.lora_variant.get(n) is not None for n in names):
+                return None
+            a = [module.lora_A[n].weight for n in names]
+            b = [module.lora_B[n].weight for n in names]
+            if len({w.shape for w in a}) != 1 or len({w.shape for w in b}) != 1:
+                return None
+            with torch.no_grad():
+                stacked_a, stacked_b = torch.stack(a), torch.stack(b)
+                for i, n in enumerate(names):
+                    module.lora_A[n].weight.data = stacked_a[i]
+                    module.lora_B[n].weight.data = stacked_b[i]
+            scaling = torch.tensor([float(module.scaling[n]) for n in names], dtype=a[0].dtype)
+            layers.append((module, stacked_a, stacked_b, scaling.to(a[0].device)))
+        return cls(layers) if layers else None
+
+    @contextlib.contextmanager
+    def rows(self, index: Sequence[int]) -> Iterator[None]:
+        """Within the block, row i of every batch goes through adapter `index[i]`."""
+        import torch
+
+        rows = torch.as_tensor(list(index), device=self.layers[0][1].device)
+        for module, a, b, scaling in self.layers:
+            module.forward = _gathered_forward(module, a, b, scaling, rows)
+        try:
+            yield
+        finally:
+            for module, *_ in self.layers:
+                del module.forward  # back to the class's forward
+
+
+def _gathered_forward(module, a, b, scaling, rows):
+    import torch
+
+    def forward(x, *args, **kwargs):
+        kwargs.pop("adapter_names", None)
+        result = module.base_layer(x, *args, **kwargs)
+        if x.dim() != 3 or x.shape[0] != rows.shape[0]:
+            raise RuntimeError(
+                f"gathered LoRA expects [batch={rows.shape[0]}, tokens, features], got "
+                f"{tuple(x.shape)}"
+            )
+        h = torch.bmm(x.to(a.dtype), a[rows].transpose(1, 2))  # [batch, tokens, r]
+        delta = torch.bmm(h, b[rows].transpose(1, 2)) * scaling[rows].view(-1, 1, 1)
+        return result + delta.to(result.dtype)
+
+    return forward
+
+
 class Router:
     """K specialist adapters over one base model, chosen per question by nearest centroid."""
 
@@ -179,6 +259,7 @@ class Router:
             raise CodealignError(f"{self.model_dir}: cannot load adapters: {first}") from None
         model.eval()
         self.model = model
+        self.gathered = GatheredLora.build(model, [adapter_name(c) for c in range(self.k)])
         self._embed_cache_dir = embed_cache_dir
         self._embedder = None
 
@@ -277,13 +358,15 @@ class Router:
             ).to(self.device)
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=seeds)))
             names = [adapter_name(c) for _, c in batch]
-            routing = {}
-            if len(set(names)) > 1:
-                routing = {"adapter_names": names}
-            else:
+            routing, gathered = {}, contextlib.nullcontext()
+            if len(set(names)) == 1:
                 # One adapter in the batch: the plain forward, without per-row dispatch.
                 self.model.set_adapter(names[0])
-            with torch.no_grad():
+            elif self.gathered is not None:
+                gathered = self.gathered.rows([c for _, c in batch])
+            else:
+                routing = {"adapter_names": names}
+            with torch.no_grad(), gathered:
                 out = self.model.generate(
                     **encoded,
                     max_new_tokens=max_new_tokens,

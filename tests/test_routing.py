@@ -90,6 +90,55 @@ def test_mixed_adapter_batch_matches_one_adapter_at_a_time(world, router):
     )
 
 
+def _mixed_logits(router, names, mode):
+    """Next-token logits of one mixed batch, through the gathered path or PEFT's."""
+    import contextlib
+
+    import torch
+
+    from codealign.routing import chat_prompt
+
+    tokenizer = router.tokenizer
+    tokenizer.padding_side = "left"
+    prompts = [chat_prompt(tokenizer, q) for q in QUESTIONS]
+    encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    clusters = [int(name.split("_")[1]) for name in names]
+    context = router.gathered.rows(clusters) if mode == "gathered" else contextlib.nullcontext()
+    extra = {"adapter_names": names} if mode == "peft" else {}
+    with torch.no_grad(), context:
+        return router.model(**encoded, **extra).logits
+
+
+def test_gathered_lora_equals_pefts_mixed_batch_and_stores_nothing_twice(router):
+    import torch
+
+    assert router.gathered is not None and len(router.gathered.layers) > 0
+    names = ["cluster_2", "cluster_0", "cluster_1"]
+    gathered = _mixed_logits(router, names, "gathered")
+    peft = _mixed_logits(router, names, "peft")
+    assert torch.allclose(gathered, peft, atol=1e-5), (gathered - peft).abs().max()
+    # PEFT's parameters are views of the stacked tensors, not copies of them.
+    module, stacked_a, stacked_b, _ = router.gathered.layers[0]
+    weight = module.lora_A["cluster_1"].weight
+    assert weight.untyped_storage().data_ptr() == stacked_a.untyped_storage().data_ptr()
+    # Outside `rows`, the layers are PEFT's own again.
+    assert "forward" not in vars(module)
+
+
+def test_adapters_of_different_ranks_fall_back_to_pefts_mixed_batch(world, tmp_path):
+    target = copy_router(world, "mixed_ranks")
+    shutil.rmtree(target / "adapter_1")
+    save_random_adapter(world[1], target / "adapter_1", seed=5, r=8)
+    from codealign.sft import model_digest, write_adapter_meta
+
+    write_adapter_meta(target / "adapter_1", 1, world[1], model_digest(world[1]))
+    router = Router(target)
+    assert router.gathered is None
+    mixed = router.sample(QUESTIONS, clusters=[2, 0, 1], max_new_tokens=8)[1]
+    grouped = router.sample(QUESTIONS, clusters=[2, 0, 1], max_new_tokens=8, mixed=False)[1]
+    assert mixed == grouped
+
+
 def test_sampling_is_seeded(router):
     first = router.sample(
         QUESTIONS, clusters=[0, 1, 2], n=2, temperature=0.8, max_new_tokens=8, seed=3
