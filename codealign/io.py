@@ -77,6 +77,12 @@ def require_fields(
             )
 
 
+def is_main_process() -> bool:
+    """True unless this is a rank > 0 of a distributed launch (`torchrun`, `accelerate
+    launch`): only rank 0 writes outs; the other ranks train with it and discard theirs."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it onto `target`.
@@ -84,9 +90,18 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     Works for files and directories alike: whatever the caller creates at the yielded
     path replaces `target` in one rename. On an exception the temporary path is removed
     and `target` is left as it was. Staging dirs left by a killed earlier run of the
-    same target are removed first (one writer per target, as DVC ensures).
+    same target are removed first (one writer per target, as DVC ensures). In a
+    distributed run only rank 0 writes `target` (`is_main_process`).
     """
     target = Path(target)
+    if not is_main_process():
+        # A rank > 0 of a distributed run: the same work, written somewhere private.
+        scratch = Path(tempfile.mkdtemp(prefix=f"{target.name}.rank"))
+        try:
+            yield scratch / target.name
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Staging dirs a killed run of this target left behind (SIGKILL skips cleanup).

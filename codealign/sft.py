@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from codealign.errors import CodealignError
-from codealign.io import canonical_adapter_configs, save_npy
+from codealign.io import canonical_adapter_configs, is_main_process, save_npy
 from codealign.params import Section, param, register
 
 log = logging.getLogger(__name__)
@@ -465,7 +465,7 @@ def train_specialists(
             description["max_steps"] = max_steps
         runs.append((cluster_train, cluster_val, checkpoint_dir(checkpoint_stage, description)))
     live = None
-    if live_root is not None:
+    if live_root is not None and is_main_process():
         from dvclive import Live
 
         # One Live for all adapters (curves `adapter_<i>/train/...`), so that its plots

@@ -8,7 +8,7 @@ import click
 from codealign.cli import Command, setup_logging
 from codealign.dpo.plots import loss_vs_distance
 from codealign.dpo.schedule import RunContext, read_curriculum, run_shuffled
-from codealign.io import write_json
+from codealign.io import is_main_process, write_json
 from codealign.params import load_params
 
 log = logging.getLogger("stages.dpo_shuffled")
@@ -61,6 +61,8 @@ def main(params_file, init_dir, base_model, curriculum_dir, seed_dir, out, metri
         base_model,
     )
     result, epoch = run_shuffled(ctx, init_dir, curriculum_dir, out)
+    if not is_main_process():
+        return  # a rank > 0 of a distributed run: rank 0 writes the outs
     _, stages = read_curriculum(curriculum_dir)
     distance = {p["pair_id"]: p["distance"] for stage in stages for p in stage}
     points = [(distance[e["pair_id"]], e["loss"]) for e in epoch]

@@ -198,3 +198,49 @@ def test_a_bf16_dpo_stage_on_cuda(setup, tmp_path):
     first = run_stage(ctx, 1, sft, curriculum, tmp_path / "stage_1")
     assert first["steps"] == stage_steps(len(result["stages"][0]), ctx.params) > 0
     assert (tmp_path / "stage_1" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_dpo_shuffled_stage_under_torchrun_with_two_processes(setup, tmp_path):
+    """`torchrun --nproc_per_node 2` (what `accelerate launch` does on GPUs): two data-
+    parallel processes, each taking `batch_size` pairs per step; rank 0 alone writes."""
+    import dataclasses
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    ctx, sft, curriculum, result = setup
+    root = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((root / "params" / "smoke.yaml").read_text())
+    raw["dpo"].update(dataclasses.asdict(ctx.params))
+    raw["dpo"] = {k: list(v) if isinstance(v, tuple) else v for k, v in raw["dpo"].items()}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    torchrun = Path(sys.executable).parent / "torchrun"
+    out = tmp_path / "shuffled_ddp"
+    args = [str(torchrun), "--standalone", "--nproc_per_node", "2"]
+    args += [str(root / "stages" / "dpo_shuffled.py"), "--params", str(params)]
+    args += ["--init", str(sft), "--curriculum", str(curriculum), "--seed-dir", str(ctx.seed_dir)]
+    args += ["--out", str(out), "--metrics", str(tmp_path / "shuffled.json")]
+    args += ["--plot", str(tmp_path / "loss.png")]
+    env = {**os.environ, "CODEALIGN_CACHE": str(tmp_path / "cache_ddp"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "shuffled.json").read_text())
+    pairs = sum(len(s) for s in result["stages"])
+    # Both processes train on every step, each on its half of the global batch.
+    assert (
+        metrics["global_step"]
+        == metrics["steps"]
+        == sum(stage_steps(len(s), ctx.params) for s in result["stages"])
+    )
+    assert (out / "adapter_model.safetensors").is_file() and (tmp_path / "loss.png").is_file()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == sorted(
+        f"step_{s}" for s in set(metrics["boundaries"]) if s > 0
+    )
+    logged = losses(out)
+    assert logged and len({e["pair_id"] for e in logged}) <= pairs  # rank 0's share
+    assert not list(tmp_path.glob(".shuffled_ddp.*.tmp")), "a staging dir was left behind"

@@ -248,6 +248,29 @@ def test_a_stage_killed_midway_reruns_to_the_same_outs(smoke_repo, stage):
     assert _our_processes(str(cache)) == [], "processes of the killed stage are still alive"
 
 
+@pytest.mark.slow
+def test_sft_under_torchrun_with_two_processes(smoke_repo, tmp_path):
+    # What `accelerate launch` does on several GPUs, on the CPU: two data-parallel
+    # processes, each taking a batch per step, so half the steps; rank 0 alone writes.
+    work, env, _ = smoke_repo
+    env = {**env, "CODEALIGN_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    out, metrics, live = tmp_path / "sft", tmp_path / "sft.json", tmp_path / "live"
+    args = ["torchrun", "--standalone", "--nproc_per_node", "2", "stages/sft.py"]
+    args += ["--out", str(out), "--metrics", str(metrics), "--live-dir", str(live)]
+    run(args, work, env)
+    single = json.loads((work / "metrics" / "sft.json").read_text())["adapters"]
+    ddp = json.loads(metrics.read_text())["adapters"]
+    assert [a["steps"] for a in ddp] == [-(-a["steps"] // 2) for a in single]
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(work / "models" / "base_model")
+    PeftModel.from_pretrained(base, out / "adapter_0")
+    assert (out / "router.json").is_file() and (live / "plots").is_dir()
+    assert not list(tmp_path.glob(".*.tmp")) and not list(work.glob("**/.*.tmp"))
+    assert "up to date" in run(["dvc", "status"], work, env), "a distributed run touched an out"
+
+
 def _fsize_limit(limit: int):
     import resource
     import signal

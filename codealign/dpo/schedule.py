@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import math
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from codealign.dpo.train import (
     train_summary,
 )
 from codealign.errors import CodealignError
-from codealign.io import atomic_path, read_json, read_jsonl, write_json
+from codealign.io import atomic_path, is_main_process, read_json, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ def _train(spec, pairs, params: DpoParams, work: Path, out: Path, *, saver=None,
     resume = last_checkpoint(work)
     if resume:
         log.info("resuming from %s", resume)
-    loss_log = LossLog(work)
+    # A rank > 0 of a distributed run logs its share of the pairs somewhere private.
+    loss_log = LossLog(work if is_main_process() else Path(tempfile.mkdtemp(prefix="dpo.rank")))
     with loss_log.open(resume_step(resume)) as handle:
         trainer = make_trainer(
             spec, pairs, params, work_dir=work, loss_log=handle,
@@ -167,6 +169,8 @@ def run_stage(
                 spec, pairs, ctx.params, work, tmp,
                 max_steps=steps, max_length=manifest["max_length"], seed=ctx.seed + stage,
             )  # fmt: skip
+            if not is_main_process():
+                return metrics  # rank 0 evaluates and writes
             metrics.update(
                 skipped=False, steps=steps, end_step=start + steps, **train_summary(trainer)
             )
@@ -211,6 +215,8 @@ def run_shuffled(
                 spec, pairs, ctx.params, work, tmp,
                 max_steps=total, max_length=manifest["max_length"], seed=ctx.seed, saver=saver,
             )  # fmt: skip
+            if not is_main_process():
+                return metrics, []  # rank 0 evaluates and writes
             shutil.copytree(work / "boundaries", tmp / "checkpoints")
             metrics.update(skipped=False, **train_summary(trainer))
             evals = []

@@ -351,6 +351,8 @@ def boundary_saver(steps: Sequence[int], out_dir: Path):
             self.saved: list[int] = []
 
         def on_step_end(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:  # one writer in a distributed run
+                return
             if state.global_step in wanted and state.global_step not in self.saved:
                 save_adapter(self.trainer, out_dir / f"step_{state.global_step}")
                 self.saved.append(state.global_step)
@@ -362,6 +364,7 @@ def train_summary(trainer) -> dict[str, Any]:
     history = [e for e in trainer.state.log_history if "loss" in e]
     last = history[-1] if history else {}
     return {
+        "processes": trainer.args.world_size,  # > 1 under torchrun / accelerate launch
         "global_step": trainer.state.global_step,
         "final_loss": float(last.get("loss", math.nan)),
         "final_reward_accuracy": float(last.get("rewards/accuracies", math.nan)),
