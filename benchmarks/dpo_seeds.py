@@ -47,17 +47,27 @@ def _revs(rows: list) -> list[dict]:
 
 
 def collect(seeds: list[int] | None) -> dict[int, dict]:
-    """`{train_seed: dpo_compare metrics}` from every experiment `dvc exp show` knows.
+    """`{train_seed: dpo_compare.json}` of every experiment DVC knows, on any commit.
 
-    The seed is the one the comparison recorded, not the experiment's params: an
+    `dvc exp show` drops the list-valued curves, so each file is read from the
+    experiment's commit. The seed is the one the comparison recorded, not the params: an
     experiment that did not rerun DPO (a K sweep that targets `evaluate`) carries its
     baseline's file, which names the baseline's seed.
     """
     dvc = [sys.executable, "-m", "dvc"]
-    rows = json.loads(run(*dvc, "exp", "show", "--json", "--no-fetch"))
+    rows = json.loads(run(*dvc, "exp", "show", "--json", "--no-fetch", "--all-commits"))
     found: dict[int, dict] = {}
     for rev in _revs(rows):
-        metrics = (((rev.get("data") or {}).get("metrics") or {}).get(METRICS) or {}).get("data")
+        name = rev.get("rev")
+        if name == "workspace":
+            path = Path(METRICS)
+            text = path.read_text(encoding="utf-8") if path.is_file() else None
+        else:
+            shown = subprocess.run(
+                ["git", "show", f"{name}:{METRICS}"], capture_output=True, text=True
+            )
+            text = shown.stdout if shown.returncode == 0 else None
+        metrics = json.loads(text) if text else None
         if not isinstance(metrics, dict) or not isinstance(metrics.get("train_seed"), int):
             continue
         seed = metrics["train_seed"]
