@@ -22,9 +22,11 @@ import argparse
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from codealign.dpo.stats import bootstrap_ci
+from codealign.experiments import experiment_rows
 from codealign.io import write_json
 
 METRICS = "metrics/dpo_compare.json"
@@ -32,18 +34,6 @@ METRICS = "metrics/dpo_compare.json"
 
 def run(*command: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
-
-
-def _revs(rows: list) -> list[dict]:
-    """Baselines and their finished experiments, in `dvc exp show` order."""
-    found = []
-    for row in rows:
-        found.append(row)
-        for group in row.get("experiments") or []:
-            if (group.get("executor") or {}).get("state") in ("queued", "running", "failed"):
-                continue
-            found.extend(group.get("revs") or [])
-    return found
 
 
 def collect(seeds: list[int] | None) -> dict[int, dict]:
@@ -57,8 +47,8 @@ def collect(seeds: list[int] | None) -> dict[int, dict]:
     dvc = [sys.executable, "-m", "dvc"]
     rows = json.loads(run(*dvc, "exp", "show", "--json", "--no-fetch", "--all-commits"))
     found: dict[int, dict] = {}
-    for rev in _revs(rows):
-        name = rev.get("rev")
+    for row in experiment_rows(rows, Counter()):  # finished ones only
+        name = row.rev
         if name == "workspace":
             path = Path(METRICS)
             text = path.read_text(encoding="utf-8") if path.is_file() else None

@@ -349,41 +349,84 @@ def _is_score(key: str, value: Any) -> bool:
     return key.startswith("pass@") and _is_number(value)
 
 
-def _format_point(point: dict[str, Any], metric: str) -> str:
-    stats = point[metric]
+def format_stats(stats: dict[str, Any] | None) -> str:
+    """`mean [min, max]` of one metric's `_stats` over seeds; `-` where it is missing."""
+    if stats is None:
+        return "-"
     return f"{stats['mean']:.3f} [{stats['min']:.3f}, {stats['max']:.3f}]"
 
 
+def read_experiments(
+    repo: Path, from_json: Path | None, all_commits: bool = False
+) -> tuple[list[ExperimentRow], Counter, str]:
+    """The finished rows of `dvc exp show` (or of a saved dump), the skip counts, and
+    where they came from, for the messages."""
+    if from_json is not None:
+        shown, source = load_exp_show(from_json), str(from_json)
+    else:
+        shown, source = dvc_exp_show(repo, all_commits=all_commits), f"dvc exp show in {repo}"
+    skipped: Counter = Counter()
+    return experiment_rows(shown, skipped), skipped, source
+
+
+def skipped_text(skipped: Counter) -> str:
+    return ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()) if n)
+
+
+def no_runs_error(source: str, metrics_file: str, skipped: Counter) -> CodealignError:
+    reasons = skipped_text(skipped)
+    return CodealignError(
+        f"{source}: no finished experiments with {metrics_file} found"
+        + (f" (skipped: {reasons})" if reasons else "")
+    )
+
+
+def sweep_options(name: str, per: str, plot_help: str):
+    """The options every sweep collector shares: where to read, what to write."""
+
+    def decorate(command):
+        options = [
+            click.option(
+                "--repo",
+                type=click.Path(exists=True, file_okay=False, path_type=Path),
+                default=Path("."),
+                show_default=True,
+                help="The DVC repository whose experiments to read.",
+            ),
+            click.option(
+                "--benchmark", default="tinyeval", show_default=True, help="Key in evaluate.json."
+            ),
+            click.option(
+                "--out",
+                type=click.Path(dir_okay=False, path_type=Path),
+                default=Path(f"metrics/{name}.json"),
+                show_default=True,
+                help=f"Aggregate per {per} (JSON).",
+            ),
+            click.option(
+                "--plot",
+                type=click.Path(dir_okay=False, path_type=Path),
+                default=Path(f"metrics/{name}.png"),
+                show_default=True,
+                help=plot_help,
+            ),
+            click.option(
+                "--from-json",
+                "from_json",
+                type=click.Path(dir_okay=False, path_type=Path),
+                default=None,
+                help="Read a saved `dvc exp show --json` dump instead of running dvc.",
+            ),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @click.command("ksweep")
-@click.option(
-    "--repo",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="The DVC repository whose experiments to read.",
-)
-@click.option("--benchmark", default="tinyeval", show_default=True, help="Key in evaluate.json.")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("metrics/ksweep.json"),
-    show_default=True,
-    help="Aggregate per K (JSON).",
-)
-@click.option(
-    "--plot",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("metrics/ksweep.png"),
-    show_default=True,
-    help="pass@1 and pass@10 against K (PNG).",
-)
-@click.option(
-    "--from-json",
-    "from_json",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Read a saved `dvc exp show --json` dump instead of running dvc.",
-)
+@sweep_options("ksweep", "K", "pass@1 and pass@10 against K (PNG).")
 @click.option(
     "--all-commits",
     is_flag=True,
@@ -423,19 +466,10 @@ def ksweep_command(
 def _ksweep(
     repo: Path, benchmark: str, out: Path, plot: Path, from_json: Path | None, all_commits: bool
 ) -> None:
-    if from_json is not None:
-        shown, source = load_exp_show(from_json), str(from_json)
-    else:
-        shown, source = dvc_exp_show(repo, all_commits=all_commits), f"dvc exp show in {repo}"
-    skipped: Counter = Counter()
-    rows = experiment_rows(shown, skipped)
+    rows, skipped, source = read_experiments(repo, from_json, all_commits)
     runs = sweep_runs(rows, benchmark, skipped)
     if not runs:
-        reasons = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()) if n)
-        raise CodealignError(
-            f"{source}: no finished experiments with {METRICS_FILE} found"
-            + (f" (skipped: {reasons})" if reasons else "")
-        )
+        raise no_runs_error(source, METRICS_FILE, skipped)
     summary = aggregate(runs, benchmark)
     png = render_plot(summary)
     write_json(out, summary)
@@ -446,9 +480,9 @@ def _ksweep(
     click.echo("\t".join(["K", "seeds", *metrics]))
     for point in summary["by_k"]:
         k = f"{point['k']}" + ("" if point["models"] == ["routed"] else " (k1)")
-        cells = [_format_point(point, metric) for metric in metrics]
+        cells = [format_stats(point[metric]) for metric in metrics]
         click.echo("\t".join([k, str(len(point["seeds"])), *cells]))
-    reasons = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()) if n)
+    reasons = skipped_text(skipped)
     click.echo(
         f"{len(runs)} runs from {source}" + (f"; skipped {reasons}" if reasons else ""), err=True
     )

@@ -54,9 +54,11 @@ from codealign.experiments import (
     _is_int,
     _is_number,
     _stats,
-    dvc_exp_show,
-    experiment_rows,
-    load_exp_show,
+    format_stats,
+    no_runs_error,
+    read_experiments,
+    skipped_text,
+    sweep_options,
 )
 from codealign.io import atomic_path, read_jsonl, require_fields, write_json
 from codealign.params import Section, param, register
@@ -491,42 +493,8 @@ def render_plot(summary: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _cell(stats: dict[str, Any] | None) -> str:
-    if stats is None:
-        return "-"
-    return f"{stats['mean']:.3f} [{stats['min']:.3f}, {stats['max']:.3f}]"
-
-
 @click.command("mixture", cls=Command)
-@click.option(
-    "--repo",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="The DVC repository whose experiments to read.",
-)
-@click.option("--benchmark", default="tinyeval", show_default=True, help="Key in evaluate.json.")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("metrics/mixture.json"),
-    show_default=True,
-    help="Aggregate per code share (JSON).",
-)
-@click.option(
-    "--plot",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("metrics/mixture.png"),
-    show_default=True,
-    help="The four metrics against code share (PNG).",
-)
-@click.option(
-    "--from-json",
-    "from_json",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Read a saved `dvc exp show --json` dump instead of running dvc.",
-)
+@sweep_options("mixture", "code share", "The four metrics against code share (PNG).")
 def mixture_command(
     repo: Path, benchmark: str, out: Path, plot: Path, from_json: Path | None
 ) -> None:
@@ -547,18 +515,11 @@ def mixture_command(
     counts), prints mean [min, max] per share, and writes --out and --plot. Base-model
     metrics count each distinct base model once: train_seed does not change it.
     """
-    if from_json is not None:
-        shown, source = load_exp_show(from_json), str(from_json)
-    else:
-        shown, source = dvc_exp_show(repo), f"dvc exp show in {repo}"
-    skipped: Counter = Counter()
-    runs = mixture_runs(experiment_rows(shown, skipped), benchmark, skipped)
-    reasons = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()) if n)
+    rows, skipped, source = read_experiments(repo, from_json)
+    runs = mixture_runs(rows, benchmark, skipped)
+    reasons = skipped_text(skipped)
     if not runs:
-        raise CodealignError(
-            f"{source}: no finished experiments with {BASE_EVAL_FILE} found"
-            + (f" (skipped: {reasons})" if reasons else "")
-        )
+        raise no_runs_error(source, BASE_EVAL_FILE, skipped)
     summary = aggregate(runs, benchmark)
     png = render_plot(summary)
     write_json(out, summary)
@@ -569,7 +530,7 @@ def mixture_command(
     click.echo("\t".join(["code_share", "seeds", "base_models", *columns]))
     for point in summary["by_share"]:
         share, seeds, models = f"{point['code_share']:g}", point["seeds"], point["base_models"]
-        cells = [_cell(point[metric]) for metric in columns]
+        cells = [format_stats(point[metric]) for metric in columns]
         click.echo("\t".join([share, str(len(seeds)), str(models), *cells]))
     click.echo(
         f"{len(runs)} runs from {source}" + (f"; skipped {reasons}" if reasons else ""), err=True
