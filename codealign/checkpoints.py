@@ -43,15 +43,27 @@ def checkpoint_dir(stage: str, description: Any) -> Path:
     return cache_root() / "checkpoints" / stage / fingerprint(description)
 
 
+def _unfinished(checkpoint: Path) -> bool:
+    """Whether a checkpoint's run has steps left. Trainer, resumed from a checkpoint of a
+    finished run (global_step == max_steps), trains one step more than the run asked for;
+    such a checkpoint is passed over and the run resumes from the one before it."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    max_steps = state.get("max_steps") or 0
+    return not (max_steps > 0 and state.get("global_step", 0) >= max_steps)
+
+
 def last_checkpoint(directory: str | Path) -> str | None:
-    """The newest complete `checkpoint-N` dir under `directory`, or None."""
+    """The newest complete, unfinished `checkpoint-N` dir under `directory`, or None."""
     directory = Path(directory)
     if not directory.is_dir():
         return None
     complete = [
         p
         for p in directory.glob("checkpoint-*")
-        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()
+        if p.name.split("-")[-1].isdigit() and _unfinished(p)
     ]
     if not complete:
         return None

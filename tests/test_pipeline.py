@@ -187,20 +187,25 @@ def kill_stage_midway(work: Path, env: dict, stage: str, ready) -> str:
     dvc = subprocess.Popen(
         ["dvc", "repro", "-f", "-s", stage],
         cwd=work,
-        env=env,
+        # DVC runs the stage under $SHELL -c; /bin/sh (dash on Debian) stays the parent
+        # of the stage's process rather than exec'ing it, as on a CI machine.
+        env={**env, "SHELL": "/bin/sh"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    script = f"stages/{stage}.py"
     deadline = time.time() + 300
     try:
         while True:
             assert dvc.poll() is None, f"{stage} ended before it was killed:\n{dvc.stdout.read()}"
             assert time.time() < deadline, f"{stage}: never ready to be killed"
+            # The Python process itself, not the `$SHELL -c` around it (dash keeps
+            # itself as the parent) nor the workers it forks (they share its argv).
             stage_procs = [
                 p
                 for p in psutil.Process(dvc.pid).children(recursive=True)
-                if f"stages/{stage}.py" in " ".join(p.cmdline())
+                if script in p.cmdline() and script not in p.parent().cmdline()
             ]
             if stage_procs and ready(stage_procs[0]):
                 stage_procs[0].kill()
@@ -225,11 +230,19 @@ def test_a_stage_killed_midway_reruns_to_the_same_outs(smoke_repo, stage):
         def ready(proc):
             return len(proc.children(recursive=True)) >= 2
     else:
-        # Midway: a first checkpoint is on disk (those of the fixture's run are removed).
+        # Midway: a checkpoint of an adapter with steps left is on disk (those of the
+        # fixture's run are removed).
         shutil.rmtree(cache / "checkpoints" / "sft", ignore_errors=True)
 
         def ready(proc):
-            return any((cache / "checkpoints" / "sft").glob("*/checkpoint-*/trainer_state.json"))
+            for state in (cache / "checkpoints" / "sft").glob("*/checkpoint-*/trainer_state.json"):
+                try:
+                    state = json.loads(state.read_text())
+                except ValueError:  # being written
+                    continue
+                if state["global_step"] < state["max_steps"]:
+                    return True
+            return False
 
     killed = kill_stage_midway(work, env, stage, ready)
     assert f"failed to reproduce '{stage}'" in killed, killed

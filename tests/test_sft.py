@@ -161,6 +161,26 @@ def test_interrupted_adapter_resumes_from_its_last_checkpoint(base_dir, tmp_path
         np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
+def test_a_run_killed_after_its_last_checkpoint_reruns_to_the_same_steps(base_dir, tmp_path):
+    # Killed between the final checkpoint and the rename of its outs: Trainer resumed
+    # from a finished run's checkpoint takes one step more than asked, so the rerun
+    # resumes from the checkpoint before it.
+    from safetensors.torch import load_file
+
+    records = sft_records(6)
+    train, validation = records[:8], records[8:]
+    first = train_adapter(base_dir, train, validation, FAST, tmp_path / "a", tmp_path / "ck", 0)
+    assert (tmp_path / "ck" / "checkpoint-4" / "trainer_state.json").is_file()
+    again = train_adapter(base_dir, train, validation, FAST, tmp_path / "b", tmp_path / "ck", 0)
+    assert again["resumed_from"] == "checkpoint-2"
+    assert again["steps"] == first["steps"] == 4
+    a = load_file(tmp_path / "a" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "b" / "adapter_model.safetensors")
+    for key in a:
+        np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-5)
+
+
 @pytest.mark.gpu
 def test_qlora_step_on_cuda(base_dir, tmp_path):
     torch = pytest.importorskip("torch")
