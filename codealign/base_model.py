@@ -43,6 +43,9 @@ CHAT_TEMPLATE = (
 class BaseModelParams(Section):
     name: str = param("tiny", doc="'tiny' pretrains a small Llama here; else a hub id or path")
     code_share: float = param(0.25, ge=0, le=1, doc="fraction of corpus characters that are code")
+    edit_share: float = param(
+        0.2, ge=0, le=1, doc="fraction of the code characters written as LintSeq edit sequences"
+    )
     corpus_chars: int = param(3_000_000, ge=1000, doc="size of the pretraining corpus")
     vocab_size: int = param(1024, ge=300, le=65536, doc="byte-level BPE vocabulary")
     hidden_size: int = param(128, ge=8)

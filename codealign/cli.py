@@ -61,6 +61,7 @@ SUBCOMMANDS = {
     "exps": "codealign.experiments:exps_command",
     "ksweep": "codealign.experiments:ksweep_command",
     "mixture": "codealign.mixture:mixture_command",
+    "lintseq-seeds": "codealign.edits_eval:lintseq_seeds_command",
 }
 
 

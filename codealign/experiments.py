@@ -381,8 +381,9 @@ def no_runs_error(source: str, metrics_file: str, skipped: Counter) -> Codealign
     )
 
 
-def sweep_options(name: str, per: str, plot_help: str):
-    """The options every sweep collector shares: where to read, what to write."""
+def sweep_options(name: str, per: str, plot_help: str, benchmark: bool = True):
+    """The options every sweep collector shares: where to read, what to write (and with
+    `benchmark`, which benchmark of evaluate.json)."""
 
     def decorate(command):
         options = [
@@ -392,9 +393,6 @@ def sweep_options(name: str, per: str, plot_help: str):
                 default=Path("."),
                 show_default=True,
                 help="The DVC repository whose experiments to read.",
-            ),
-            click.option(
-                "--benchmark", default="tinyeval", show_default=True, help="Key in evaluate.json."
             ),
             click.option(
                 "--out",
@@ -418,6 +416,16 @@ def sweep_options(name: str, per: str, plot_help: str):
                 help="Read a saved `dvc exp show --json` dump instead of running dvc.",
             ),
         ]
+        if benchmark:
+            options.insert(
+                1,
+                click.option(
+                    "--benchmark",
+                    default="tinyeval",
+                    show_default=True,
+                    help="Key in evaluate.json.",
+                ),
+            )
         for option in reversed(options):
             command = option(command)
         return command

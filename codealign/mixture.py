@@ -143,12 +143,12 @@ def read_code(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def corpus_documents(train_file: str | Path, code_share: float, n_chars: int, seed: int):
+def corpus_documents(train_file: str | Path, base: Any, lintseq: Any, seed: int):
     """The set of documents of the corpus `base_model` pretrains on (same inputs, same corpus)."""
-    from codealign.tinyworld.corpus import make_corpus
+    from codealign.tinyworld.corpus import pretraining_corpus
 
     code = [prompt + solution for prompt, solution in read_code(train_file)]
-    return frozenset(d["text"] for d in make_corpus(code, code_share, n_chars, seed))
+    return frozenset(d["text"] for d in pretraining_corpus(code, base, lintseq, seed))
 
 
 # --- Scoring ----------------------------------------------------------------------------

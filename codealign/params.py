@@ -14,9 +14,9 @@ sections stay hashable and frozen.
 `load_params(path)` reads a whole params file: the top-level `seed`, `k` and
 `train_seed` and every registered section. `seed` is the master seed (the tiny world,
 the corpus, the data); `train_seed` (null: `seed`) seeds only what comes after the data
-(K-means, adapter training, sampling, DPO), so a training experiment can be repeated
-over seeds on the same curated data. Any key it does not know is an error, so a typo never silently
-falls back to a default.
+(K-means, adapter training, sampling, DPO, lintseq_eval), so a training experiment can be
+repeated over seeds on the same curated data. Any key it does not know is an error, so a
+typo never silently falls back to a default.
 """
 
 from __future__ import annotations

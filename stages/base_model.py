@@ -11,7 +11,7 @@ from codealign.cli import Command, setup_logging
 from codealign.evaluation import evaluate_model
 from codealign.io import atomic_path, read_jsonl, write_json
 from codealign.params import load_params
-from codealign.tinyworld.corpus import make_corpus
+from codealign.tinyworld.corpus import EDIT_FORMAT, pretraining_corpus
 
 log = logging.getLogger("stages.base_model")
 
@@ -38,8 +38,14 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
     with atomic_path(out) as tmp:
         if p.name == "tiny":
             code = [r["prompt"] + r["canonical_solution"] for r in read_jsonl(train_file)]
-            corpus = make_corpus(code, p.code_share, p.corpus_chars, params.seed)
-            run = {"params": p.to_dict(), "seed": params.seed, "train": file_digest(train_file)}
+            lintseq = params["lintseq"]
+            corpus = pretraining_corpus(code, p, lintseq, params.seed)
+            run = {
+                "params": p.to_dict(),
+                "edit_format": {key: getattr(lintseq, key) for key in EDIT_FORMAT},
+                "seed": params.seed,
+                "train": file_digest(train_file),
+            }
             stats = pretrain(
                 p,
                 [d["text"] for d in corpus],
@@ -48,6 +54,10 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
                 Path(live_dir),
                 params.seed,
             )
+            stats["corpus_chars"] = {
+                kind: sum(len(d["text"]) for d in corpus if d["kind"] == kind)
+                for kind in ("text", "code", "edits")
+            }
         else:
             stats = save_existing(p.name, tmp, p.dtype)
     stats.pop("resumed_from", None)

@@ -45,7 +45,7 @@ def main(params_file: str, model: Path, seed_dir: Path, out: Path) -> None:
     seen: frozenset[str] = frozenset()
     if base.name == "tiny":
         train = seed_dir / "train.jsonl"
-        seen = corpus_documents(train, base.code_share, base.corpus_chars, params.seed)
+        seen = corpus_documents(train, base, params["lintseq"], params.seed)
         log.info("rebuilt the pretraining corpus from %s: %d distinct documents", train, len(seen))
     code = read_code(seed_dir / "tinyeval.jsonl")
     result = measure(model, code, p, params.seed, seen=seen)

@@ -56,8 +56,9 @@ def main(params_file, data_dir, seed_dir, base, models_out, out, metrics, plots)
     benchmark = load_benchmark(p.benchmark, seed_dir, Path(params["data"].raw_dir), p.limit)
     lengths = {t: answer_lengths(base, train, t, sft.max_length) for t in ("code", "edits")}
     with atomic_path(models_out) as tmp:
-        training = train_pair(base, train, validation, sft, tmp, params.seed, live_dir=plots)
-    results = evaluate_pair(models_out, benchmark, p, params["lintseq"].separator, params.seed)
+        training = train_pair(base, train, validation, sft, tmp, params.train_seed, live_dir=plots)
+    separator = params["lintseq"].separator
+    results = evaluate_pair(models_out, benchmark, p, separator, params.train_seed)
     with atomic_path(out) as tmp:
         for target, result in results.items():
             write_jsonl(tmp / target / "samples.jsonl", result.samples)
@@ -70,6 +71,7 @@ def main(params_file, data_dir, seed_dir, base, models_out, out, metrics, plots)
     )
     summary = {
         "benchmark": benchmark.name,
+        "train_seed": params.train_seed,  # training and sampling; the collector groups by it
         "tasks": len(benchmark.records),
         "samples_per_task": p.n,
         "temperature": p.temperature,

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,99 @@ def test_the_stage_trains_both_for_equal_steps_and_reports_pass_at_k(tmp_path, m
     assert sorted(curves) == ["code", "edits"] and len(curves["code"]) == 50
     assert (out / "plots" / "pass_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "plots" / "edits" / "plots" / "metrics" / "adapter_0" / "train").is_dir()
+
+
+# --- over seeds: `codealign lintseq-seeds` --------------------------------------------
+
+
+def _lintseq_metrics(seed: int, edits_pass1: float) -> dict:
+    def target(pass1: float, failed: float) -> dict:
+        return {"pass@1": pass1, "pass@10": pass1 + 0.2, "pass@50": pass1 + 0.3,
+                "edit_failed_share": failed}  # fmt: skip
+
+    return {"benchmark": "tinyeval", "tasks": 100, "samples_per_task": 50, "train_seed": seed,
+            "code": target(0.3 + 0.01 * seed, 0.0), "edits": target(edits_pass1, 0.1)}  # fmt: skip
+
+
+def _seed_rev(rev: str, name, timestamp, metrics: dict | None, state=None) -> dict:
+    shown = {"metrics/lintseq_eval.json": {"data": metrics}} if metrics else {}
+    entry = {
+        "rev": rev,
+        "name": name,
+        "data": {"rev": rev, "timestamp": timestamp, "metrics": shown,
+                 "params": {"params.yaml": {"data": {"seed": 0, "k": 5}}}},
+        "error": None,
+        "experiments": None,
+    }  # fmt: skip
+    return entry if state is None else {"executor": {"state": state}, "name": name, "revs": [entry]}
+
+
+def _seeds_listing() -> list:
+    def experiment(rev):
+        return {"executor": None, "name": rev["name"], "revs": [rev]}
+
+    baseline = _seed_rev("e" * 40, "main", "2026-01-01T08:00:00", _lintseq_metrics(0, 0.20))
+    baseline["experiments"] = [
+        experiment(_seed_rev("1" * 40, "s1", "2026-01-01T09:00:00", _lintseq_metrics(1, 0.30))),
+        experiment(_seed_rev("2" * 40, "s2", "2026-01-01T10:00:00", _lintseq_metrics(2, 0.40))),
+        # Ran `-S k=10` only: shows its baseline's file (seed 0), a repeat, not a seed.
+        experiment(_seed_rev("3" * 40, "k10", "2026-01-01T11:00:00", _lintseq_metrics(0, 0.20))),
+        _seed_rev("4" * 40, "queued", None, _lintseq_metrics(3, 0.9), state="queued"),
+        # Written before the stage recorded its seed: cannot be placed.
+        experiment(
+            _seed_rev(
+                "5" * 40,
+                "old",
+                "2026-01-01T07:00:00",
+                {**_lintseq_metrics(0, 0.2), "train_seed": None},
+            )
+        ),  # fmt: skip
+    ]
+    workspace = _seed_rev("workspace", None, None, _lintseq_metrics(0, 0.20))
+    return [workspace, baseline]
+
+
+def _collect_seeds(tmp_path: Path, listing):
+    from codealign.edits_eval import lintseq_seeds_command
+
+    path = tmp_path / "exp_show.json"
+    path.write_text(listing if isinstance(listing, str) else json.dumps(listing))
+    out, plot = tmp_path / "out" / "seeds.json", tmp_path / "out" / "seeds.png"
+    argv = ["--from-json", str(path), "--out", str(out), "--plot", str(plot)]
+    return CliRunner().invoke(lintseq_seeds_command, argv), out, plot
+
+
+def test_seed_collector_aggregates_each_recorded_seed_once(tmp_path):
+    result, out, plot = _collect_seeds(tmp_path, _seeds_listing())
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    assert summary["seeds"] == [0, 1, 2] and summary["ks"] == [1, 10, 50]
+    edits = summary["by_target"]["edits"]["pass@1"]
+    assert edits["values"] == [0.2, 0.3, 0.4] and edits["min"] == 0.2 and edits["max"] == 0.4
+    assert edits["mean"] == pytest.approx(0.3)
+    code = summary["by_target"]["code"]["pass@50"]
+    assert code["values"] == pytest.approx([0.6, 0.61, 0.62])
+    assert summary["by_target"]["edits"]["edit_failed_share"]["mean"] == pytest.approx(0.1)
+    assert "1 queued" in result.stderr
+    assert "2 older repeats of a train_seed" in result.stderr  # the baseline and the workspace
+    assert "1 with a metrics/lintseq_eval.json lacking train_seed or pass@k" in result.stderr
+    header, code_row, edits_row = result.stdout.splitlines()
+    assert header.split("\t")[:3] == ["target", "seeds", "pass@1"]
+    assert edits_row.split("\t")[:3] == ["edits", "3", "0.300 [0.200, 0.400]"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("listing", "message"),
+    [
+        ("[{", r"exp_show.json:1: invalid JSON"),
+        ("[]", r"no finished experiments with metrics/lintseq_eval.json found"),
+    ],
+)
+def test_seed_collector_bad_input_is_one_error_line(tmp_path, listing, message):
+    result, out, plot = _collect_seeds(tmp_path, listing)
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and re.search(message, line), line
+    assert not out.exists() and not plot.exists()

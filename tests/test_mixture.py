@@ -19,7 +19,9 @@ import yaml
 from click.testing import CliRunner
 from dpo_support import stage
 
+from codealign.base_model import BaseModelParams
 from codealign.errors import CodealignError
+from codealign.lintseq import LintseqParams
 from codealign.mixture import (
     BaseModelEvalParams,
     answer_instructions,
@@ -32,7 +34,7 @@ from codealign.mixture import (
     mixture_command,
     score_texts,
 )
-from codealign.tinyworld.corpus import make_corpus
+from codealign.tinyworld.corpus import edit_documents, make_corpus
 from codealign.tinyworld.text import _instruction_doc, english_document, instruction_pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,9 +71,13 @@ def test_instruction_prompt_is_how_the_corpus_writes_instructions():
 
 def test_heldout_english_does_not_occur_in_the_training_corpus(tmp_path):
     train = _write_jsonl(tmp_path / "train.jsonl", _tasks(CODE))
-    seen = corpus_documents(train, 0.25, 300_000, seed=0)
-    corpus = make_corpus([p + s for p, s in CODE], 0.25, 300_000, seed=0)
+    base = BaseModelParams(code_share=0.25, edit_share=0.2, corpus_chars=300_000)
+    seen = corpus_documents(train, base, LintseqParams(), seed=0)
+    code = [p + s for p, s in CODE]
+    edits = edit_documents(code, LintseqParams(), seed=0)
+    corpus = make_corpus(code, 0.25, 300_000, 0, edits, 0.2)
     assert seen == {d["text"] for d in corpus}
+    assert {d["kind"] for d in corpus} == {"text", "code", "edits"}
 
     documents, skipped = heldout_english(300, 0, "heldout", seen)
     assert len(documents) == 300

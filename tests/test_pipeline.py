@@ -177,6 +177,16 @@ def _our_processes(cache: str) -> list:
     return found
 
 
+def runs(proc, script: str) -> bool:
+    """Whether `proc` is the Python process running `script` (its parent is not)."""
+    import psutil
+
+    try:
+        return script in proc.cmdline() and script not in proc.parent().cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, AttributeError):
+        return False  # gone meanwhile (or, AttributeError, orphaned: no parent)
+
+
 def kill_stage_midway(work: Path, env: dict, stage: str, ready) -> str:
     """`dvc repro -f -s stage`, SIGKILL the stage's own process once `ready(proc)` holds
     (as the OOM killer would), and return DVC's output. DVC must report the failure."""
@@ -203,9 +213,7 @@ def kill_stage_midway(work: Path, env: dict, stage: str, ready) -> str:
             # The Python process itself, not the `$SHELL -c` around it (dash keeps
             # itself as the parent) nor the workers it forks (they share its argv).
             stage_procs = [
-                p
-                for p in psutil.Process(dvc.pid).children(recursive=True)
-                if script in p.cmdline() and script not in p.parent().cmdline()
+                p for p in psutil.Process(dvc.pid).children(recursive=True) if runs(p, script)
             ]
             if stage_procs and ready(stage_procs[0]):
                 stage_procs[0].kill()

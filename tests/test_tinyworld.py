@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from codealign.tinyworld.corpus import make_corpus
+from codealign.lintseq import LintseqParams, apply_edits, parse_target
+from codealign.tinyworld.corpus import edit_documents, make_corpus
 from codealign.tinyworld.templates import KEYWORDS, LEVELS, TEMPLATES
 from codealign.tinyworld.world import build_world, compose, semantic_key, text_hash
 
@@ -87,6 +88,30 @@ def test_corpus_code_share_is_honoured(small_world, share):
     total = sum(len(d["text"]) for d in docs)
     assert total >= 200_000
     assert abs(code_chars / total - share) < 0.01
+
+
+@pytest.mark.parametrize("edit_share", [0.0, 0.2, 1.0])
+def test_corpus_edit_share_is_honoured_and_each_edit_document_rebuilds_its_program(
+    small_world, edit_share
+):
+    code = [t.code for t in small_world.train]
+    edits = edit_documents(code, LintseqParams(), seed=0)
+    assert len(edits) == len(set(code))  # every tiny-world function lints
+    docs = make_corpus(code, 0.5, 200_000, 0, edits, edit_share)
+    chars = {k: sum(len(d["text"]) for d in docs if d["kind"] == k) for k in ("code", "edits")}
+    assert abs((chars["code"] + chars["edits"]) / sum(len(d["text"]) for d in docs) - 0.5) < 0.01
+    assert abs(chars["edits"] / (chars["code"] + chars["edits"]) - edit_share) < 0.02
+    programs = set(code)
+    for doc in (d["text"] for d in docs if d["kind"] == "edits"):
+        assert doc.startswith("@@ -0,0 +1,")
+        assert apply_edits(parse_target(doc)) in programs
+    if edit_share == 0.0:  # the knob off leaves the corpus as it was without it
+        assert docs == make_corpus(code, 0.5, 200_000, seed=0)
+
+
+def test_corpus_rejects_an_edit_share_without_edit_documents(small_world):
+    with pytest.raises(ValueError, match="needs at least one of them"):
+        make_corpus([t.code for t in small_world.train], 0.5, 10_000, 0, [], 0.2)
 
 
 def test_corpus_never_contains_eval_or_pool_code(small_world):

@@ -3,38 +3,90 @@
 Code documents are whole functions of the *train* split, in HumanEval form (signature,
 docstring, body), drawn with replacement from the `code` given; English documents come from
 `codealign.tinyworld.text`. The pool and eval splits never enter the corpus.
+
+A share of the code characters (`edit_share`) is the same functions written as LintSeq
+edit sequences: unified diffs joined by the separator line, as `codealign.lintseq` renders
+training targets. Real pretraining data holds patches and a real base model has seen
+diff syntax; without them the tiny model's `@`, `+` and separator tokens keep their
+random initial embeddings, and a LoRA adapter, which leaves the embeddings frozen, cannot
+make them likely enough for sampling (issue: an edits model that decodes greedily but
+fails every sample at T = 0.8).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
 from codealign.tinyworld.text import english_document
 
+# The lintseq params that shape an edit-sequence document (and so the corpus).
+EDIT_FORMAT = ("separator", "context", "linter", "max_lines")
+
 
 def make_corpus(
-    code: Sequence[str], code_share: float, n_chars: int, seed: int
+    code: Sequence[str],
+    code_share: float,
+    n_chars: int,
+    seed: int,
+    edits: Sequence[str] = (),
+    edit_share: float = 0.0,
 ) -> list[dict[str, str]]:
-    """Documents `{"kind": "code"|"text", "text": ...}` totalling about `n_chars` characters.
+    """Documents `{"kind": "code"|"edits"|"text", "text": ...}` of about `n_chars` characters.
 
     Each next document is code when the code share so far is below `code_share`, so the
-    mixture is exact up to one document at any prefix, and 0 and 1 give pure corpora.
+    mixture is exact up to one document at any prefix, and 0 and 1 give pure corpora. A
+    code document is an edit sequence from `edits` while the edit characters are at most
+    `edit_share` of the code characters so far (the same rule one level down).
     """
     if not 0.0 <= code_share <= 1.0:
         raise ValueError(f"code_share must be in [0, 1], got {code_share}")
+    if not 0.0 <= edit_share <= 1.0:
+        raise ValueError(f"edit_share must be in [0, 1], got {edit_share}")
     if code_share > 0 and not code:
         raise ValueError("a corpus with code needs at least one code document")
+    if code_share > 0 and edit_share > 0 and not edits:
+        raise ValueError("a corpus with edit sequences needs at least one of them")
     rng = random.Random(seed)
     documents: list[dict[str, str]] = []
-    code_chars = total = 0
+    code_chars = edit_chars = total = 0
     while total < n_chars:
-        want_code = code_share > 0 and (code_share == 1.0 or code_chars <= code_share * total)
-        if want_code:
-            text = rng.choice(code)
-            code_chars += len(text)
-        else:
+        kind = "text"
+        if code_share > 0 and (code_share == 1.0 or code_chars <= code_share * total):
+            kind = "code"
+            if edit_share > 0 and (edit_share == 1.0 or edit_chars <= edit_share * code_chars):
+                kind = "edits"
+        if kind == "text":
             text = english_document(rng)
-        documents.append({"kind": "code" if want_code else "text", "text": text})
+        else:
+            text = rng.choice(edits if kind == "edits" else code)
+            code_chars += len(text)
+            edit_chars += len(text) if kind == "edits" else 0
+        documents.append({"kind": kind, "text": text})
         total += len(text)
     return documents
+
+
+def edit_documents(code: Sequence[str], lintseq: Any, seed: int) -> list[str]:
+    """Each distinct program of `code` as one LintSeq edit sequence in `lintseq`'s format
+    (separator, context, linter, max_lines); programs it cannot sample are left out."""
+    from codealign.lintseq import LINTERS, Skip, edit_sequences, prepare, render_target
+
+    linter = LINTERS[lintseq.linter]()
+    documents = []
+    for index, program in enumerate(dict.fromkeys(code)):
+        ready = prepare(program, lintseq.max_lines, linter)
+        if isinstance(ready, Skip):
+            continue
+        (diffs,) = edit_sequences(ready, 1, seed, f"corpus/{index}", lintseq.context, linter)
+        documents.append(render_target(diffs, lintseq.separator))
+    return documents
+
+
+def pretraining_corpus(code: Sequence[str], base: Any, lintseq: Any, seed: int) -> list[dict]:
+    """The corpus `base_model` pretrains on, from its params (`base_model` and the edit
+    format of `lintseq`): the one place that builds it, so that `base_model_eval` holds
+    out exactly what training did not see."""
+    edits = edit_documents(code, lintseq, seed) if base.code_share and base.edit_share else []
+    return make_corpus(code, base.code_share, base.corpus_chars, seed, edits, base.edit_share)
