@@ -168,7 +168,7 @@ def run_memory_case(case: str, base_dir: str, sft_dir: str, k: int, batch: int, 
     print(json.dumps({"added_peak_bytes": _peak_bytes() - before}))
 
 
-def measure_memory(world: dict, k: int, batch: int, new_tokens: int, runs: int = 3) -> dict:
+def measure_memory(world: dict, k: int, batch: int, new_tokens: int, runs: int = 5) -> dict:
     """Median over `runs` fresh processes per case: one process's peak varies by several
     MiB (allocator and thread-pool timing), as much as the 5 % the goal allows."""
     results = {}

@@ -201,8 +201,10 @@ def _gathered_forward(module, a, b, scaling, rows):
                 f"{tuple(x.shape)}"
             )
         h = torch.bmm(x.to(a.dtype), a[rows].transpose(1, 2))  # [batch, tokens, r]
-        delta = torch.bmm(h, b[rows].transpose(1, 2)) * scaling[rows].view(-1, 1, 1)
-        return result + delta.to(result.dtype)
+        h = (h * scaling[rows].view(-1, 1, 1)).to(result.dtype)
+        # In place: no [batch, tokens, out] delta beside the output (the peak memory of a
+        # prefill), and one pass over the output instead of two.
+        return result.baddbmm_(h, b[rows].transpose(1, 2).to(result.dtype))
 
     return forward
 
@@ -251,9 +253,15 @@ class Router:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         base.to(self.device)
         try:
-            model = PeftModel.from_pretrained(base, adapter_dirs[0], adapter_name=adapter_name(0))
+            # low_cpu_mem_usage: adapter weights are created empty and filled from the file,
+            # not initialised at random first (K times a transient copy, and the time).
+            model = PeftModel.from_pretrained(
+                base, adapter_dirs[0], adapter_name=adapter_name(0), low_cpu_mem_usage=True
+            )
             for cluster, adapter_dir in enumerate(adapter_dirs[1:], start=1):
-                model.load_adapter(adapter_dir, adapter_name=adapter_name(cluster))
+                model.load_adapter(
+                    adapter_dir, adapter_name=adapter_name(cluster), low_cpu_mem_usage=True
+                )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CodealignError(f"{self.model_dir}: cannot load adapters: {first}") from None
