@@ -19,6 +19,9 @@ What it assumes, and promises:
   of several seeds, `[{"seed": 0, "curriculum": [{"step": 0, "pass@1": 0.4}, ...],
   "shuffled": [...]}, ...]`: each seed's curves are those of its `dpo_compare.json`.
   With it the curve plot shows the mean over seeds and a percentile-bootstrap band.
+- `metrics/ksweep.json` and `metrics/lintseq_seeds.json` (optional) are the aggregates
+  `codealign ksweep` and `codealign lintseq-seeds` write from DVC experiments; they are
+  not stage outs, so after writing one refresh the report with `dvc repro -f -s report`.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 STAGE_TIMES = "stage_times.json"
 DPO_SEEDS = "dpo_seeds.json"
 KSWEEP = "ksweep.json"
+LINTSEQ_EVAL = "lintseq_eval.json"
+LINTSEQ_SEEDS = "lintseq_seeds.json"
 STAGE_TIMES_HOWTO = (
     "python benchmarks/bench_stage_times.py --profile default --out metrics/stage_times.json"
 )
@@ -575,6 +580,70 @@ def section_ksweep(ctx: Context) -> list[str]:
     return lines
 
 
+def section_lintseq(ctx: Context) -> list[str]:
+    """Edits against programs: pass@k of both adapters from `lintseq_eval`, and over
+    training seeds from `codealign lintseq-seeds` where it has run."""
+    lines = ["## Edit sequences against programs (LintSeq)", ""]
+    data = ctx.load(LINTSEQ_EVAL)
+    if data is None:
+        return lines + ctx.not_run(LINTSEQ_EVAL, "lintseq_eval")
+    where = str(ctx.path(LINTSEQ_EVAL))
+    scores = {t: need(data, t, where, dict) for t in ("code", "edits")}
+    ks = sorted(int(key[5:]) for key in scores["code"] if key.startswith("pass@"))
+    rows = [
+        [
+            target,
+            *[_cell(need(s, f"pass@{k}", f"{where}: {target}", (int, float))) for k in ks],
+            _cell(need(s, "edit_failed_share", f"{where}: {target}", (int, float))),
+        ]
+        for target, s in scores.items()
+    ]
+    lines += [
+        f"Two K = 1 adapters trained on the same records for the same "
+        f"{need(data, 'steps', where, int)} steps, one on programs and one on their edit "
+        f"sequences; {need(data, 'samples_per_task', where, int)} samples per task at "
+        f"T = {need(data, 'temperature', where, (int, float)):g} on "
+        f"{need(data, 'tasks', where, int)} {need(data, 'benchmark', where, str)} tasks "
+        f"(train_seed {data.get('train_seed', '?')}).",
+        "",
+        *table(["Trained on", *[f"pass@{k}" for k in ks], "edit_failed share"], rows),
+    ]
+    figure = ctx.include("lintseq_eval/pass_at_k.png", "lintseq_pass_at_k.png", "pass@k against k")
+    if figure:
+        lines += ["", figure]
+    seeds = ctx.load(LINTSEQ_SEEDS)
+    if seeds is None:
+        return lines + [
+            "",
+            f"*One seed: {ctx.shown(LINTSEQ_SEEDS)} is written by `codealign lintseq-seeds` "
+            "after `dvc exp run --queue -S train_seed=S lintseq_eval` runs (README).*",
+        ]
+    where = str(ctx.path(LINTSEQ_SEEDS))
+    by_target = need(seeds, "by_target", where, dict)
+    keys = list(need(by_target, "code", where, dict))
+    rows = [
+        [
+            t,
+            *[
+                _spread(need(need(by_target, t, where, dict), key, where, dict), where)
+                for key in keys
+            ],
+        ]  # fmt: skip
+        for t in ("code", "edits")
+    ]
+    used = ", ".join(str(s) for s in need(seeds, "seeds", where, list))
+    lines += [
+        "",
+        f"Over train_seed {used}: mean (min–max).",
+        "",
+        *table(["Trained on", *keys], rows),
+    ]
+    figure = ctx.include("lintseq_seeds.png", "lintseq_seeds.png", "pass@k against k over seeds")
+    if figure:
+        lines += ["", figure]
+    return lines
+
+
 def _curve(points: Any, where: str) -> tuple[list[float], list[float]]:
     if not isinstance(points, list) or not points:
         raise CodealignError(f"{where} must be a non-empty list of {{step, pass@1}} points")
@@ -924,6 +993,7 @@ def render_report(
         section_models,
         section_ksweep,
         section_dpo,
+        section_lintseq,
         section_curves,
     ]
     if params.stage_times:

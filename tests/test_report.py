@@ -25,6 +25,7 @@ SECTIONS = (
     "## Curriculum DPO",
     "### Curriculum against shuffled",
     "### Per-sample loss against pair distance",
+    "## Edit sequences against programs (LintSeq)",
     "## Training curves",
     "## Wall time per stage",
 )
@@ -201,6 +202,24 @@ def write_metrics(m: Path) -> None:
         {"benchmark": "tinyeval", "metrics": ["pass@1", "pass@10_t0.8"], "by_k": by_k},
     )
     png(m / "ksweep.png")
+
+    def target(pass1, failed):
+        return {"pass@1": pass1, "pass@10": pass1 + 0.2, "pass@50": pass1 + 0.3,
+                "edit_failed_share": failed, "statuses": {"passed": 3}}  # fmt: skip
+
+    dump(
+        m / "lintseq_eval.json",
+        {"benchmark": "tinyeval", "tasks": 8, "samples_per_task": 50, "temperature": 0.8,
+         "steps": 12, "train_seed": 0, "code": target(0.3, 0.0), "edits": target(0.2, 0.05)},
+    )  # fmt: skip
+    png(m / "lintseq_eval" / "pass_at_k.png")
+    dump(
+        m / "lintseq_seeds.json",
+        {"seeds": [0, 1, 2], "by_target": {
+            t: {"pass@1": stats(v), "pass@50": stats([x + 0.3 for x in v])}
+            for t, v in (("code", [0.3, 0.32, 0.28]), ("edits", [0.2, 0.25, 0.15]))}},
+    )  # fmt: skip
+    png(m / "lintseq_seeds.png")
     tsv(m / "base_model/plots/metrics/train/loss.tsv", "loss", [(1, 6.0), (2, 5.5), (3, 5.2)])
     for adapter_dir in ("adapter_0", "adapter_1"):
         run = m / "sft/plots/metrics" / adapter_dir
@@ -256,6 +275,8 @@ def test_report_has_every_section_and_every_figure_is_a_png(full_report):
         "dpo_loss_vs_distance.png",
         "curves_base_model.png",
         "curves_sft.png",
+        "lintseq_pass_at_k.png",
+        "lintseq_seeds.png",
     }
     assert {Path(link).name for link in links} == names
     assert sorted(p.name for p in (full_report / "metrics" / "report").iterdir()) == sorted(names)
@@ -275,6 +296,9 @@ def test_report_tables_show_what_users_compare(full_report):
     assert "Over 3 seeds" in text and "95% percentile-bootstrap" in text
     assert "| stage_2 | 0 | 0 | 0 | – | no pairs |" in text
     assert "2 runs (adapter_0, adapter_1)" in text
+    assert "| code | 0.3000 | 0.5000 | 0.6000 | 0.0000 |" in text  # pass@1/10/50, edit_failed
+    assert "| edits | 0.2000 | 0.4000 | 0.5000 | 0.0500 |" in text
+    assert "| edits | 0.2000 (0.1500–0.2500) | 0.5000 (0.4500–0.5500) |" in text
     assert "| base_model | 40.2 | 89.9% |" in text and "Profile `smoke` on 2 cores" in text
     assert str(full_report) not in text  # no absolute paths: the same bytes wherever it runs
 
@@ -298,6 +322,7 @@ def test_missing_inputs_give_not_run_sections(tmp_path):
     for stage_name in ("dataset_metrics", "synth", "dedup", "cluster", "evaluate", "curriculum"):
         assert f"is written by `dvc repro {stage_name}`" in text, stage_name
     assert "`dvc repro dpo_compare`" in text and "`dvc repro base_model`" in text
+    assert "`dvc repro lintseq_eval`" in text
     assert "No K sweep yet" in text and "codealign ksweep" in text
     assert "bench_stage_times.py --profile default --out metrics/stage_times.json" in text
     assert image_links(md) == [] and list((tmp_path / "metrics" / "report").iterdir()) == []
