@@ -503,7 +503,9 @@ def render_seeds_plot(summary: dict[str, Any]) -> bytes:
 @sweep_options(
     "lintseq_seeds", "target", "pass@k against k for code and edits (PNG).", benchmark=False
 )
-def lintseq_seeds_command(repo: Path, out: Path, plot: Path, from_json: Path | None) -> None:
+def lintseq_seeds_command(
+    repo: Path, out: Path, plot: Path, from_json: Path | None, all_commits: bool
+) -> None:
     """Aggregate the LintSeq experiment over training seeds run as DVC experiments.
 
     Queue one run per extra seed (lintseq_eval alone reruns), then summarise:
@@ -511,7 +513,7 @@ def lintseq_seeds_command(repo: Path, out: Path, plot: Path, from_json: Path | N
     \b
         for seed in 1 2; do dvc exp run --queue -S train_seed=$seed lintseq_eval; done
         dvc queue start -j 1      # then wait for `dvc queue status`
-        codealign lintseq-seeds
+        codealign lintseq-seeds   # --all-commits once HEAD has moved on
 
     Reads metrics/lintseq_eval.json of the workspace, its commit and every finished
     experiment; a file counts once per train_seed it records (the newest), so an
@@ -525,7 +527,7 @@ def lintseq_seeds_command(repo: Path, out: Path, plot: Path, from_json: Path | N
         skipped_text,
     )
 
-    rows, skipped, source = read_experiments(repo, from_json)
+    rows, skipped, source = read_experiments(repo, from_json, all_commits)
     runs = seed_runs(rows, skipped)
     if not runs:
         raise no_runs_error(source, SEEDS_FILE, skipped)

@@ -415,6 +415,11 @@ def sweep_options(name: str, per: str, plot_help: str, benchmark: bool = True):
                 default=None,
                 help="Read a saved `dvc exp show --json` dump instead of running dvc.",
             ),
+            click.option(
+                "--all-commits",
+                is_flag=True,
+                help="Also read experiments based on older commits (dvc exp show --all-commits).",
+            ),
         ]
         if benchmark:
             options.insert(
@@ -435,11 +440,6 @@ def sweep_options(name: str, per: str, plot_help: str, benchmark: bool = True):
 
 @click.command("ksweep")
 @sweep_options("ksweep", "K", "pass@1 and pass@10 against K (PNG).")
-@click.option(
-    "--all-commits",
-    is_flag=True,
-    help="Also read experiments based on older commits (dvc exp show --all-commits).",
-)
 def ksweep_command(
     repo: Path,
     benchmark: str,

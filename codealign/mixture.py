@@ -496,7 +496,7 @@ def render_plot(summary: dict[str, Any]) -> bytes:
 @click.command("mixture", cls=Command)
 @sweep_options("mixture", "code share", "The four metrics against code share (PNG).")
 def mixture_command(
-    repo: Path, benchmark: str, out: Path, plot: Path, from_json: Path | None
+    repo: Path, benchmark: str, out: Path, plot: Path, from_json: Path | None, all_commits: bool
 ) -> None:
     """Aggregate the code-share ablation run as DVC experiments, and plot it.
 
@@ -515,7 +515,7 @@ def mixture_command(
     counts), prints mean [min, max] per share, and writes --out and --plot. Base-model
     metrics count each distinct base model once: train_seed does not change it.
     """
-    rows, skipped, source = read_experiments(repo, from_json)
+    rows, skipped, source = read_experiments(repo, from_json, all_commits)
     runs = mixture_runs(rows, benchmark, skipped)
     reasons = skipped_text(skipped)
     if not runs:
