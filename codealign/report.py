@@ -580,6 +580,12 @@ def section_ksweep(ctx: Context) -> list[str]:
     return lines
 
 
+def _passk_first(key: str) -> tuple:
+    """pass@1, pass@10, pass@50, then the other metrics by name."""
+    k = key.removeprefix("pass@")
+    return (0, int(k), "") if k.isdigit() else (1, 0, key)
+
+
 def section_lintseq(ctx: Context) -> list[str]:
     """Edits against programs: pass@k of both adapters from `lintseq_eval`, and over
     training seeds from `codealign lintseq-seeds` where it has run."""
@@ -620,7 +626,7 @@ def section_lintseq(ctx: Context) -> list[str]:
         ]
     where = str(ctx.path(LINTSEQ_SEEDS))
     by_target = need(seeds, "by_target", where, dict)
-    keys = list(need(by_target, "code", where, dict))
+    keys = sorted(need(by_target, "code", where, dict), key=_passk_first)
     rows = [
         [
             t,

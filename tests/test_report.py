@@ -216,7 +216,8 @@ def write_metrics(m: Path) -> None:
     dump(
         m / "lintseq_seeds.json",
         {"seeds": [0, 1, 2], "by_target": {
-            t: {"pass@1": stats(v), "pass@50": stats([x + 0.3 for x in v])}
+            t: {"edit_failed_share": stats([0.0]), "pass@50": stats([x + 0.3 for x in v]),
+                "pass@1": stats(v)}
             for t, v in (("code", [0.3, 0.32, 0.28]), ("edits", [0.2, 0.25, 0.15]))}},
     )  # fmt: skip
     png(m / "lintseq_seeds.png")
@@ -299,6 +300,7 @@ def test_report_tables_show_what_users_compare(full_report):
     assert "| code | 0.3000 | 0.5000 | 0.6000 | 0.0000 |" in text  # pass@1/10/50, edit_failed
     assert "| edits | 0.2000 | 0.4000 | 0.5000 | 0.0500 |" in text
     assert "| edits | 0.2000 (0.1500–0.2500) | 0.5000 (0.4500–0.5500) |" in text
+    assert "| Trained on | pass@1 | pass@50 | edit_failed_share |" in text
     assert "| base_model | 40.2 | 89.9% |" in text and "Profile `smoke` on 2 cores" in text
     assert str(full_report) not in text  # no absolute paths: the same bytes wherever it runs
 
