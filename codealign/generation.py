@@ -29,6 +29,26 @@ def truncate_completion(text: str) -> str:
     return text[: match.start() + 1] if match else text
 
 
+def _stop_when(tokenizer, prompt_length: int, pattern: re.Pattern[str]):
+    """A stopping criterion that finishes a row once its new text matches `pattern`.
+
+    A finished row is padded from then on while the others go on, so each row's tokens
+    up to the match are what they would have been without it (the batch keeps its shape
+    and the sampler draws for every row at every step); the batch ends when every row is
+    finished instead of running to `max_new_tokens`.
+    """
+    import torch
+    from transformers import StoppingCriteria
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            texts = tokenizer.batch_decode(input_ids[:, prompt_length:], skip_special_tokens=True)
+            done = [pattern.search(text) is not None for text in texts]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return _Stop()
+
+
 def load_causal_lm(path: str | Path, dtype: str = "float32"):
     """Load a tokenizer and causal LM from a local HF model dir, naming the dir on failure."""
     import torch
@@ -59,13 +79,16 @@ def generate(
     seed: int = 0,
     progress: bool = True,
     desc: str = "generating",
+    stop: re.Pattern[str] | None = None,
 ) -> list[list[str]]:
     """Return `n` raw continuations for each prompt (temperature 0 means greedy, n must be 1).
 
     Prompts are left-padded and run in batches of `batch_size` rows; each prompt's `n`
-    samples are rows of the same batch where they fit.
+    samples are rows of the same batch where they fit. With `stop`, a row stops growing
+    once its continuation matches the pattern (the text up to the match is unchanged).
     """
     import torch
+    from transformers import StoppingCriteriaList
 
     if temperature == 0.0 and n != 1:
         raise ValueError("greedy decoding gives one completion per prompt; use n=1")
@@ -83,6 +106,10 @@ def generate(
         kwargs = {"do_sample": False}
         if temperature > 0:
             kwargs = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+        if stop is not None:
+            prompt_length = encoded["input_ids"].shape[1]
+            criteria = _stop_when(tokenizer, prompt_length, stop)
+            kwargs["stopping_criteria"] = StoppingCriteriaList([criteria])
         with torch.no_grad():
             out = model.generate(
                 **encoded,
@@ -101,6 +128,6 @@ def generate(
 
 
 def complete_functions(model, tokenizer, prompts: Sequence[str], **kwargs) -> list[list[str]]:
-    """`generate`, then cut every continuation at the end of the function."""
-    raw = generate(model, tokenizer, prompts, **kwargs)
+    """`generate` up to the end of the function, then cut every continuation there."""
+    raw = generate(model, tokenizer, prompts, stop=_FUNCTION_END, **kwargs)
     return [[truncate_completion(text) for text in texts] for texts in raw]
