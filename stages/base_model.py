@@ -11,7 +11,7 @@ from codealign.cli import Command, setup_logging
 from codealign.evaluation import evaluate_model
 from codealign.io import atomic_path, read_jsonl, write_json
 from codealign.params import load_params
-from codealign.tinyworld.corpus import EDIT_FORMAT, pretraining_corpus
+from codealign.tinyworld.corpus import EDIT_FORMAT, corpus_from_file
 
 log = logging.getLogger("stages.base_model")
 
@@ -37,9 +37,8 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
     train_file = seed_dir / "train.jsonl"
     with atomic_path(out) as tmp:
         if p.name == "tiny":
-            code = [r["prompt"] + r["canonical_solution"] for r in read_jsonl(train_file)]
             lintseq = params["lintseq"]
-            corpus = pretraining_corpus(code, p, lintseq, params.seed)
+            corpus = corpus_from_file(train_file, p, lintseq, params.seed)
             run = {
                 "params": p.to_dict(),
                 "edit_format": {key: getattr(lintseq, key) for key in EDIT_FORMAT},

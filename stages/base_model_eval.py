@@ -13,8 +13,9 @@ import click
 from codealign.checkpoints import file_digest
 from codealign.cli import Command, setup_logging
 from codealign.io import write_json
-from codealign.mixture import corpus_documents, measure, read_code
+from codealign.mixture import corpus_documents, measure
 from codealign.params import load_params
+from codealign.tinyworld.corpus import read_code
 
 log = logging.getLogger("stages.base_model_eval")
 

@@ -9,16 +9,19 @@ edit sequences: unified diffs joined by the separator line, as `codealign.lintse
 training targets. Real pretraining data holds patches and a real base model has seen
 diff syntax; without them the tiny model's `@`, `+` and separator tokens keep their
 random initial embeddings, and a LoRA adapter, which leaves the embeddings frozen, cannot
-make them likely enough for sampling (issue: an edits model that decodes greedily but
-fails every sample at T = 0.8).
+make them likely enough for sampling: an edits model tuned on such a base decodes
+greedily but fails nearly every sample at T = 0.8.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from codealign.io import read_jsonl, require_fields
 from codealign.tinyworld.text import english_document
 
 # The lintseq params that shape an edit-sequence document (and so the corpus).
@@ -71,17 +74,11 @@ def make_corpus(
 def edit_documents(code: Sequence[str], lintseq: Any, seed: int) -> list[str]:
     """Each distinct program of `code` as one LintSeq edit sequence in `lintseq`'s format
     (separator, context, linter, max_lines); programs it cannot sample are left out."""
-    from codealign.lintseq import LINTERS, Skip, edit_sequences, prepare, render_target
+    from codealign.lintseq import build_split
 
-    linter = LINTERS[lintseq.linter]()
-    documents = []
-    for index, program in enumerate(dict.fromkeys(code)):
-        ready = prepare(program, lintseq.max_lines, linter)
-        if isinstance(ready, Skip):
-            continue
-        (diffs,) = edit_sequences(ready, 1, seed, f"corpus/{index}", lintseq.context, linter)
-        documents.append(render_target(diffs, lintseq.separator))
-    return documents
+    records = [{"id": f"corpus/{i}", "code": p} for i, p in enumerate(dict.fromkeys(code))]
+    one = replace(lintseq, samples=1)
+    return [r["target"] for r in build_split(records, one, seed, "corpus", progress=False).records]
 
 
 def pretraining_corpus(code: Sequence[str], base: Any, lintseq: Any, seed: int) -> list[dict]:
@@ -90,3 +87,18 @@ def pretraining_corpus(code: Sequence[str], base: Any, lintseq: Any, seed: int) 
     out exactly what training did not see."""
     edits = edit_documents(code, lintseq, seed) if base.code_share and base.edit_share else []
     return make_corpus(code, base.code_share, base.corpus_chars, seed, edits, base.edit_share)
+
+
+def read_code(path: str | Path) -> list[tuple[str, str]]:
+    """(prompt, canonical_solution) of every task of a tiny-world/HumanEval JSONL file."""
+    pairs = []
+    for lineno, record in enumerate(read_jsonl(path), start=1):
+        require_fields(record, {"prompt": str, "canonical_solution": str}, f"{path}:{lineno}")
+        pairs.append((record["prompt"], record["canonical_solution"]))
+    return pairs
+
+
+def corpus_from_file(train_file: str | Path, base: Any, lintseq: Any, seed: int) -> list[dict]:
+    """`pretraining_corpus` of the functions of a train split file (prompt + solution)."""
+    code = [prompt + solution for prompt, solution in read_code(train_file)]
+    return pretraining_corpus(code, base, lintseq, seed)
