@@ -60,8 +60,8 @@ SUBCOMMANDS = {
     "route": "codealign.routing:route_command",
     "exps": "codealign.experiments:exps_command",
     "ksweep": "codealign.experiments:ksweep_command",
-    "mixture": "codealign.mixture:mixture_command",
-    "lintseq-seeds": "codealign.edits_eval:lintseq_seeds_command",
+    "mixture": "codealign.mixture_sweep:mixture_command",
+    "lintseq-seeds": "codealign.lintseq_seeds:lintseq_seeds_command",
 }
 
 

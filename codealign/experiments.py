@@ -184,13 +184,13 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
         k, seed = row.params.get("k"), row.params.get("train_seed")
         if seed is None:  # train_seed null or absent: training used the master seed
             seed = row.params.get("seed")
-        if not _is_int(k) or not _is_int(seed):
+        if not is_int(k) or not is_int(seed):
             skipped[f"no integer k and seed in {PARAMS_FILE}"] += 1
             continue
         models = row.metrics[benchmark].get("models") or {}
         for model in ("routed", "k1"):
             scores = models.get(model)
-            if not isinstance(scores, dict) or not _is_number(scores.get(PASS1)):
+            if not isinstance(scores, dict) or not is_number(scores.get(PASS1)):
                 if model == "routed":
                     skipped[f"no {benchmark}.models.routed.{PASS1}"] += 1
                 continue
@@ -199,7 +199,7 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
                     k=k if model == "routed" else 1,
                     seed=seed,
                     model=model,
-                    effective_k=scores["k"] if _is_int(scores.get("k")) else None,
+                    effective_k=scores["k"] if is_int(scores.get("k")) else None,
                     scores={key: float(v) for key, v in scores.items() if _is_score(key, v)},
                     row=row,
                 )
@@ -253,7 +253,7 @@ def aggregate(runs: Sequence[Run], benchmark: str) -> dict[str, Any]:
             "effective_k": sorted({run.effective_k for run in at_k if run.effective_k}),
         }
         for metric in metrics:
-            point[metric] = _stats([run.scores[metric] for run in at_k])
+            point[metric] = spread([run.scores[metric] for run in at_k])
         by_k.append(point)
     return {
         "benchmark": benchmark,
@@ -273,7 +273,8 @@ def aggregate(runs: Sequence[Run], benchmark: str) -> dict[str, Any]:
     }
 
 
-def _stats(values: list[float]) -> dict[str, Any]:
+def spread(values: list[float]) -> dict[str, Any]:
+    """n, mean, min, max, sample std (None for one value) and the values themselves."""
     return {
         "n": len(values),
         "mean": round(statistics.fmean(values), 6),
@@ -337,20 +338,20 @@ def render_plot(summary: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _is_score(key: str, value: Any) -> bool:
-    return key.startswith("pass@") and _is_number(value)
+    return key.startswith("pass@") and is_number(value)
 
 
 def format_stats(stats: dict[str, Any] | None) -> str:
-    """`mean [min, max]` of one metric's `_stats` over seeds; `-` where it is missing."""
+    """`mean [min, max]` of one metric's `spread` over seeds; `-` where it is missing."""
     if stats is None:
         return "-"
     return f"{stats['mean']:.3f} [{stats['min']:.3f}, {stats['max']:.3f}]"

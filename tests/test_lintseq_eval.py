@@ -280,7 +280,7 @@ def _seeds_listing() -> list:
 
 
 def _collect_seeds(tmp_path: Path, listing):
-    from codealign.edits_eval import lintseq_seeds_command
+    from codealign.lintseq_seeds import lintseq_seeds_command
 
     path = tmp_path / "exp_show.json"
     path.write_text(listing if isinstance(listing, str) else json.dumps(listing))

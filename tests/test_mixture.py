@@ -31,9 +31,9 @@ from codealign.mixture import (
     instruction_accuracy,
     instruction_prompt,
     measure,
-    mixture_command,
     score_texts,
 )
+from codealign.mixture_sweep import mixture_command
 from codealign.tinyworld.corpus import edit_documents, make_corpus
 from codealign.tinyworld.text import _instruction_doc, english_document, instruction_pair
 

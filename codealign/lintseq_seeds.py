@@ -1,0 +1,181 @@
+"""`codealign lintseq-seeds`: the LintSeq comparison over training seeds run as DVC experiments.
+
+Reads what the `lintseq_eval` stage (codealign.edits_eval) writes to
+metrics/lintseq_eval.json in every finished experiment, aggregates pass@k and the
+edit_failed share per target over seeds, and plots them. Kept out of
+codealign.edits_eval, a dependency of that stage, so that changing the collector does
+not rerun it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from codealign.cli import Command
+from codealign.edits_eval import EDIT_FAILED
+from codealign.experiments import (
+    format_stats,
+    no_runs_error,
+    read_experiments,
+    skipped_text,
+    spread,
+    sweep_options,
+)
+from codealign.io import atomic_path, write_json
+from codealign.sft import TARGETS
+
+SEEDS_FILE = "metrics/lintseq_eval.json"
+
+
+def seed_runs(rows: Sequence[Any], skipped: Counter) -> list[dict[str, Any]]:
+    """One `metrics/lintseq_eval.json` per training seed, the newest, from experiment rows.
+
+    The seed is the one the file records (the stage writes its `train_seed`), so an
+    experiment that did not rerun `lintseq_eval` and shows its baseline's file counts as
+    a repeat of that seed, not as a new one.
+    """
+    found = []
+    for row in rows:
+        data = row.all_metrics.get(SEEDS_FILE)
+        if not isinstance(data, dict):
+            skipped[f"no {SEEDS_FILE}"] += 1
+            continue
+        seed = data.get("train_seed")
+        scores = {t: data.get(t) for t in TARGETS}
+        if not (isinstance(seed, int) and not isinstance(seed, bool)) or not all(
+            isinstance(s, dict) and isinstance(s.get("pass@1"), int | float)
+            for s in scores.values()
+        ):
+            skipped[f"with a {SEEDS_FILE} lacking train_seed or pass@k"] += 1
+            continue
+        found.append((row, seed, data))
+    newest: dict[int, dict[str, Any]] = {}
+    for row, seed, data in sorted(found, key=lambda item: item[0].recency, reverse=True):
+        if seed in newest:
+            skipped["older repeats of a train_seed"] += 1
+            continue
+        newest[seed] = {"seed": seed, "rev": row.rev, "name": row.name, "metrics": data}
+    return [newest[seed] for seed in sorted(newest)]
+
+
+def aggregate_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per target (code, edits): mean/min/max/values over seeds of every pass@k both
+    report, and of the share of edit_failed samples."""
+    ks = sorted(
+        set.intersection(
+            *(
+                {
+                    int(key.removeprefix("pass@"))
+                    for key in run["metrics"][t]
+                    if key.startswith("pass@")
+                }
+                for run in runs
+                for t in TARGETS
+            )
+        )
+    )
+    keys = [f"pass@{k}" for k in ks] + [f"{EDIT_FAILED}_share"]
+    by_target = {
+        target: {key: spread([float(run["metrics"][target][key]) for run in runs]) for key in keys}
+        for target in TARGETS
+    }
+    first = runs[0]["metrics"]
+    return {
+        "benchmark": first.get("benchmark"),
+        "tasks": first.get("tasks"),
+        "samples_per_task": first.get("samples_per_task"),
+        "seeds": [run["seed"] for run in runs],
+        "ks": ks,
+        "by_target": by_target,
+        "runs": [
+            {
+                "seed": run["seed"],
+                "rev": run["rev"],
+                "name": run["name"],
+                **{t: {key: run["metrics"][t][key] for key in keys} for t in TARGETS},
+            }
+            for run in runs
+        ],
+    }
+
+
+def render_seeds_plot(summary: dict[str, Any]) -> bytes:
+    """PNG: pass@k against k for each target, mean line with a min-max band over seeds."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    ks = summary["ks"]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for target, color in zip(TARGETS, ("#4c72b0", "#dd8452"), strict=False):
+        stats = [summary["by_target"][target][f"pass@{k}"] for k in ks]
+        ax.fill_between(ks, [s["min"] for s in stats], [s["max"] for s in stats], color=color,
+                        alpha=0.2)  # fmt: skip
+        ax.plot(ks, [s["mean"] for s in stats], marker="o", color=color, label=target)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xticks(ks)
+    ax.set_xlabel("k (samples)")
+    ax.set_ylabel("pass@k")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(title="trained on")
+    ax.set_title(
+        f"{summary['benchmark']}: mean and min-max over {len(summary['seeds'])} train seeds"
+    )
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+@click.command("lintseq-seeds", cls=Command)
+@sweep_options(
+    "lintseq_seeds", "target", "pass@k against k for code and edits (PNG).", benchmark=False
+)
+def lintseq_seeds_command(
+    repo: Path, out: Path, plot: Path, from_json: Path | None, all_commits: bool
+) -> None:
+    """Aggregate the LintSeq experiment over training seeds run as DVC experiments.
+
+    Queue one run per extra seed (lintseq_eval alone reruns), then summarise:
+
+    \b
+        for seed in 1 2; do dvc exp run --queue -S train_seed=$seed lintseq_eval; done
+        dvc queue start -j 1      # then wait for `dvc queue status`
+        codealign lintseq-seeds   # --all-commits once HEAD has moved on
+
+    Reads metrics/lintseq_eval.json of the workspace, its commit and every finished
+    experiment; a file counts once per train_seed it records (the newest), so an
+    experiment that did not rerun the stage adds nothing. Prints mean [min, max] of
+    pass@k and of the edit_failed share per target, and writes --out and --plot.
+    """
+    rows, skipped, source = read_experiments(repo, from_json, all_commits)
+    runs = seed_runs(rows, skipped)
+    if not runs:
+        raise no_runs_error(source, SEEDS_FILE, skipped)
+    summary = aggregate_seeds(runs)
+    png = render_seeds_plot(summary)
+    write_json(out, summary)
+    with atomic_path(plot) as tmp:
+        tmp.write_bytes(png)
+    keys = list(summary["by_target"][TARGETS[0]])
+    click.echo("\t".join(["target", "seeds", *keys]))
+    for target in TARGETS:
+        cells = [format_stats(summary["by_target"][target][key]) for key in keys]
+        click.echo("\t".join([target, str(len(runs)), *cells]))
+    reasons = skipped_text(skipped)
+    click.echo(
+        f"{len(runs)} runs from {source}" + (f"; skipped {reasons}" if reasons else ""), err=True
+    )
+    click.echo(f"wrote {out} and {plot}", err=True)

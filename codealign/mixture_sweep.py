@@ -1,0 +1,276 @@
+"""`codealign mixture`: the code-share ablation run as DVC experiments, per code share.
+
+Reads what the `base_model_eval` stage (codealign.mixture) writes to
+metrics/base_model_eval.json and the K = 1 model's pass@1 in metrics/evaluate.json of
+every finished experiment, aggregates them per `base_model.code_share`, and plots them.
+Kept out of codealign.mixture, a dependency of that stage, so that changing the
+collector does not rerun it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from codealign.cli import Command
+from codealign.experiments import (
+    PARAMS_FILE,
+    ExperimentRow,
+    format_stats,
+    is_int,
+    is_number,
+    no_runs_error,
+    read_experiments,
+    skipped_text,
+    spread,
+    sweep_options,
+)
+from codealign.io import atomic_path, write_json
+
+BASE_EVAL_FILE = "metrics/base_model_eval.json"
+EVALUATE_FILE = "metrics/evaluate.json"
+
+# name -> (metrics file section, key); values are read from metrics/base_model_eval.json.
+BASE_METRICS = {
+    "english_perplexity": ("english", "perplexity"),
+    "english_bits_per_byte": ("english", "bits_per_byte"),
+    "code_perplexity": ("code", "perplexity"),
+    "code_bits_per_byte": ("code", "bits_per_byte"),
+    "instruction_accuracy": ("instructions", "accuracy"),
+}
+SFT_PASS1 = "sft_pass@1"
+# Bits per byte, not per-token perplexity: each code share has its own tokenizer.
+PANELS = {
+    "english_bits_per_byte": "English, held out: bits per byte",
+    "code_bits_per_byte": "tinyeval solutions: bits per byte",
+    "instruction_accuracy": "English instructions: exact match",
+    SFT_PASS1: "pass@1 after SFT (K = 1 model)",
+}
+
+
+@dataclass(frozen=True)
+class MixtureRun:
+    """One (code share, seed) point of the ablation."""
+
+    code_share: float
+    seed: int
+    model_digest: str | None
+    scores: dict[str, float | None]
+    row: ExperimentRow
+
+
+def mixture_runs(
+    rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter
+) -> list[MixtureRun]:
+    """One run per (code share, seed), the newest; `skipped` counts the rows left out and why."""
+    candidates = []
+    for row in rows:
+        base = row.params.get("base_model")
+        share = base.get("code_share") if isinstance(base, dict) else None
+        seed = row.params.get("train_seed")
+        if seed is None:  # train_seed null or absent: training used the master seed
+            seed = row.params.get("seed")
+        if not is_number(share) or not is_int(seed):
+            skipped[f"no base_model.code_share and integer seed in {PARAMS_FILE}"] += 1
+            continue
+        measured = row.all_metrics.get(BASE_EVAL_FILE)
+        if not isinstance(measured, dict):
+            skipped[f"no {BASE_EVAL_FILE}"] += 1
+            continue
+        if is_number(measured.get("code_share")) and measured["code_share"] != share:
+            # The stage did not run in this experiment: the file is its baseline's.
+            skipped[f"with a stale {BASE_EVAL_FILE} (measured at another code share)"] += 1
+            continue
+        scores = {name: _lookup(measured, *path) for name, path in BASE_METRICS.items()}
+        if not all(is_number(v) for v in scores.values()):
+            skipped[f"with a {BASE_EVAL_FILE} lacking {', '.join(BASE_METRICS)}"] += 1
+            continue
+        evaluated = row.all_metrics.get(EVALUATE_FILE)
+        pass1 = _lookup(evaluated, benchmark, "models", "k1", "pass@1")
+        scores[SFT_PASS1] = float(pass1) if is_number(pass1) else None
+        digest = measured.get("model_digest")
+        digest = digest if isinstance(digest, str) else None
+        candidates.append(MixtureRun(float(share), seed, digest, scores, row))
+    newest: dict[tuple[float, int], MixtureRun] = {}
+    for run in sorted(candidates, key=lambda run: run.row.recency, reverse=True):
+        if (run.code_share, run.seed) in newest:
+            skipped["older repeats of a (code share, seed)"] += 1
+        else:
+            newest[(run.code_share, run.seed)] = run
+    return sorted(newest.values(), key=lambda run: (run.code_share, run.seed))
+
+
+def aggregate(runs: Sequence[MixtureRun], benchmark: str) -> dict[str, Any]:
+    """Per code share: mean/min/max/n/values of each metric.
+
+    Base-model metrics are taken once per distinct base model: runs that differ only in
+    `train_seed` share one pretrained model (the corpus and its training use `seed`), and
+    counting it three times would fake a spread of zero over three seeds.
+    """
+    by_share = []
+    counted: set[int] = set()
+    for share in sorted({run.code_share for run in runs}):
+        at_share = [run for run in runs if run.code_share == share]
+        models = _distinct_models(at_share)
+        counted.update(id(run) for run in models)
+        point: dict[str, Any] = {
+            "code_share": share,
+            "seeds": [run.seed for run in at_share],
+            "base_models": len(models),
+        }
+        for name in BASE_METRICS:
+            point[name] = spread([run.scores[name] for run in models])
+        sft = [run.scores[SFT_PASS1] for run in at_share if run.scores[SFT_PASS1] is not None]
+        point[SFT_PASS1] = spread(sft) if sft else None
+        by_share.append(point)
+    return {
+        "benchmark": benchmark,
+        "metrics": [*BASE_METRICS, SFT_PASS1],
+        "by_share": by_share,
+        "runs": [
+            {
+                "code_share": run.code_share,
+                "seed": run.seed,
+                "rev": run.row.rev,
+                "name": run.row.name,
+                "model_digest": run.model_digest,
+                "base_model_counted": id(run) in counted,
+                **run.scores,
+            }
+            for run in runs
+        ],
+    }
+
+
+def _distinct_models(runs: Sequence[MixtureRun]) -> list[MixtureRun]:
+    seen: set[str] = set()
+    distinct = []
+    for run in runs:
+        if run.model_digest is None or run.model_digest not in seen:
+            distinct.append(run)
+            if run.model_digest is not None:
+                seen.add(run.model_digest)
+    return distinct
+
+
+def _lookup(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def render_plot(summary: dict[str, Any]) -> bytes:
+    """PNG, one panel per metric against code share: mean line, min-max band, a dot per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_share = summary["by_share"]
+    seeds = sorted({run["seed"] for run in summary["runs"]})
+    colors = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.8), squeeze=False)
+    for ax, (metric, title) in zip(axes[0], PANELS.items(), strict=True):
+        points = [p for p in by_share if p[metric] is not None]
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("code share of the pretraining corpus")
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_xticks([p["code_share"] for p in by_share])
+        ax.grid(alpha=0.3)
+        if not points:
+            ax.text(0.5, 0.5, f"no {EVALUATE_FILE}", ha="center", transform=ax.transAxes)
+            continue
+        xs = [p["code_share"] for p in points]
+        ax.fill_between(
+            xs,
+            [p[metric]["min"] for p in points],
+            [p[metric]["max"] for p in points],
+            color="#4c72b0",
+            alpha=0.2,
+            label="min-max",
+        )
+        ax.plot(xs, [p[metric]["mean"] for p in points], marker="o", color="#222222", label="mean")
+        per_model = metric in BASE_METRICS
+        for i, seed in enumerate(seeds):
+            dots = [
+                (run["code_share"], run[metric])
+                for run in summary["runs"]
+                if run["seed"] == seed
+                and run[metric] is not None
+                and (run["base_model_counted"] or not per_model)  # as aggregated
+            ]
+            if not dots:
+                continue
+            nudge = 0.012 * (i - (len(seeds) - 1) / 2)  # equal scores stay visible
+            ax.scatter(
+                [x + nudge for x, _ in dots],
+                [y for _, y in dots],
+                s=16,
+                color=colors(i % 10),
+                zorder=3,
+                label=f"seed {seed}",
+            )
+    legend: dict[str, Any] = {}  # every seed, whichever panels it has dots in
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    axes[0][0].legend(list(legend.values()), list(legend), fontsize=7)
+    fig.suptitle(f"code share ablation ({len(seeds)} seeds; pass@1 on {summary['benchmark']})")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+@click.command("mixture", cls=Command)
+@sweep_options("mixture", "code share", "The four metrics against code share (PNG).")
+def mixture_command(
+    repo: Path, benchmark: str, out: Path, plot: Path, from_json: Path | None, all_commits: bool
+) -> None:
+    """Aggregate the code-share ablation run as DVC experiments, and plot it.
+
+    Queue the grid, run it, then summarise it:
+
+    \b
+        for s in 0 0.25 0.5 1.0; do for seed in 0 1 2; do
+          dvc exp run --queue -S base_model.code_share=$s -S train_seed=$seed \\
+            base_model_eval evaluate; done; done
+        dvc queue start -j 1      # then wait for `dvc queue status`
+        codealign mixture
+
+    Reads params base_model.code_share and train_seed (or seed), metrics/base_model_eval.json
+    and the K = 1 model's pass@1 in metrics/evaluate.json of every finished experiment
+    (queued, running and failed ones are skipped; of repeated (share, seed) runs the newest
+    counts), prints mean [min, max] per share, and writes --out and --plot. Base-model
+    metrics count each distinct base model once: train_seed does not change it.
+    """
+    rows, skipped, source = read_experiments(repo, from_json, all_commits)
+    runs = mixture_runs(rows, benchmark, skipped)
+    reasons = skipped_text(skipped)
+    if not runs:
+        raise no_runs_error(source, BASE_EVAL_FILE, skipped)
+    summary = aggregate(runs, benchmark)
+    png = render_plot(summary)
+    write_json(out, summary)
+    with atomic_path(plot) as tmp:
+        tmp.write_bytes(png)
+
+    columns = list(PANELS)
+    click.echo("\t".join(["code_share", "seeds", "base_models", *columns]))
+    for point in summary["by_share"]:
+        share, seeds, models = f"{point['code_share']:g}", point["seeds"], point["base_models"]
+        cells = [format_stats(point[metric]) for metric in columns]
+        click.echo("\t".join([share, str(len(seeds)), str(models), *cells]))
+    click.echo(
+        f"{len(runs)} runs from {source}" + (f"; skipped {reasons}" if reasons else ""), err=True
+    )
+    click.echo(f"wrote {out} and {plot}", err=True)
