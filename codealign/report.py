@@ -19,9 +19,10 @@ What it assumes, and promises:
   of several seeds, `[{"seed": 0, "curriculum": [{"step": 0, "pass@1": 0.4}, ...],
   "shuffled": [...]}, ...]`: each seed's curves are those of its `dpo_compare.json`.
   With it the curve plot shows the mean over seeds and a percentile-bootstrap band.
-- `metrics/ksweep.json` and `metrics/lintseq_seeds.json` (optional) are the aggregates
-  `codealign ksweep` and `codealign lintseq-seeds` write from DVC experiments; they are
-  not stage outs, so after writing one refresh the report with `dvc repro -f -s report`.
+- `metrics/ksweep.json`, `metrics/lintseq_seeds.json` and `metrics/mixture.json`
+  (optional) are the aggregates `codealign ksweep`, `codealign lintseq-seeds` and
+  `codealign mixture` write from DVC experiments; they are not stage outs, so after
+  writing one refresh the report with `dvc repro -f -s report`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ DPO_SEEDS = "dpo_seeds.json"
 KSWEEP = "ksweep.json"
 LINTSEQ_EVAL = "lintseq_eval.json"
 LINTSEQ_SEEDS = "lintseq_seeds.json"
+BASE_MODEL_EVAL = "base_model_eval.json"
+MIXTURE = "mixture.json"
+# metrics/mixture.json's per-share metrics, as the mixture table names them.
+MIXTURE_COLUMNS = {
+    "english_bits_per_byte": "English bits/byte",
+    "code_bits_per_byte": "Code bits/byte",
+    "instruction_accuracy": "Instructions",
+    "sft_pass@1": "pass@1 after SFT",
+}
 STAGE_TIMES_HOWTO = (
     "python benchmarks/bench_stage_times.py --profile default --out metrics/stage_times.json"
 )
@@ -650,6 +660,56 @@ def section_lintseq(ctx: Context) -> list[str]:
     return lines
 
 
+def section_mixture(ctx: Context) -> list[str]:
+    """What the code share of the pretraining corpus moves: this run's `base_model_eval`
+    scores, and the ablation over shares from `codealign mixture` where it has run."""
+    lines = ["## Code share of the pretraining mixture", ""]
+    data = ctx.load(BASE_MODEL_EVAL)
+    if data is None:
+        return lines + ctx.not_run(BASE_MODEL_EVAL, "base_model_eval")
+    where = str(ctx.path(BASE_MODEL_EVAL))
+    english, code = need(data, "english", where, dict), need(data, "code", where, dict)
+    instructions = need(data, "instructions", where, dict)
+    lines.append(
+        f"This run's base model, code share {need(data, 'code_share', where, NUMBER):g}: "
+        f"held-out English {_cell(need(english, 'bits_per_byte', where, NUMBER))} bits/byte, "
+        f"tinyeval solutions {_cell(need(code, 'bits_per_byte', where, NUMBER))} bits/byte, "
+        f"English instructions {need(instructions, 'correct', where, int)} of "
+        f"{need(instructions, 'prompts', where, int)} answered exactly."
+    )
+    grid = ctx.load(MIXTURE)
+    if grid is None:
+        return lines + [
+            "",
+            f"*No ablation yet: {ctx.shown(MIXTURE)} is written by `codealign mixture` after "
+            "`dvc exp run --queue -S base_model.code_share=S -S train_seed=T "
+            "base_model_eval evaluate` runs (README).*",
+        ]
+    where = str(ctx.path(MIXTURE))
+    rows = []
+    for i, point in enumerate(need(grid, "by_share", where, list)):
+        at = f"{where}: by_share[{i}]"
+        seeds = ", ".join(str(seed) for seed in need(point, "seeds", at, list))
+        cells = [
+            "–" if point.get(key) is None else _spread(point[key], f"{at}.{key}")
+            for key in MIXTURE_COLUMNS
+        ]
+        rows.append([f"{need(point, 'code_share', at, NUMBER):g}", seeds, *cells])
+    lines += [
+        "",
+        f"Over code shares and train seeds ({need(grid, 'benchmark', where, str)}); each cell "
+        "is the mean (min–max). The base-model columns count each distinct base model "
+        "once (train_seed does not change it); pass@1 after SFT is the K = 1 model's, once "
+        "per seed. Compare shares by bits per byte: each share trains its own tokenizer.",
+        "",
+        *table(["Code share", "Seeds", *MIXTURE_COLUMNS.values()], rows),
+    ]
+    figure = ctx.include("mixture.png", "mixture.png", "metrics against code share")
+    if figure:
+        lines += ["", figure]
+    return lines
+
+
 def _curve(points: Any, where: str) -> tuple[list[float], list[float]]:
     if not isinstance(points, list) or not points:
         raise CodealignError(f"{where} must be a non-empty list of {{step, pass@1}} points")
@@ -1000,6 +1060,7 @@ def render_report(
         section_ksweep,
         section_dpo,
         section_lintseq,
+        section_mixture,
         section_curves,
     ]
     if params.stage_times:

@@ -26,6 +26,7 @@ SECTIONS = (
     "### Curriculum against shuffled",
     "### Per-sample loss against pair distance",
     "## Edit sequences against programs (LintSeq)",
+    "## Code share of the pretraining mixture",
     "## Training curves",
     "## Wall time per stage",
 )
@@ -221,6 +222,21 @@ def write_metrics(m: Path) -> None:
             for t, v in (("code", [0.3, 0.32, 0.28]), ("edits", [0.2, 0.25, 0.15]))}},
     )  # fmt: skip
     png(m / "lintseq_seeds.png")
+    dump(
+        m / "base_model_eval.json",
+        {"code_share": 0.25, "english": {"bits_per_byte": 0.25}, "code": {"bits_per_byte": 0.1},
+         "instructions": {"correct": 188, "prompts": 200}},
+    )  # fmt: skip
+    shares = [
+        {"code_share": 0.0, "seeds": [0, 1], "english_bits_per_byte": stats([0.2]),
+         "code_bits_per_byte": stats([0.9]), "instruction_accuracy": stats([0.95]),
+         "sft_pass@1": None},
+        {"code_share": 0.5, "seeds": [0, 1], "english_bits_per_byte": stats([0.3]),
+         "code_bits_per_byte": stats([0.1]), "instruction_accuracy": stats([0.9]),
+         "sft_pass@1": stats([0.7, 0.8])},
+    ]  # fmt: skip
+    dump(m / "mixture.json", {"benchmark": "tinyeval", "by_share": shares})
+    png(m / "mixture.png")
     tsv(m / "base_model/plots/metrics/train/loss.tsv", "loss", [(1, 6.0), (2, 5.5), (3, 5.2)])
     for adapter_dir in ("adapter_0", "adapter_1"):
         run = m / "sft/plots/metrics" / adapter_dir
@@ -278,6 +294,7 @@ def test_report_has_every_section_and_every_figure_is_a_png(full_report):
         "curves_sft.png",
         "lintseq_pass_at_k.png",
         "lintseq_seeds.png",
+        "mixture.png",
     }
     assert {Path(link).name for link in links} == names
     assert sorted(p.name for p in (full_report / "metrics" / "report").iterdir()) == sorted(names)
@@ -301,6 +318,10 @@ def test_report_tables_show_what_users_compare(full_report):
     assert "| edits | 0.2000 | 0.4000 | 0.5000 | 0.0500 |" in text
     assert "| edits | 0.2000 (0.1500–0.2500) | 0.5000 (0.4500–0.5500) |" in text
     assert "| Trained on | pass@1 | pass@50 | edit_failed_share |" in text
+    assert "code share 0.25: held-out English 0.2500 bits/byte" in text
+    assert "188 of 200 answered exactly" in text
+    assert "| 0.5 | 0, 1 | 0.3000 | 0.1000 | 0.9000 | 0.7500 (0.7000–0.8000) |" in text
+    assert "| 0 | 0, 1 | 0.2000 | 0.9000 | 0.9500 | – |" in text  # no evaluate: no pass@1
     assert "| base_model | 40.2 | 89.9% |" in text and "Profile `smoke` on 2 cores" in text
     assert str(full_report) not in text  # no absolute paths: the same bytes wherever it runs
 
@@ -324,7 +345,7 @@ def test_missing_inputs_give_not_run_sections(tmp_path):
     for stage_name in ("dataset_metrics", "synth", "dedup", "cluster", "evaluate", "curriculum"):
         assert f"is written by `dvc repro {stage_name}`" in text, stage_name
     assert "`dvc repro dpo_compare`" in text and "`dvc repro base_model`" in text
-    assert "`dvc repro lintseq_eval`" in text
+    assert "`dvc repro lintseq_eval`" in text and "`dvc repro base_model_eval`" in text
     assert "No K sweep yet" in text and "codealign ksweep" in text
     assert "bench_stage_times.py --profile default --out metrics/stage_times.json" in text
     assert image_links(md) == [] and list((tmp_path / "metrics" / "report").iterdir()) == []
@@ -340,6 +361,25 @@ def test_partial_run_renders_what_is_there(tmp_path):
     text = (part / "report.md").read_text()
     assert "![dedup funnel](report/dedup_funnel.png)" in text
     assert "`metrics/cluster.json` is missing" in text
+
+
+def test_mixture_section_without_the_grid_and_with_a_broken_one(tmp_path):
+    full = tmp_path / "full"
+    write_metrics(full)
+    part = tmp_path / "metrics"
+    part.mkdir()
+    (part / "base_model_eval.json").write_bytes((full / "base_model_eval.json").read_bytes())
+    assert run_report(tmp_path).exit_code == 0
+    text = (part / "report.md").read_text()
+    assert "No ablation yet" in text and "`codealign mixture`" in text
+
+    grid = json.loads((full / "mixture.json").read_text())
+    del grid["by_share"][1]["seeds"]
+    (part / "mixture.json").write_text(json.dumps(grid))
+    result = run_report(tmp_path)
+    assert result.exit_code != 0
+    assert "mixture.json: missing key 'by_share[1].seeds'" in result.output
+    assert "No ablation yet" in (part / "report.md").read_text()  # the old report stays
 
 
 def test_stage_times_can_be_left_out(tmp_path):
