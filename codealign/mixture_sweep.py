@@ -167,6 +167,12 @@ def _lookup(data: Any, *keys: str) -> Any:
     return data
 
 
+def log_scale(metric: str, values: Sequence[float]) -> bool:
+    """Whether a panel wants a log y-axis: bits per byte spanning more than 20x, as when a
+    share never saw the text (code share 0 scores code ~100x worse than the others)."""
+    return metric.endswith("bits_per_byte") and 0 < 20 * min(values) < max(values)
+
+
 def render_plot(summary: dict[str, Any]) -> bytes:
     """PNG, one panel per metric against code share: mean line, min-max band, a dot per run."""
     import matplotlib
@@ -198,6 +204,8 @@ def render_plot(summary: dict[str, Any]) -> bytes:
             label="min-max",
         )
         ax.plot(xs, [p[metric]["mean"] for p in points], marker="o", color="#222222", label="mean")
+        if log_scale(metric, [v for p in points for v in (p[metric]["min"], p[metric]["max"])]):
+            ax.set_yscale("log")
         per_model = metric in BASE_METRICS
         for i, seed in enumerate(seeds):
             dots = [
@@ -223,7 +231,8 @@ def render_plot(summary: dict[str, Any]) -> bytes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
     axes[0][0].legend(list(legend.values()), list(legend), fontsize=7)
-    fig.suptitle(f"code share ablation ({len(seeds)} seeds; pass@1 on {summary['benchmark']})")
+    n_seeds = f"{len(seeds)} seed" + ("s" if len(seeds) != 1 else "")
+    fig.suptitle(f"code share ablation ({n_seeds}; pass@1 on {summary['benchmark']})")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)

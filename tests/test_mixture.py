@@ -33,7 +33,7 @@ from codealign.mixture import (
     measure,
     score_texts,
 )
-from codealign.mixture_sweep import mixture_command
+from codealign.mixture_sweep import log_scale, mixture_command
 from codealign.tinyworld.corpus import edit_documents, make_corpus
 from codealign.tinyworld.text import _instruction_doc, english_document, instruction_pair
 
@@ -459,3 +459,10 @@ def test_help_shows_the_recipe():
     result = CliRunner().invoke(mixture_command, ["--help"])
     assert result.exit_code == 0
     assert "base_model.code_share=$s" in result.output and "--from-json" in result.output
+
+
+def test_bits_per_byte_spanning_a_share_that_never_saw_the_text_get_a_log_axis():
+    assert log_scale("code_bits_per_byte", [14.8, 0.104, 0.103])
+    assert not log_scale("english_bits_per_byte", [0.277, 0.25, 0.289])
+    assert not log_scale("instruction_accuracy", [0.01, 0.96])  # not bits per byte
+    assert not log_scale("code_bits_per_byte", [0.0, 0.5])  # a log axis cannot hold 0
