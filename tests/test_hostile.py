@@ -197,12 +197,18 @@ def sandbox(request):
     assert not Path(jail).exists()
 
 
-def _uid_processes(low: int = 3_000_000) -> list[int]:
+def _uid_processes() -> list[int]:
+    """Processes still running under this test process's private sandbox uids.
+
+    A pool gives its parent a block of 128 uids from 3,000,000 (`Sandbox._config`), so
+    sandboxes that other processes on the machine run at the same time do not count.
+    """
+    low = 3_000_000 + (os.getpid() % 10_000) * 128
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid >= low:
+                if low <= os.stat(f"/proc/{entry}").st_uid < low + 128:
                     found.append(int(entry))
             except OSError:
                 pass
