@@ -64,6 +64,12 @@ class BaseModelParams(Section):
     eval_temperature: float = param(0.8, gt=0, le=2)
     max_new_tokens: int = param(96, ge=1)
     dtype: str = param("float32", choices=("float32", "bfloat16", "float16"))
+    seed: int | None = param(
+        None,
+        ge=0,
+        doc="pretraining seed: weights, data order, eval samples (null: the master seed); "
+        "the corpus stays the master seed's",
+    )
 
     def validate(self, prefix: str) -> None:
         if self.hidden_size % self.num_heads:

@@ -503,7 +503,7 @@ def _ksweep(
 EXPS_COLUMNS = {
     "Experiment|Created": "the experiment and when it ran",
     # DVC names a column `params.yaml:k` only where a metric is also called `k`.
-    r"(params\.yaml:)?(seed|k|train_seed)|base_model\.code_share": "the params swept",
+    r"(params\.yaml:)?(seed|k|train_seed)|base_model\.(code_share|seed)": "the params swept",
     "records_before|records_after": "training records before and after dedup",
     r"tinyeval\.models\.(k1|routed)\.pass@(1|10_t0\.8)": "pass@1, pass@10: K = 1 and routed",
     "pairs_kept": "DPO pairs after pruning",

@@ -56,62 +56,86 @@ PANELS = {
 
 @dataclass(frozen=True)
 class MixtureRun:
-    """One (code share, seed) point of the ablation."""
+    """One (code share, pretraining seed, training seed) point of the ablation."""
 
     code_share: float
-    seed: int
+    base_seed: int
+    train_seed: int
     model_digest: str | None
     scores: dict[str, float | None]
     row: ExperimentRow
 
 
+def _seeds(params: dict[str, Any]) -> tuple[Any, Any]:
+    """(pretraining seed, training seed): base_model.seed and train_seed, each falling
+    back to the master seed where null or absent."""
+    base = params.get("base_model")
+    base_seed = base.get("seed") if isinstance(base, dict) else None
+    train_seed = params.get("train_seed")
+    master = params.get("seed")
+    return (
+        master if base_seed is None else base_seed,
+        master if train_seed is None else train_seed,
+    )
+
+
 def mixture_runs(
     rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter
 ) -> list[MixtureRun]:
-    """One run per (code share, seed), the newest; `skipped` counts the rows left out and why."""
+    """One run per (code share, pretraining seed, training seed), the newest; `skipped`
+    counts the rows (and SFT scores) left out and why."""
     candidates = []
     for row in rows:
         base = row.params.get("base_model")
         share = base.get("code_share") if isinstance(base, dict) else None
-        seed = row.params.get("train_seed")
-        if seed is None:  # train_seed null or absent: training used the master seed
-            seed = row.params.get("seed")
-        if not is_number(share) or not is_int(seed):
-            skipped[f"no base_model.code_share and integer seed in {PARAMS_FILE}"] += 1
+        base_seed, train_seed = _seeds(row.params)
+        if not is_number(share) or not is_int(base_seed) or not is_int(train_seed):
+            skipped[f"no base_model.code_share and integer seeds in {PARAMS_FILE}"] += 1
             continue
         measured = row.all_metrics.get(BASE_EVAL_FILE)
         if not isinstance(measured, dict):
             skipped[f"no {BASE_EVAL_FILE}"] += 1
             continue
+        # Where the stage did not run in an experiment, the file is its baseline's.
         if is_number(measured.get("code_share")) and measured["code_share"] != share:
-            # The stage did not run in this experiment: the file is its baseline's.
             skipped[f"with a stale {BASE_EVAL_FILE} (measured at another code share)"] += 1
+            continue
+        if is_int(measured.get("base_seed")) and measured["base_seed"] != base_seed:
+            skipped[f"with a stale {BASE_EVAL_FILE} (measured at another base_model.seed)"] += 1
             continue
         scores = {name: _lookup(measured, *path) for name, path in BASE_METRICS.items()}
         if not all(is_number(v) for v in scores.values()):
             skipped[f"with a {BASE_EVAL_FILE} lacking {', '.join(BASE_METRICS)}"] += 1
             continue
-        evaluated = row.all_metrics.get(EVALUATE_FILE)
-        pass1 = _lookup(evaluated, benchmark, "models", "k1", "pass@1")
-        scores[SFT_PASS1] = float(pass1) if is_number(pass1) else None
         digest = measured.get("model_digest")
         digest = digest if isinstance(digest, str) else None
-        candidates.append(MixtureRun(float(share), seed, digest, scores, row))
-    newest: dict[tuple[float, int], MixtureRun] = {}
+        models = _lookup(row.all_metrics.get(EVALUATE_FILE), benchmark, "models")
+        pass1 = _lookup(models, "k1", "pass@1")
+        evaluated_base = _lookup(models, "base", "model_digest")
+        # Where evaluate did not run on this base model, its scores are another's.
+        stale = isinstance(evaluated_base, str) and digest and evaluated_base != digest
+        if is_number(pass1) and stale:
+            skipped[f"SFT scores of another base model (stale {EVALUATE_FILE})"] += 1
+            pass1 = None
+        scores[SFT_PASS1] = float(pass1) if is_number(pass1) else None
+        candidates.append(MixtureRun(float(share), base_seed, train_seed, digest, scores, row))
+    newest: dict[tuple[float, int, int], MixtureRun] = {}
     for run in sorted(candidates, key=lambda run: run.row.recency, reverse=True):
-        if (run.code_share, run.seed) in newest:
-            skipped["older repeats of a (code share, seed)"] += 1
+        key = (run.code_share, run.base_seed, run.train_seed)
+        if key in newest:
+            skipped["older repeats of a (code share, base seed, train seed)"] += 1
         else:
-            newest[(run.code_share, run.seed)] = run
-    return sorted(newest.values(), key=lambda run: (run.code_share, run.seed))
+            newest[key] = run
+    return sorted(newest.values(), key=lambda run: (run.code_share, run.base_seed, run.train_seed))
 
 
 def aggregate(runs: Sequence[MixtureRun], benchmark: str) -> dict[str, Any]:
     """Per code share: mean/min/max/n/values of each metric.
 
     Base-model metrics are taken once per distinct base model: runs that differ only in
-    `train_seed` share one pretrained model (the corpus and its training use `seed`), and
-    counting it three times would fake a spread of zero over three seeds.
+    `train_seed` share one pretrained model, and counting it three times would fake a
+    spread of zero over three seeds. Their spread comes from `base_model.seed`. pass@1
+    after SFT is taken once per run that evaluated its own base model.
     """
     by_share = []
     counted: set[int] = set()
@@ -119,14 +143,16 @@ def aggregate(runs: Sequence[MixtureRun], benchmark: str) -> dict[str, Any]:
         at_share = [run for run in runs if run.code_share == share]
         models = _distinct_models(at_share)
         counted.update(id(run) for run in models)
+        scored = [run for run in at_share if run.scores[SFT_PASS1] is not None]
         point: dict[str, Any] = {
             "code_share": share,
-            "seeds": [run.seed for run in at_share],
+            "base_seeds": [run.base_seed for run in models],
             "base_models": len(models),
+            "sft_runs": [[run.base_seed, run.train_seed] for run in scored],
         }
         for name in BASE_METRICS:
             point[name] = spread([run.scores[name] for run in models])
-        sft = [run.scores[SFT_PASS1] for run in at_share if run.scores[SFT_PASS1] is not None]
+        sft = [run.scores[SFT_PASS1] for run in scored]
         point[SFT_PASS1] = spread(sft) if sft else None
         by_share.append(point)
     return {
@@ -136,7 +162,8 @@ def aggregate(runs: Sequence[MixtureRun], benchmark: str) -> dict[str, Any]:
         "runs": [
             {
                 "code_share": run.code_share,
-                "seed": run.seed,
+                "base_seed": run.base_seed,
+                "train_seed": run.train_seed,
                 "rev": run.row.rev,
                 "name": run.row.name,
                 "model_digest": run.model_digest,
@@ -181,7 +208,6 @@ def render_plot(summary: dict[str, Any]) -> bytes:
     import matplotlib.pyplot as plt
 
     by_share = summary["by_share"]
-    seeds = sorted({run["seed"] for run in summary["runs"]})
     colors = plt.get_cmap("tab10")
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.8), squeeze=False)
     for ax, (metric, title) in zip(axes[0], PANELS.items(), strict=True):
@@ -206,23 +232,24 @@ def render_plot(summary: dict[str, Any]) -> bytes:
         ax.plot(xs, [p[metric]["mean"] for p in points], marker="o", color="#222222", label="mean")
         if log_scale(metric, [v for p in points for v in (p[metric]["min"], p[metric]["max"])]):
             ax.set_yscale("log")
+        # A dot per counted value, as aggregated: per base model (coloured by its
+        # pretraining seed), or per SFT run (coloured by its training seed).
         per_model = metric in BASE_METRICS
+        seed_key = "base_seed" if per_model else "train_seed"
+        runs = [
+            run
+            for run in summary["runs"]
+            if run[metric] is not None and (run["base_model_counted"] or not per_model)
+        ]
+        seeds = sorted({run[seed_key] for run in runs})
         for i, seed in enumerate(seeds):
-            dots = [
-                (run["code_share"], run[metric])
-                for run in summary["runs"]
-                if run["seed"] == seed
-                and run[metric] is not None
-                and (run["base_model_counted"] or not per_model)  # as aggregated
-            ]
-            if not dots:
-                continue
+            dots = [(run["code_share"], run[metric]) for run in runs if run[seed_key] == seed]
             nudge = 0.012 * (i - (len(seeds) - 1) / 2)  # equal scores stay visible
             ax.scatter(
                 [x + nudge for x, _ in dots],
                 [y for _, y in dots],
                 s=16,
-                color=colors(i % 10),
+                color=colors(seed % 10),
                 zorder=3,
                 label=f"seed {seed}",
             )
@@ -231,8 +258,12 @@ def render_plot(summary: dict[str, Any]) -> bytes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
     axes[0][0].legend(list(legend.values()), list(legend), fontsize=7)
-    n_seeds = f"{len(seeds)} seed" + ("s" if len(seeds) != 1 else "")
-    fig.suptitle(f"code share ablation ({n_seeds}; pass@1 on {summary['benchmark']})")
+    base_seeds = max((len(p["base_seeds"]) for p in by_share), default=0)
+    train_seeds = max((len(p["sft_runs"]) for p in by_share), default=0)
+    fig.suptitle(
+        f"code share ablation (up to {base_seeds} pretraining seeds per share; pass@1 on "
+        f"{summary['benchmark']}: up to {train_seeds} SFT runs)"
+    )
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -250,17 +281,23 @@ def mixture_command(
     Queue the grid, run it, then summarise it:
 
     \b
-        for s in 0 0.25 0.5 1.0; do for seed in 0 1 2; do
-          dvc exp run --queue -S base_model.code_share=$s -S train_seed=$seed \\
-            base_model_eval evaluate; done; done
+        for s in 0 0.25 0.5 1.0; do
+          for seed in 0 1 2; do       # training seeds: pass@1 after SFT
+            dvc exp run --queue -S base_model.code_share=$s -S train_seed=$seed \\
+              base_model_eval evaluate; done
+          for seed in 1 2; do         # pretraining seeds: the base-model metrics
+            dvc exp run --queue -S base_model.code_share=$s -S base_model.seed=$seed \\
+              base_model_eval; done; done
         dvc queue start -j 1      # then wait for `dvc queue status`
         codealign mixture
 
-    Reads params base_model.code_share and train_seed (or seed), metrics/base_model_eval.json
-    and the K = 1 model's pass@1 in metrics/evaluate.json of every finished experiment
-    (queued, running and failed ones are skipped; of repeated (share, seed) runs the newest
-    counts), prints mean [min, max] per share, and writes --out and --plot. Base-model
-    metrics count each distinct base model once: train_seed does not change it.
+    Reads params base_model.code_share, base_model.seed and train_seed (each seed null:
+    the master seed), metrics/base_model_eval.json and the K = 1 model's pass@1 in
+    metrics/evaluate.json of every finished experiment (queued, running and failed ones
+    are skipped; of repeated (share, base seed, train seed) runs the newest counts),
+    prints mean [min, max] per share, and writes --out and --plot. Base-model metrics
+    count each distinct base model once (train_seed does not change it; base_model.seed
+    does). pass@1 after SFT counts only where `evaluate` ran on the run's own base model.
     """
     rows, skipped, source = read_experiments(repo, from_json, all_commits)
     runs = mixture_runs(rows, benchmark, skipped)
@@ -274,11 +311,11 @@ def mixture_command(
         tmp.write_bytes(png)
 
     columns = list(PANELS)
-    click.echo("\t".join(["code_share", "seeds", "base_models", *columns]))
+    click.echo("\t".join(["code_share", "base_models", "sft_runs", *columns]))
     for point in summary["by_share"]:
-        share, seeds, models = f"{point['code_share']:g}", point["seeds"], point["base_models"]
+        share, models = f"{point['code_share']:g}", point["base_models"]
         cells = [format_stats(point[metric]) for metric in columns]
-        click.echo("\t".join([share, str(len(seeds)), str(models), *cells]))
+        click.echo("\t".join([share, str(models), str(len(point["sft_runs"])), *cells]))
     click.echo(
         f"{len(runs)} runs from {source}" + (f"; skipped {reasons}" if reasons else ""), err=True
     )

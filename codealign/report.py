@@ -683,26 +683,30 @@ def section_mixture(ctx: Context) -> list[str]:
             "",
             f"*No ablation yet: {ctx.shown(MIXTURE)} is written by `codealign mixture` after "
             "`dvc exp run --queue -S base_model.code_share=S -S train_seed=T "
-            "base_model_eval evaluate` runs (README).*",
+            "base_model_eval evaluate` and `-S base_model.seed=B base_model_eval` runs "
+            "(README).*",
         ]
     where = str(ctx.path(MIXTURE))
     rows = []
     for i, point in enumerate(need(grid, "by_share", where, list)):
         at = f"{where}: by_share[{i}]"
-        seeds = ", ".join(str(seed) for seed in need(point, "seeds", at, list))
+        base_seeds = ", ".join(str(seed) for seed in need(point, "base_seeds", at, list))
+        sft_runs = len(need(point, "sft_runs", at, list))
         cells = [
             "–" if point.get(key) is None else _spread(point[key], f"{at}.{key}")
             for key in MIXTURE_COLUMNS
         ]
-        rows.append([f"{need(point, 'code_share', at, NUMBER):g}", seeds, *cells])
+        share = f"{need(point, 'code_share', at, NUMBER):g}"
+        rows.append([share, base_seeds, str(sft_runs), *cells])
     lines += [
         "",
-        f"Over code shares and train seeds ({need(grid, 'benchmark', where, str)}); each cell "
-        "is the mean (min–max). The base-model columns count each distinct base model "
-        "once (train_seed does not change it); pass@1 after SFT is the K = 1 model's, once "
-        "per seed. Compare shares by bits per byte: each share trains its own tokenizer.",
+        f"Over code shares and seeds ({need(grid, 'benchmark', where, str)}); each cell is "
+        "the mean (min–max). The base-model columns count each distinct base model once, "
+        "one per pretraining seed (`base_model.seed`; `train_seed` does not change it); "
+        "pass@1 after SFT is the K = 1 model's, once per SFT run. Compare shares by bits "
+        "per byte: each share trains its own tokenizer.",
         "",
-        *table(["Code share", "Seeds", *MIXTURE_COLUMNS.values()], rows),
+        *table(["Code share", "Pretraining seeds", "SFT runs", *MIXTURE_COLUMNS.values()], rows),
     ]
     figure = ctx.include("mixture.png", "mixture.png", "metrics against code share")
     if figure:

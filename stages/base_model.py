@@ -35,6 +35,8 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
     params = load_params(params_file)
     p = params["base_model"]
     train_file = seed_dir / "train.jsonl"
+    # The corpus is the master seed's; base_model.seed repeats pretraining on it.
+    seed = params.seed if p.seed is None else p.seed
     with atomic_path(out) as tmp:
         if p.name == "tiny":
             lintseq = params["lintseq"]
@@ -42,7 +44,7 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
             run = {
                 "params": p.to_dict(),
                 "edit_format": {key: getattr(lintseq, key) for key in EDIT_FORMAT},
-                "seed": params.seed,
+                "seed": seed,
                 "train": file_digest(train_file),
             }
             stats = pretrain(
@@ -51,7 +53,7 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
                 tmp,
                 checkpoint_dir("base_model", run),
                 Path(live_dir),
-                params.seed,
+                seed,
             )
             stats["corpus_chars"] = {
                 kind: sum(len(d["text"]) for d in corpus if d["kind"] == kind)
@@ -70,9 +72,10 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
             n=p.eval_samples,
             temperature=p.eval_temperature,
             max_new_tokens=p.max_new_tokens,
-            seed=params.seed,
+            seed=seed,
         )
         stats.update(summary)
+    stats["seed"] = seed
     write_json(metrics, stats)
     log.info("base model: %s", stats)
 

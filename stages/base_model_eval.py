@@ -44,7 +44,8 @@ def main(params_file: str, model: Path, seed_dir: Path, out: Path) -> None:
     params = load_params(params_file)
     p, base = params["base_model_eval"], params["base_model"]
     seen: frozenset[str] = frozenset()
-    if base.name == "tiny":
+    tiny = base.name == "tiny"
+    if tiny:
         train = seed_dir / "train.jsonl"
         seen = corpus_documents(train, base, params["lintseq"], params.seed)
         log.info("rebuilt the pretraining corpus from %s: %d distinct documents", train, len(seen))
@@ -52,7 +53,8 @@ def main(params_file: str, model: Path, seed_dir: Path, out: Path) -> None:
     result = measure(model, code, p, params.seed, seen=seen)
     result.update(
         # Recorded so the collector can tell this model's metrics from a baseline's.
-        code_share=base.code_share if base.name == "tiny" else None,
+        code_share=base.code_share if tiny else None,
+        base_seed=(params.seed if base.seed is None else base.seed) if tiny else None,
         model_digest=file_digest(model),
         seed=params.seed,
     )

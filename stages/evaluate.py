@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from codealign.checkpoints import file_digest
 from codealign.cli import Command, setup_logging
 from codealign.errors import CodealignError
 from codealign.evaluation import (
@@ -122,9 +123,12 @@ def main(
                 if routed
                 else Scorer(path, **common)
             )
+            digest = file_digest(path)
             with scorer:
                 for bench in benchmarks:
-                    result = {"model": str(path)}
+                    # The digest tells a collector which base model an experiment's
+                    # scores belong to (codealign mixture).
+                    result = {"model": str(path), "model_digest": digest}
                     if routed:
                         cluster_of = scorer.routes(bench)
                         result["k"] = scorer.k

@@ -106,6 +106,41 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tmp_path):
     assert metrics["tokens_seen"] == 60 * 8 * 64
 
 
+@pytest.mark.slow
+def test_base_model_seed_repeats_pretraining_on_the_same_corpus(tmp_path):
+    raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
+    raw["base_model"].update(steps=4, eval_tasks=0)
+    seeded = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "seed.py"), "--params"]
+        + [str(_params(tmp_path, raw, None)), "--out", str(tmp_path / "seed")],
+        capture_output=True,
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    for base_seed in (None, raw["seed"], raw["seed"] + 1):
+        stage = _stage(
+            tmp_path, _params(tmp_path, raw, base_seed), tmp_path / "cache", f"m{base_seed}"
+        )
+        assert stage.wait() == 0, stage.stderr.read()
+    default, same, other = (tmp_path / f"m{s}" for s in (None, raw["seed"], raw["seed"] + 1))
+    metrics = {
+        path: json.loads(path.with_suffix(".json").read_text()) for path in (default, same, other)
+    }
+    assert [metrics[path]["seed"] for path in (default, same, other)] == [0, 0, 1]
+    # null means the master seed; another seed trains other weights on the very same corpus.
+    assert (default / "model.safetensors").read_bytes() == (same / "model.safetensors").read_bytes()
+    a, b = _weights(default), _weights(other)
+    assert any((a[key] - b[key]).abs().max().item() > 1e-3 for key in a)
+    assert (default / "tokenizer.json").read_bytes() == (other / "tokenizer.json").read_bytes()
+    assert metrics[default]["corpus_chars"] == metrics[other]["corpus_chars"]
+
+
+def _params(tmp_path: Path, raw: dict, base_seed: int | None) -> Path:
+    raw = {**raw, "base_model": {**raw["base_model"], "seed": base_seed}}
+    path = tmp_path / f"params_{base_seed}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
 def test_params_reject_heads_that_do_not_divide_hidden():
     from codealign.errors import CodealignError
 

@@ -276,12 +276,14 @@ SHARES = (0.0, 0.5, 1.0)
 SEEDS = (0, 1, 2)
 
 
-def _base_eval(share: float, seed: int) -> dict:
-    """What base_model_eval writes; its model (and scores) depend on the share alone."""
+def _base_eval(share: float, base_seed: int = 0) -> dict:
+    """What base_model_eval writes; its model (and scores) depend on the share and the
+    pretraining seed alone."""
     return {
         "code_share": share,
-        "model_digest": f"model-{share}",
-        "english": {"perplexity": 3.0 + share, "bits_per_byte": 0.3 + share},
+        "base_seed": base_seed,
+        "model_digest": f"model-{share}-{base_seed}",
+        "english": {"perplexity": 3.0 + share, "bits_per_byte": 0.3 + share + 0.01 * base_seed},
         "code": {"perplexity": 2.0 - share, "bits_per_byte": 0.5 - 0.4 * share},
         "instructions": {"accuracy": 0.9 - 0.9 * share, "correct": 9, "prompts": 10},
         "seed": 0,
@@ -292,14 +294,30 @@ def _pass1(share: float, seed: int) -> float:
     return round(0.2 + 0.4 * share + 0.1 * seed, 6)
 
 
-def _rev(rev: str, name, timestamp, share, train_seed, base_eval=None, pass1=None) -> dict:
+def _rev(
+    rev: str,
+    name,
+    timestamp,
+    share,
+    train_seed,
+    base_eval=None,
+    pass1=None,
+    *,
+    base_seed=None,
+    evaluated_digest=None,
+) -> dict:
+    """One row of `dvc exp show --json`; `evaluated_digest` is the base model evaluate saw
+    (None: a file from before evaluate recorded it)."""
     metrics = {}
     if base_eval is not None:
         metrics["metrics/base_model_eval.json"] = {"data": base_eval}
     if pass1 is not None:
         models = {"k1": {"k": 1, "pass@1": pass1}, "routed": {"k": 5, "pass@1": 0.0}}
+        if evaluated_digest is not None:
+            models["base"] = {"pass@1": 0.1, "model_digest": evaluated_digest}
         metrics["metrics/evaluate.json"] = {"data": {"tinyeval": {"models": models}}}
-    params = {"seed": 0, "k": 5, "train_seed": train_seed, "base_model": {"code_share": share}}
+    base = {"code_share": share, "seed": base_seed}
+    params = {"seed": 0, "k": 5, "train_seed": train_seed, "base_model": base}
     return {
         "rev": rev,
         "name": name,
@@ -322,37 +340,71 @@ def _experiment(rev: dict, state: str | None = None) -> dict:
     return {"executor": executor, "name": rev["name"], "revs": [rev]}
 
 
+BASELINE_DIGEST = "model-0.25-0"
+
+
 def _listing() -> list:
-    """Shares x seeds, plus a stale repeat, a queued, a failed and a stale-metrics run."""
+    """Shares x train seeds, shares x pretraining seeds 1 and 2 (base_model_eval only, so
+    their evaluate.json is the baseline's), plus a stale repeat, a queued, a failed and
+    two stale-metrics runs."""
     experiments = []
     minute = 0
     for share in SHARES:
         for seed in SEEDS:
             minute += 1
+            # Share 1.0 is an older grid: its evaluate.json does not name its base model.
+            evaluated = None if share == 1.0 else f"model-{share}-0"
             rev = _rev(
                 f"{minute:040x}",
                 f"exp-{share}-{seed}",
                 f"2026-01-01T10:{minute:02d}:00",
                 share,
                 seed,
-                _base_eval(share, seed),
+                _base_eval(share),
                 _pass1(share, seed),
+                evaluated_digest=evaluated,
             )
             experiments.append(_experiment(rev))
-    older = _base_eval(0.5, 1)
+        for base_seed in (1, 2):
+            minute += 1
+            rev = _rev(
+                f"{minute:040x}",
+                f"exp-{share}-base{base_seed}",
+                f"2026-01-01T10:{minute:02d}:00",
+                share,
+                None,
+                _base_eval(share, base_seed),
+                0.35,
+                base_seed=base_seed,
+                evaluated_digest=BASELINE_DIGEST,
+            )
+            experiments.append(_experiment(rev))
+    older = _base_eval(0.5)
     older["english"]["bits_per_byte"] = 9.0
     experiments.append(
         _experiment(_rev("a" * 40, "older", "2026-01-01T09:00:00", 0.5, 1, older, 0.99))
     )
     # A failed run shows its baseline's metrics: must not become a share 0.25 point.
-    failed = _rev("b" * 40, "failed", "2026-01-01T11:00:00", 0.25, 0, _base_eval(0.25, 0), 0.5)
+    failed = _rev("b" * 40, "failed", "2026-01-01T11:00:00", 0.25, 0, _base_eval(0.25), 0.5)
     experiments.append(_experiment(failed, "failed"))
     experiments.append(_experiment(_rev("c" * 40, "queued", None, 0.75, 0), "queued"))
-    # Ran `evaluate` only: base_model_eval.json is the baseline's, measured at 0.25.
-    stale = _rev("d" * 40, "stale", "2026-01-01T11:30:00", 0.75, 1, _base_eval(0.25, 0), 0.5)
+    # Ran `evaluate` only: base_model_eval.json is the baseline's, measured at 0.25 ...
+    stale = _rev("d" * 40, "stale", "2026-01-01T11:30:00", 0.75, 1, _base_eval(0.25), 0.5)
     experiments.append(_experiment(stale))
-    workspace = _rev("workspace", None, None, 0.25, None, _base_eval(0.25, 0), 0.4)
-    baseline = _rev("e" * 40, "main", "2026-01-01T08:00:00", 0.25, None, _base_eval(0.25, 0), 0.35)
+    # ... and here with the baseline's pretraining seed.
+    stale_seed = _rev(
+        "f" * 40, "stale-seed", "2026-01-01T11:40:00", 0.25, None, _base_eval(0.25), 0.5,
+        base_seed=3, evaluated_digest="model-0.25-3",
+    )  # fmt: skip
+    experiments.append(_experiment(stale_seed))
+    workspace = _rev(
+        "workspace", None, None, 0.25, None, _base_eval(0.25), 0.4,
+        evaluated_digest=BASELINE_DIGEST,
+    )  # fmt: skip
+    baseline = _rev(
+        "e" * 40, "main", "2026-01-01T08:00:00", 0.25, None, _base_eval(0.25), 0.35,
+        evaluated_digest=BASELINE_DIGEST,
+    )  # fmt: skip
     baseline["experiments"] = experiments
     return [workspace, baseline]
 
@@ -377,21 +429,25 @@ def test_collector_aggregates_per_code_share(tmp_path):
     assert sorted(by_share) == [0.0, 0.25, 0.5, 1.0]
     for share in SHARES:
         point = by_share[share]
-        assert point["seeds"] == [0, 1, 2]
+        # pass@1 after SFT: one per training seed, never from a run whose evaluate.json
+        # is another base model's (the pretraining-seed runs show the baseline's 0.35).
+        assert point["sft_runs"] == [[0, 0], [0, 1], [0, 2]]
         pass1 = point["sft_pass@1"]
         assert pass1["values"] == [_pass1(share, seed) for seed in SEEDS]
         assert pass1["n"] == 3 and pass1["min"] == _pass1(share, 0)
         assert pass1["max"] == _pass1(share, 2)
         assert pass1["mean"] == pytest.approx(_pass1(share, 1))
-        # One base model per share (train_seed does not change it): counted once.
-        assert point["base_models"] == 1
+        # One base model per pretraining seed (train_seed does not change it): counted once.
+        assert point["base_models"] == 3 and point["base_seeds"] == [0, 1, 2]
         english = point["english_bits_per_byte"]
-        assert english["n"] == 1 and english["mean"] == pytest.approx(0.3 + share)
-        assert point["instruction_accuracy"]["values"] == [pytest.approx(0.9 - 0.9 * share)]
-    assert by_share[0.25]["seeds"] == [0]
+        assert english["n"] == 3 and english["mean"] == pytest.approx(0.3 + share + 0.01)
+        assert english["min"] == pytest.approx(0.3 + share)
+        assert english["max"] == pytest.approx(0.3 + share + 0.02)
+        assert point["instruction_accuracy"]["n"] == 3
+    assert by_share[0.25]["base_seeds"] == [0] and by_share[0.25]["sft_runs"] == [[0, 0]]
     # The workspace repeats the baseline commit and, without a timestamp, counts as older.
     assert by_share[0.25]["sft_pass@1"]["values"] == [0.35]
-    assert len(summary["runs"]) == 10
+    assert len(summary["runs"]) == 16
 
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(plot) as image:
@@ -403,15 +459,23 @@ def test_collector_skips_unfinished_stale_and_older_runs(tmp_path):
     result, out, _ = _collect(tmp_path, _listing())
 
     summary = json.loads(out.read_text())
-    runs = {(run["code_share"], run["seed"]): run for run in summary["runs"]}
-    assert runs[(0.5, 1)]["name"] == "exp-0.5-1"  # not the older repeat
-    assert 0.75 not in {share for share, _ in runs}  # queued, and stale metrics
+    runs = {(r["code_share"], r["base_seed"], r["train_seed"]): r for r in summary["runs"]}
+    assert runs[(0.5, 0, 1)]["name"] == "exp-0.5-1"  # not the older repeat
+    assert 0.75 not in {share for share, _, _ in runs}  # queued, and stale metrics
+    assert (0.25, 3, 0) not in runs  # base_model_eval did not run at base_model.seed 3
+    assert runs[(0.5, 2, 0)]["sft_pass@1"] is None  # evaluate did not run on its model
     assert "1 failed" in result.stderr and "1 queued" in result.stderr
-    assert "1 with a stale metrics/base_model_eval.json" in result.stderr
-    assert "2 older repeats of a (code share, seed)" in result.stderr  # older, baseline
+    assert "1 with a stale metrics/base_model_eval.json (measured at another code" in (
+        result.stderr
+    )
+    assert "1 with a stale metrics/base_model_eval.json (measured at another base_model.seed)" in (
+        result.stderr
+    )
+    assert "6 SFT scores of another base model" in result.stderr
+    assert "2 older repeats of a (code share, base seed, train seed)" in result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split("\t")[:3] == ["code_share", "seeds", "base_models"]
-    assert lines[1].split("\t")[:3] == ["0", "3", "1"]
+    assert lines[0].split("\t")[:3] == ["code_share", "base_models", "sft_runs"]
+    assert lines[1].split("\t")[:3] == ["0", "3", "3"]
 
 
 def test_collector_without_sft_scores_still_plots(tmp_path):

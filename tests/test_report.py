@@ -228,10 +228,11 @@ def write_metrics(m: Path) -> None:
          "instructions": {"correct": 188, "prompts": 200}},
     )  # fmt: skip
     shares = [
-        {"code_share": 0.0, "seeds": [0, 1], "english_bits_per_byte": stats([0.2]),
-         "code_bits_per_byte": stats([0.9]), "instruction_accuracy": stats([0.95]),
-         "sft_pass@1": None},
-        {"code_share": 0.5, "seeds": [0, 1], "english_bits_per_byte": stats([0.3]),
+        {"code_share": 0.0, "base_seeds": [0], "sft_runs": [],
+         "english_bits_per_byte": stats([0.2]), "code_bits_per_byte": stats([0.9]),
+         "instruction_accuracy": stats([0.95]), "sft_pass@1": None},
+        {"code_share": 0.5, "base_seeds": [0, 1, 2], "sft_runs": [[0, 0], [0, 1]],
+         "english_bits_per_byte": stats([0.3, 0.32, 0.34]),
          "code_bits_per_byte": stats([0.1]), "instruction_accuracy": stats([0.9]),
          "sft_pass@1": stats([0.7, 0.8])},
     ]  # fmt: skip
@@ -320,8 +321,12 @@ def test_report_tables_show_what_users_compare(full_report):
     assert "| Trained on | pass@1 | pass@50 | edit_failed_share |" in text
     assert "code share 0.25: held-out English 0.2500 bits/byte" in text
     assert "188 of 200 answered exactly" in text
-    assert "| 0.5 | 0, 1 | 0.3000 | 0.1000 | 0.9000 | 0.7500 (0.7000–0.8000) |" in text
-    assert "| 0 | 0, 1 | 0.2000 | 0.9000 | 0.9500 | – |" in text  # no evaluate: no pass@1
+    # Pretraining seeds spread the base-model columns; SFT runs spread pass@1.
+    assert (
+        "| 0.5 | 0, 1, 2 | 2 | 0.3200 (0.3000–0.3400) | 0.1000 | 0.9000 | 0.7500 (0.7000–0.8000) |"
+        in text
+    )
+    assert "| 0 | 0 | 0 | 0.2000 | 0.9000 | 0.9500 | – |" in text  # no evaluate: no pass@1
     assert "| base_model | 40.2 | 89.9% |" in text and "Profile `smoke` on 2 cores" in text
     assert str(full_report) not in text  # no absolute paths: the same bytes wherever it runs
 
@@ -374,11 +379,11 @@ def test_mixture_section_without_the_grid_and_with_a_broken_one(tmp_path):
     assert "No ablation yet" in text and "`codealign mixture`" in text
 
     grid = json.loads((full / "mixture.json").read_text())
-    del grid["by_share"][1]["seeds"]
+    del grid["by_share"][1]["base_seeds"]
     (part / "mixture.json").write_text(json.dumps(grid))
     result = run_report(tmp_path)
     assert result.exit_code != 0
-    assert "mixture.json: missing key 'by_share[1].seeds'" in result.output
+    assert "mixture.json: missing key 'by_share[1].base_seeds'" in result.output
     assert "No ablation yet" in (part / "report.md").read_text()  # the old report stays
 
 
