@@ -194,6 +194,9 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
                 if model == "routed":
                     skipped[f"no {benchmark}.models.routed.{PASS1}"] += 1
                 continue
+            if stale_seed(scores, seed):
+                skipped[f"{model} scores of another train_seed (stale {METRICS_FILE})"] += 1
+                continue
             candidates.append(
                 Run(
                     k=k if model == "routed" else 1,
@@ -344,6 +347,14 @@ def is_int(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def stale_seed(scores: Any, seed: int) -> bool:
+    """Whether a model's scores in metrics/evaluate.json were sampled at another
+    train_seed than the experiment's: `evaluate` did not run in it (it ran other stages
+    only), so the file is its baseline's. Files that predate the field count as fresh."""
+    recorded = scores.get("train_seed") if isinstance(scores, dict) else None
+    return is_int(recorded) and recorded != seed
 
 
 def _is_score(key: str, value: Any) -> bool:

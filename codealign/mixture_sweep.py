@@ -29,6 +29,7 @@ from codealign.experiments import (
     read_experiments,
     skipped_text,
     spread,
+    stale_seed,
     sweep_options,
 )
 from codealign.io import atomic_path, write_json
@@ -111,11 +112,18 @@ def mixture_runs(
         digest = digest if isinstance(digest, str) else None
         models = _lookup(row.all_metrics.get(EVALUATE_FILE), benchmark, "models")
         pass1 = _lookup(models, "k1", "pass@1")
+        # Where evaluate did not run in the experiment, its scores are the baseline's:
+        # another base model's, or another train_seed's.
         evaluated_base = _lookup(models, "base", "model_digest")
-        # Where evaluate did not run on this base model, its scores are another's.
-        stale = isinstance(evaluated_base, str) and digest and evaluated_base != digest
-        if is_number(pass1) and stale:
+        if (
+            is_number(pass1)
+            and isinstance(evaluated_base, str)
+            and digest not in (None, evaluated_base)
+        ):
             skipped[f"SFT scores of another base model (stale {EVALUATE_FILE})"] += 1
+            pass1 = None
+        if is_number(pass1) and stale_seed(_lookup(models, "k1"), train_seed):
+            skipped[f"SFT scores of another train_seed (stale {EVALUATE_FILE})"] += 1
             pass1 = None
         scores[SFT_PASS1] = float(pass1) if is_number(pass1) else None
         candidates.append(MixtureRun(float(share), base_seed, train_seed, digest, scores, row))

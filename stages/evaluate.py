@@ -126,9 +126,13 @@ def main(
             digest = file_digest(path)
             with scorer:
                 for bench in benchmarks:
-                    # The digest tells a collector which base model an experiment's
-                    # scores belong to (codealign mixture).
-                    result = {"model": str(path), "model_digest": digest}
+                    # The digest and seed tell a collector (ksweep, mixture) whether an
+                    # experiment's scores are its own or its baseline's.
+                    result = {
+                        "model": str(path),
+                        "model_digest": digest,
+                        "train_seed": params.train_seed,
+                    }
                     if routed:
                         cluster_of = scorer.routes(bench)
                         result["k"] = scorer.k

@@ -226,7 +226,10 @@ def test_dpo_shuffled_stage_under_torchrun_with_two_processes(setup, tmp_path):
     args += ["--init", str(sft), "--curriculum", str(curriculum), "--seed-dir", str(ctx.seed_dir)]
     args += ["--out", str(out), "--metrics", str(tmp_path / "shuffled.json")]
     args += ["--plot", str(tmp_path / "loss.png")]
+    scratch = tmp_path / "scratch"  # the processes' TMPDIR
+    scratch.mkdir()
     env = {**os.environ, "CODEALIGN_CACHE": str(tmp_path / "cache_ddp"), "OMP_NUM_THREADS": "1"}
+    env["TMPDIR"] = str(scratch)
     done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "shuffled.json").read_text())
@@ -244,3 +247,4 @@ def test_dpo_shuffled_stage_under_torchrun_with_two_processes(setup, tmp_path):
     logged = losses(out)
     assert logged and len({e["pair_id"] for e in logged}) <= pairs  # rank 0's share
     assert not list(tmp_path.glob(".shuffled_ddp.*.tmp")), "a staging dir was left behind"
+    assert not list(scratch.glob("dpo.rank*")), "rank 1 left its loss log behind"

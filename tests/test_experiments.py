@@ -10,6 +10,7 @@ experiment re-shaped as queued, and the workspace and baseline commit, which rep
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -122,6 +123,32 @@ def test_train_seed_is_the_seed_of_a_run_when_set(tmp_path):
     by_k = {point["k"]: point for point in json.loads(out.read_text())["by_k"]}
     assert by_k[5]["seeds"] == [0, 1, 2]
     assert by_k[10]["pass@1"]["values"] == PASS1[10]
+
+
+def test_scores_sampled_at_another_train_seed_are_stale(tmp_path):
+    # `dvc exp run -S train_seed=1 lintseq_eval` leaves evaluate.json as its baseline's,
+    # which records train_seed 0: it must not become the newest (5, 1) point.
+    dump = _dump()
+    (tmp_path / "before").mkdir()
+    before, _, _ = _run(tmp_path / "before", dump)
+    assert before.exit_code == 0, before.output
+    source = next(rev for rev in _revs(dump) if rev["name"] == "loved-lien")
+    stale = copy.deepcopy(source)
+    stale["rev"] = stale["data"]["rev"] = "f" * 40
+    stale["name"] = "lintseq-only"
+    stale["data"]["timestamp"] = "2099-01-01T00:00:00"
+    stale["data"]["params"]["params.yaml"]["data"]["seed"] = 1
+    for scores in _evaluate(stale)["tinyeval"]["models"].values():
+        scores["train_seed"] = 0
+    dump[1]["experiments"].append({"executor": None, "name": "lintseq-only", "revs": [stale]})
+
+    result, out, _ = _run(tmp_path, dump)
+
+    assert result.exit_code == 0, result.output
+    runs = {(run["k"], run["seed"]): run for run in json.loads(out.read_text())["runs"]}
+    assert "lintseq-only" not in {run["name"] for run in runs.values()}
+    assert out.read_text() == (tmp_path / "before" / "out" / "ksweep.json").read_text()
+    assert "1 routed scores of another train_seed (stale metrics/evaluate.json)" in result.stderr
 
 
 def test_console_shows_mean_and_range_per_k(tmp_path):

@@ -305,6 +305,7 @@ def _rev(
     *,
     base_seed=None,
     evaluated_digest=None,
+    evaluated_seed=None,
 ) -> dict:
     """One row of `dvc exp show --json`; `evaluated_digest` is the base model evaluate saw
     (None: a file from before evaluate recorded it)."""
@@ -315,6 +316,8 @@ def _rev(
         models = {"k1": {"k": 1, "pass@1": pass1}, "routed": {"k": 5, "pass@1": 0.0}}
         if evaluated_digest is not None:
             models["base"] = {"pass@1": 0.1, "model_digest": evaluated_digest}
+        if evaluated_seed is not None:
+            models["k1"]["train_seed"] = evaluated_seed
         metrics["metrics/evaluate.json"] = {"data": {"tinyeval": {"models": models}}}
     base = {"code_share": share, "seed": base_seed}
     params = {"seed": 0, "k": 5, "train_seed": train_seed, "base_model": base}
@@ -397,6 +400,12 @@ def _listing() -> list:
         base_seed=3, evaluated_digest="model-0.25-3",
     )  # fmt: skip
     experiments.append(_experiment(stale_seed))
+    # Ran `lintseq_eval` only at train_seed 1: evaluate.json is the baseline's (seed 0).
+    stale_train = _rev(
+        "9" * 40, "lintseq-only", "2026-01-01T11:50:00", 0.25, 1, _base_eval(0.25), 0.35,
+        evaluated_digest=BASELINE_DIGEST, evaluated_seed=0,
+    )  # fmt: skip
+    experiments.append(_experiment(stale_train))
     workspace = _rev(
         "workspace", None, None, 0.25, None, _base_eval(0.25), 0.4,
         evaluated_digest=BASELINE_DIGEST,
@@ -444,10 +453,11 @@ def test_collector_aggregates_per_code_share(tmp_path):
         assert english["min"] == pytest.approx(0.3 + share)
         assert english["max"] == pytest.approx(0.3 + share + 0.02)
         assert point["instruction_accuracy"]["n"] == 3
+    # The lintseq-only run's evaluate.json is the baseline's: its pass@1 is not counted.
     assert by_share[0.25]["base_seeds"] == [0] and by_share[0.25]["sft_runs"] == [[0, 0]]
     # The workspace repeats the baseline commit and, without a timestamp, counts as older.
     assert by_share[0.25]["sft_pass@1"]["values"] == [0.35]
-    assert len(summary["runs"]) == 16
+    assert len(summary["runs"]) == 17
 
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(plot) as image:
@@ -472,6 +482,8 @@ def test_collector_skips_unfinished_stale_and_older_runs(tmp_path):
         result.stderr
     )
     assert "6 SFT scores of another base model" in result.stderr
+    assert "1 SFT scores of another train_seed" in result.stderr
+    assert runs[(0.25, 0, 1)]["sft_pass@1"] is None
     assert "2 older repeats of a (code share, base seed, train seed)" in result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split("\t")[:3] == ["code_share", "base_models", "sft_runs"]

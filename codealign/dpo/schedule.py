@@ -12,6 +12,7 @@ so stage i knows where stage i-1 left off and refuses to continue from the wrong
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -97,20 +98,25 @@ def _train(spec, pairs, params: DpoParams, work: Path, out: Path, *, saver=None,
     resume = last_checkpoint(work)
     if resume:
         log.info("resuming from %s", resume)
-    # A rank > 0 of a distributed run logs its share of the pairs somewhere private.
-    loss_log = LossLog(work if is_main_process() else Path(tempfile.mkdtemp(prefix="dpo.rank")))
-    with loss_log.open(resume_step(resume)) as handle:
-        trainer = make_trainer(
-            spec, pairs, params, work_dir=work, loss_log=handle,
-            callbacks=[saver] if saver else [], **trainer_args,
-        )  # fmt: skip
-        trainer.per_sample[:0] = loss_log.rows
-        if saver is not None:
-            saver.trainer = trainer
-        trainer.train(resume_from_checkpoint=resume)
-    save_adapter(trainer, out)
-    (out / "logs").mkdir()
-    shutil.copyfile(loss_log.path, out / "logs" / LossLog.NAME)
+    with contextlib.ExitStack() as stack:
+        log_dir = work
+        if not is_main_process():
+            # A rank > 0 of a distributed run logs its share of the pairs somewhere
+            # private, removed when it is done.
+            log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dpo.rank")))
+        loss_log = LossLog(log_dir)
+        with loss_log.open(resume_step(resume)) as handle:
+            trainer = make_trainer(
+                spec, pairs, params, work_dir=work, loss_log=handle,
+                callbacks=[saver] if saver else [], **trainer_args,
+            )  # fmt: skip
+            trainer.per_sample[:0] = loss_log.rows
+            if saver is not None:
+                saver.trainer = trainer
+            trainer.train(resume_from_checkpoint=resume)
+        save_adapter(trainer, out)
+        (out / "logs").mkdir()
+        shutil.copyfile(loss_log.path, out / "logs" / LossLog.NAME)
     return trainer
 
 
