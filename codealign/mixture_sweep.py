@@ -127,8 +127,14 @@ def mixture_runs(
             pass1 = None
         scores[SFT_PASS1] = float(pass1) if is_number(pass1) else None
         candidates.append(MixtureRun(float(share), base_seed, train_seed, digest, scores, row))
+
+    # Of repeats, the newest with SFT scores, else the newest: a run whose evaluate.json
+    # was stale never shadows one that measured them.
+    def preference(run: MixtureRun) -> tuple[bool, Any]:
+        return run.scores[SFT_PASS1] is not None, run.row.recency
+
     newest: dict[tuple[float, int, int], MixtureRun] = {}
-    for run in sorted(candidates, key=lambda run: run.row.recency, reverse=True):
+    for run in sorted(candidates, key=preference, reverse=True):
         key = (run.code_share, run.base_seed, run.train_seed)
         if key in newest:
             skipped["older repeats of a (code share, base seed, train seed)"] += 1

@@ -406,6 +406,12 @@ def _listing() -> list:
         evaluated_digest=BASELINE_DIGEST, evaluated_seed=0,
     )  # fmt: skip
     experiments.append(_experiment(stale_train))
+    # The same, newer than a run that did measure (0.5, 0, 1): it must not shadow it.
+    shadow = _rev(
+        "8" * 40, "lintseq-later", "2026-01-01T12:00:00", 0.5, 1, _base_eval(0.5), 0.35,
+        evaluated_digest="model-0.5-0", evaluated_seed=0,
+    )  # fmt: skip
+    experiments.append(_experiment(shadow))
     workspace = _rev(
         "workspace", None, None, 0.25, None, _base_eval(0.25), 0.4,
         evaluated_digest=BASELINE_DIGEST,
@@ -470,7 +476,7 @@ def test_collector_skips_unfinished_stale_and_older_runs(tmp_path):
 
     summary = json.loads(out.read_text())
     runs = {(r["code_share"], r["base_seed"], r["train_seed"]): r for r in summary["runs"]}
-    assert runs[(0.5, 0, 1)]["name"] == "exp-0.5-1"  # not the older repeat
+    assert runs[(0.5, 0, 1)]["name"] == "exp-0.5-1"  # not the older repeat, not lintseq-later
     assert 0.75 not in {share for share, _, _ in runs}  # queued, and stale metrics
     assert (0.25, 3, 0) not in runs  # base_model_eval did not run at base_model.seed 3
     assert runs[(0.5, 2, 0)]["sft_pass@1"] is None  # evaluate did not run on its model
@@ -482,9 +488,10 @@ def test_collector_skips_unfinished_stale_and_older_runs(tmp_path):
         result.stderr
     )
     assert "6 SFT scores of another base model" in result.stderr
-    assert "1 SFT scores of another train_seed" in result.stderr
+    assert "2 SFT scores of another train_seed" in result.stderr
     assert runs[(0.25, 0, 1)]["sft_pass@1"] is None
-    assert "2 older repeats of a (code share, base seed, train seed)" in result.stderr
+    # older, baseline, lintseq-later
+    assert "3 older repeats of a (code share, base seed, train seed)" in result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split("\t")[:3] == ["code_share", "base_models", "sft_runs"]
     assert lines[1].split("\t")[:3] == ["0", "3", "3"]
