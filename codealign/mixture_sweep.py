@@ -83,8 +83,8 @@ def _seeds(params: dict[str, Any]) -> tuple[Any, Any]:
 def mixture_runs(
     rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter
 ) -> list[MixtureRun]:
-    """One run per (code share, pretraining seed, training seed), the newest; `skipped`
-    counts the rows (and SFT scores) left out and why."""
+    """One run per (code share, pretraining seed, training seed); `skipped` counts the
+    rows (and SFT scores) left out and why."""
     candidates = []
     for row in rows:
         base = row.params.get("base_model")
@@ -308,10 +308,12 @@ def mixture_command(
     Reads params base_model.code_share, base_model.seed and train_seed (each seed null:
     the master seed), metrics/base_model_eval.json and the K = 1 model's pass@1 in
     metrics/evaluate.json of every finished experiment (queued, running and failed ones
-    are skipped; of repeated (share, base seed, train seed) runs the newest counts),
+    are skipped; of repeated (share, base seed, train seed) runs the newest that measured
+    pass@1 after SFT counts, else the newest),
     prints mean [min, max] per share, and writes --out and --plot. Base-model metrics
     count each distinct base model once (train_seed does not change it; base_model.seed
-    does). pass@1 after SFT counts only where `evaluate` ran on the run's own base model.
+    does). pass@1 after SFT counts only where `evaluate` ran in the experiment: on its own
+    base model and at its train_seed.
     """
     rows, skipped, source = read_experiments(repo, from_json, all_commits)
     runs = mixture_runs(rows, benchmark, skipped)
