@@ -181,9 +181,7 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
 
     candidates: list[Run] = []
     for row in with_benchmark:
-        k, seed = row.params.get("k"), row.params.get("train_seed")
-        if seed is None:  # train_seed null or absent: training used the master seed
-            seed = row.params.get("seed")
+        k, seed = row.params.get("k"), or_master_seed(row.params, row.params.get("train_seed"))
         if not is_int(k) or not is_int(seed):
             skipped[f"no integer k and seed in {PARAMS_FILE}"] += 1
             continue
@@ -347,6 +345,12 @@ def is_int(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def or_master_seed(params: dict[str, Any], seed: Any) -> Any:
+    """A seed param as a run used it: null or absent means the master `seed` (as
+    `train_seed` and every section's `seed` do)."""
+    return params.get("seed") if seed is None else seed
 
 
 def stale_seed(scores: Any, seed: int) -> bool:

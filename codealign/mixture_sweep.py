@@ -26,6 +26,7 @@ from codealign.experiments import (
     is_int,
     is_number,
     no_runs_error,
+    or_master_seed,
     read_experiments,
     skipped_text,
     spread,
@@ -67,19 +68,6 @@ class MixtureRun:
     row: ExperimentRow
 
 
-def _seeds(params: dict[str, Any]) -> tuple[Any, Any]:
-    """(pretraining seed, training seed): base_model.seed and train_seed, each falling
-    back to the master seed where null or absent."""
-    base = params.get("base_model")
-    base_seed = base.get("seed") if isinstance(base, dict) else None
-    train_seed = params.get("train_seed")
-    master = params.get("seed")
-    return (
-        master if base_seed is None else base_seed,
-        master if train_seed is None else train_seed,
-    )
-
-
 def mixture_runs(
     rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter
 ) -> list[MixtureRun]:
@@ -88,8 +76,10 @@ def mixture_runs(
     candidates = []
     for row in rows:
         base = row.params.get("base_model")
-        share = base.get("code_share") if isinstance(base, dict) else None
-        base_seed, train_seed = _seeds(row.params)
+        base = base if isinstance(base, dict) else {}
+        share = base.get("code_share")
+        base_seed = or_master_seed(row.params, base.get("seed"))
+        train_seed = or_master_seed(row.params, row.params.get("train_seed"))
         if not is_number(share) or not is_int(base_seed) or not is_int(train_seed):
             skipped[f"no base_model.code_share and integer seeds in {PARAMS_FILE}"] += 1
             continue

@@ -220,6 +220,12 @@ class Params:
     def __getitem__(self, name: str) -> Any:
         return self.sections[name]
 
+    def seed_of(self, name: str) -> int:
+        """Section `name`'s own `seed` (e.g. `base_model.seed`, `lintseq.seed`), or the
+        master seed where that is null."""
+        own = self.sections[name].seed
+        return self.seed if own is None else own
+
 
 def parse_params(raw: Any, source: str = "params") -> Params:
     _import_sections()

@@ -36,7 +36,7 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
     p = params["base_model"]
     train_file = seed_dir / "train.jsonl"
     # The corpus is the master seed's; base_model.seed repeats pretraining on it.
-    seed = params.seed if p.seed is None else p.seed
+    seed = params.seed_of("base_model")
     with atomic_path(out) as tmp:
         if p.name == "tiny":
             lintseq = params["lintseq"]

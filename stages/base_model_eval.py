@@ -54,7 +54,7 @@ def main(params_file: str, model: Path, seed_dir: Path, out: Path) -> None:
     result.update(
         # Recorded so the collector can tell this model's metrics from a baseline's.
         code_share=base.code_share if tiny else None,
-        base_seed=(params.seed if base.seed is None else base.seed) if tiny else None,
+        base_seed=params.seed_of("base_model") if tiny else None,
         model_digest=file_digest(model),
         seed=params.seed,
     )

@@ -49,7 +49,7 @@ def main(params_file, train_file, validation_file, out, metrics_file) -> None:
     setup_logging()
     params = load_params(params_file)
     lintseq = params["lintseq"]
-    seed = params.seed if lintseq.seed is None else lintseq.seed
+    seed = params.seed_of("lintseq")
     inputs = {"train": read_programs(train_file), "validation": read_programs(validation_file)}
     results = {}
     for split, records in inputs.items():

@@ -72,6 +72,16 @@ def test_train_seed_defaults_to_the_master_seed():
     assert (params.seed, params.train_seed) == (7, 2)
 
 
+def test_a_section_seed_defaults_to_the_master_seed():
+    raw = default()
+    raw["seed"] = 7
+    raw["base_model"]["seed"] = None
+    raw["lintseq"]["seed"] = 3
+    params = parse_params(raw)
+    assert params.seed_of("base_model") == 7
+    assert params.seed_of("lintseq") == 3
+
+
 def test_unknown_keys_are_errors():
     raw = default()
     raw["base_model"]["stpes"] = 10
