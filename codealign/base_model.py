@@ -58,7 +58,12 @@ class BaseModelParams(Section):
     learning_rate: float = param(3e-3, gt=0, le=1)
     warmup_steps: int = param(30, ge=0)
     weight_decay: float = param(0.01, ge=0)
-    save_steps: int = param(100, ge=1, doc="checkpoint interval; a killed run resumes here")
+    save_steps: int = param(
+        100,
+        ge=1,
+        doc="checkpoint interval; a killed run resumes here. The loss is logged about every "
+        "steps/100 steps, on a divisor of this",
+    )
     eval_tasks: int = param(100, ge=0, doc="tinyeval tasks scored after training (0: none)")
     eval_samples: int = param(8, ge=1, doc="samples per task for pass@k at eval_temperature")
     eval_temperature: float = param(0.8, gt=0, le=2)
@@ -164,7 +169,7 @@ def pretrain(
     )
 
     from codealign.checkpoints import last_checkpoint
-    from codealign.training import CurveLogger
+    from codealign.training import CurveLogger, logging_interval
 
     set_seed(seed)
     tokenizer = train_tokenizer(documents, params.vocab_size)
@@ -190,7 +195,7 @@ def pretrain(
         lr_scheduler_type="cosine",
         warmup_steps=params.warmup_steps,
         weight_decay=params.weight_decay,
-        logging_steps=max(1, params.steps // 100),
+        logging_steps=logging_interval(params.steps // 100, params.save_steps),
         save_steps=params.save_steps,
         save_total_limit=2,
         seed=seed,

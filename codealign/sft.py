@@ -88,7 +88,7 @@ class SFTParams(Section):
     gradient_checkpointing: bool = param(False, doc="trade compute for memory (paper: true)")
     save_steps: int = param(20, ge=1, doc="checkpoint and validation-loss interval")
     save_total_limit: int = param(2, ge=1, doc="checkpoints kept besides the best one")
-    logging_steps: int = param(5, ge=1)
+    logging_steps: int = param(5, ge=1, doc="loss-logging interval; must divide save_steps")
     target: str = param(
         "code",
         choices=TARGETS,
@@ -103,6 +103,12 @@ class SFTParams(Section):
             )
         if not self.target_modules:
             raise CodealignError(f"{prefix}.target_modules must name at least one module")
+        if self.save_steps % self.logging_steps:
+            raise CodealignError(
+                f"{prefix}.logging_steps ({self.logging_steps}) must divide {prefix}.save_steps "
+                f"({self.save_steps}): a run resumed from a checkpoint would log other loss "
+                "windows than an uninterrupted one"
+            )
 
 
 # ---------------------------------------------------------------------------- configs

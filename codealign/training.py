@@ -12,6 +12,11 @@ replays those rows then. DVC deletes a stage's outs before it runs, so the rows 
 interrupted run had written to dvclive are gone; the replay is what makes the curves of
 a killed-and-resumed stage the same as those of an uninterrupted one. Open the `Live`
 with `resume=False`.
+
+The replay alone is not enough: Trainer logs the mean loss since its last log, and a
+resumed run opens a new window at the checkpoint's step. So checkpoints must fall on
+logging steps (`logging_interval`), or the first loss logged after a resume averages
+fewer steps than the uninterrupted run's did.
 """
 
 from __future__ import annotations
@@ -21,6 +26,16 @@ from collections.abc import Iterable
 from transformers import TrainerCallback
 
 CURVES = ("loss", "grad_norm", "learning_rate")
+
+
+def logging_interval(wanted: int, save_steps: int) -> int:
+    """The largest divisor of `save_steps` that is at most `wanted` (and at least 1).
+
+    Logging every so many steps puts every checkpoint on a logging step, so a run
+    resumed from one logs the same loss windows as an uninterrupted run.
+    """
+    wanted = max(1, min(wanted, save_steps))
+    return next(n for n in range(wanted, 0, -1) if save_steps % n == 0)
 
 
 class CurveLogger(TrainerCallback):

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from codealign.base_model import BaseModelParams, pack, train_tokenizer
+from codealign.training import logging_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,10 +64,24 @@ def _weights(model_dir: Path):
     return load_file(model_dir / "model.safetensors")
 
 
+def test_checkpoints_fall_on_logging_steps():
+    assert logging_interval(6, 100) == 5
+    assert logging_interval(2, 15) == 1
+    assert logging_interval(5, 50) == 5
+    assert logging_interval(0, 10) == 1
+    assert logging_interval(40, 10) == 10
+
+
+def _curves(live_dir: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(live_dir.glob("plots/metrics/train/*.tsv"))}
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tmp_path):
     raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
-    raw["base_model"].update(steps=60, save_steps=10, eval_tasks=0)
+    # steps // 100 = 2 does not divide save_steps: the loss is logged every step, so the
+    # resumed run's first logged loss covers the same window as the uninterrupted run's.
+    raw["base_model"].update(steps=200, save_steps=15, eval_tasks=0)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     seed = subprocess.run(
@@ -88,7 +103,7 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tmp_path):
     cache = tmp_path / "cache_killed"
     killed = _stage(tmp_path, params, cache, "resumed")
     deadline = time.time() + 300
-    while not list(cache.glob("checkpoints/base_model/*/checkpoint-10/trainer_state.json")):
+    while not list(cache.glob("checkpoints/base_model/*/checkpoint-15/trainer_state.json")):
         assert killed.poll() is None and time.time() < deadline, "no checkpoint before exit"
         time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
@@ -102,8 +117,11 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert (a[key] - b[key]).abs().max().item() < 1e-5, key
+    curves = _curves(tmp_path / "resumed_live")
+    assert set(curves) == {"grad_norm.tsv", "learning_rate.tsv", "loss.tsv"}
+    assert curves == _curves(tmp_path / "whole_live")
     metrics = json.loads((tmp_path / "resumed.json").read_text())
-    assert metrics["tokens_seen"] == 60 * 8 * 64
+    assert metrics["tokens_seen"] == 200 * 8 * 64
 
 
 @pytest.mark.slow

@@ -54,6 +54,9 @@ def test_bad_sft_params_name_the_key():
         SFTParams.from_dict({"quantization": "nf4"}, "sft")
     with pytest.raises(CodealignError, match=r"^sft.lora_r must be an integer >= 1, got -3$"):
         SFTParams.from_dict({"lora_r": -3}, "sft")
+    message = r"^sft.logging_steps \(3\) must divide sft.save_steps \(20\): a run resumed"
+    with pytest.raises(CodealignError, match=message):
+        SFTParams.from_dict({"logging_steps": 3, "save_steps": 20}, "sft")
 
 
 def test_loss_is_on_the_answer_only(base_dir, tmp_path):
