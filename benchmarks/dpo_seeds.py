@@ -1,11 +1,13 @@
 """The seed experiment: curriculum minus shuffled pass@1 over seeds, mean and bootstrap CI.
 
 The curated data stay fixed; each seed is one DVC experiment that changes only
-`train_seed` (`dvc exp run --queue -S train_seed=S`), which reruns K-means, the adapters,
-best-of-N sampling, the pairs and both DPO runs with that seed. The queue runs them one
-after another, and each experiment's `metrics/dpo_compare.json` holds the difference at
-equal steps and the `train_seed` it was trained with. Seeds that some experiment (or the
-workspace) already has are collected, not queued again.
+`train_seed` (`dvc exp run --queue -S train_seed=S dpo_compare`), which reruns the
+policy, best-of-N sampling, the pairs and both DPO runs with that seed. The queue runs
+them one after another, and each experiment's `metrics/dpo_compare.json` holds the
+difference at equal steps, the `train_seed` it was trained with and the digest of its
+base model. Only runs on the workspace's base model (`models/base_model`) count; seeds
+that some such experiment (or the workspace) already has are collected, not queued
+again.
 
 Writes `metrics/dpo_seeds.json` (each seed's curriculum and shuffled curves; the report
 draws their mean and a bootstrap band) and prints one JSON object: per-seed differences
@@ -28,22 +30,26 @@ from pathlib import Path
 from codealign.dpo.stats import bootstrap_ci
 from codealign.experiments import experiment_rows
 from codealign.io import write_json
+from codealign.sft import model_digest
 
 METRICS = "metrics/dpo_compare.json"
+BASE_MODEL = Path("models/base_model")
 
 
 def run(*command: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
-def collect(seeds: list[int] | None) -> dict[int, dict]:
-    """`{train_seed: dpo_compare.json}` of every experiment DVC knows, on any commit.
+def collect(seeds: list[int] | None, skipped: Counter) -> dict[int, dict]:
+    """`{train_seed: dpo_compare.json}` of every experiment DVC knows, on any commit, that
+    ran on the workspace's base model; `skipped` counts the others.
 
     `dvc exp show` drops the list-valued curves, so each file is read from the
     experiment's commit. The seed is the one the comparison recorded, not the params: an
     experiment that did not rerun DPO (a K sweep that targets `evaluate`) carries its
     baseline's file, which names the baseline's seed.
     """
+    base = model_digest(BASE_MODEL)["sha256"]
     dvc = [sys.executable, "-m", "dvc"]
     rows = json.loads(run(*dvc, "exp", "show", "--json", "--no-fetch", "--all-commits"))
     found: dict[int, dict] = {}
@@ -60,6 +66,9 @@ def collect(seeds: list[int] | None) -> dict[int, dict]:
         metrics = json.loads(text) if text else None
         if not isinstance(metrics, dict) or not isinstance(metrics.get("train_seed"), int):
             continue
+        if metrics.get("base_model_digest") != base:
+            skipped["on another base model, or from before the digest was recorded"] += 1
+            continue
         seed = metrics["train_seed"]
         if seeds is None or seed in seeds:
             found.setdefault(seed, metrics)
@@ -74,13 +83,15 @@ def main() -> None:
     args = parser.parse_args()
     dvc = [sys.executable, "-m", "dvc"]
     if not args.collect_only:
-        missing = [seed for seed in args.seeds if seed not in collect(args.seeds)]
+        missing = [seed for seed in args.seeds if seed not in collect(args.seeds, Counter())]
         for seed in missing:
-            run(*dvc, "exp", "run", "--queue", "-S", f"train_seed={seed}", "-n", f"dpo-seed-{seed}")
+            queue = [*dvc, "exp", "run", "--queue", "-S", f"train_seed={seed}"]
+            run(*queue, "-n", f"dpo-seed-{seed}", "dpo_compare")
         if missing:
             run(*dvc, "queue", "start", "--jobs", "1")
             run(*dvc, "queue", "logs", "--follow", f"dpo-seed-{missing[-1]}")
-    found = collect(args.seeds)
+    skipped: Counter = Counter()
+    found = collect(args.seeds, skipped)
     seeds = sorted(found)
     final = [found[s]["final_difference"] for s in seeds]
     mean = [found[s]["mean_difference_at_boundaries"] for s in seeds]
@@ -95,6 +106,7 @@ def main() -> None:
             {
                 "seeds": seeds,
                 "missing_seeds": sorted(set(args.seeds) - set(found)),
+                "skipped_runs": dict(skipped),
                 "final_difference": dict(zip(seeds, final, strict=True)),
                 "final_difference_ci": bootstrap_ci(final) if final else None,
                 "mean_difference_at_boundaries": dict(zip(seeds, mean, strict=True)),

@@ -31,10 +31,10 @@ import statistics
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -42,6 +42,7 @@ from codealign.errors import CodealignError
 from codealign.io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 METRICS_FILE = "metrics/evaluate.json"
 PARAMS_FILE = "params.yaml"
@@ -83,6 +84,7 @@ class Run:
     effective_k: int | None
     scores: dict[str, float]
     row: ExperimentRow
+    base_digest: str | None = None  # of the base model evaluate scored; None: not recorded
 
 
 def dvc_exp_show(repo: str | Path, all_commits: bool = False) -> list[Any]:
@@ -186,6 +188,8 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
             skipped[f"no integer k and seed in {PARAMS_FILE}"] += 1
             continue
         models = row.metrics[benchmark].get("models") or {}
+        base = models.get("base") if isinstance(models.get("base"), dict) else {}
+        digest = base.get("model_digest") if isinstance(base.get("model_digest"), str) else None
         for model in ("routed", "k1"):
             scores = models.get(model)
             if not isinstance(scores, dict) or not is_number(scores.get(PASS1)):
@@ -203,8 +207,16 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
                     effective_k=scores["k"] if is_int(scores.get("k")) else None,
                     scores={key: float(v) for key, v in scores.items() if _is_score(key, v)},
                     row=row,
+                    base_digest=digest,
                 )
             )
+    candidates = on_one_base_model(
+        candidates,
+        digest=lambda run: run.base_digest,
+        point=lambda run: (run.k, run.seed),
+        recency=lambda run: run.row.recency,
+        skipped=skipped,
+    )
 
     newest: dict[tuple[int, int], Run] = {}
     routed = [run for run in candidates if run.model == "routed"]
@@ -227,6 +239,32 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
                 run.effective_k,
             )
     return runs
+
+
+def on_one_base_model(
+    runs: Sequence[T],
+    *,
+    digest: Callable[[T], str | None],
+    point: Callable[[T], Hashable],
+    recency: Callable[[T], Any],
+    skipped: Counter,
+) -> list[T]:
+    """The runs on one base model, so that a sweep compares like with like: the model
+    whose runs cover the most points (a (k, seed), a seed), on a tie the one with the
+    newest run. A run that records no base-model digest (a file from before the field)
+    counts with any; `skipped` counts the others."""
+    digests = {digest(run) for run in runs} - {None}
+    if len(digests) <= 1:
+        return list(runs)
+
+    def coverage(chosen: str) -> tuple[int, Any]:
+        points = {point(run) for run in runs if digest(run) in (chosen, None)}
+        return len(points), max(recency(run) for run in runs if digest(run) == chosen)
+
+    chosen = max(digests, key=coverage)
+    kept = [run for run in runs if digest(run) in (chosen, None)]
+    skipped["runs on another base model"] += len(runs) - len(kept)
+    return kept
 
 
 def passk_metric(runs: Sequence[Run]) -> str | None:
@@ -256,8 +294,10 @@ def aggregate(runs: Sequence[Run], benchmark: str) -> dict[str, Any]:
         for metric in metrics:
             point[metric] = spread([run.scores[metric] for run in at_k])
         by_k.append(point)
+    digests = {run.base_digest for run in runs} - {None}
     return {
         "benchmark": benchmark,
+        "base_model_digest": digests.pop() if len(digests) == 1 else None,
         "metrics": metrics,
         "by_k": by_k,
         "runs": [

@@ -21,6 +21,7 @@ from codealign.edits_eval import EDIT_FAILED
 from codealign.experiments import (
     format_stats,
     no_runs_error,
+    on_one_base_model,
     read_experiments,
     skipped_text,
     spread,
@@ -37,7 +38,8 @@ def seed_runs(rows: Sequence[Any], skipped: Counter) -> list[dict[str, Any]]:
 
     The seed is the one the file records (the stage writes its `train_seed`), so an
     experiment that did not rerun `lintseq_eval` and shows its baseline's file counts as
-    a repeat of that seed, not as a new one.
+    a repeat of that seed, not as a new one. Seeds are only compared on one base model
+    (the file's `base_model_digest`; `on_one_base_model`).
     """
     found = []
     for row in rows:
@@ -53,9 +55,17 @@ def seed_runs(rows: Sequence[Any], skipped: Counter) -> list[dict[str, Any]]:
         ):
             skipped[f"with a {SEEDS_FILE} lacking train_seed or pass@k"] += 1
             continue
-        found.append((row, seed, data))
+        digest = data.get("base_model_digest")
+        found.append((row, seed, data, digest if isinstance(digest, str) else None))
+    found = on_one_base_model(
+        found,
+        digest=lambda run: run[3],
+        point=lambda run: run[1],
+        recency=lambda run: run[0].recency,
+        skipped=skipped,
+    )
     newest: dict[int, dict[str, Any]] = {}
-    for row, seed, data in sorted(found, key=lambda item: item[0].recency, reverse=True):
+    for row, seed, data, _ in sorted(found, key=lambda item: item[0].recency, reverse=True):
         if seed in newest:
             skipped["older repeats of a train_seed"] += 1
             continue
@@ -85,8 +95,10 @@ def aggregate_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for target in TARGETS
     }
     first = runs[0]["metrics"]
+    digests = {run["metrics"].get("base_model_digest") for run in runs} - {None}
     return {
         "benchmark": first.get("benchmark"),
+        "base_model_digest": digests.pop() if len(digests) == 1 else None,
         "tasks": first.get("tasks"),
         "samples_per_task": first.get("samples_per_task"),
         "seeds": [run["seed"] for run in runs],

@@ -10,6 +10,7 @@ from codealign.dpo.plots import pass_curves
 from codealign.dpo.schedule import compare
 from codealign.io import read_json, write_json
 from codealign.params import load_params
+from codealign.sft import model_digest
 
 log = logging.getLogger("stages.dpo_compare")
 
@@ -23,22 +24,34 @@ log = logging.getLogger("stages.dpo_compare")
     "--out", default="metrics/dpo_compare.json", show_default=True, type=click.Path(path_type=Path)
 )
 @click.option(
+    "--base",
+    default="models/base_model",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The base model under both policies; its digest is recorded.",
+)
+@click.option(
     "--plot",
     default="metrics/dpo_compare/pass_at_1.png",
     show_default=True,
     type=click.Path(path_type=Path),
 )
-def main(params_file, metrics_dir, out, plot) -> None:
+def main(params_file, metrics_dir, out, base, plot) -> None:
     """Read metrics/dpo/stage_*.json and shuffled.json; write the comparison and its plot.
 
-    The comparison records the `train_seed` it was trained with, so a seed experiment
-    (benchmarks/dpo_seeds.py) knows which seed each experiment's difference belongs to.
+    The comparison records the `train_seed` it was trained with and the digest of the
+    base model, so a seed experiment (benchmarks/dpo_seeds.py) knows which seed each
+    experiment's difference belongs to, and on which base model.
     """
     setup_logging()
     train_seed = load_params(params_file).train_seed
     stages = [read_json(p) for p in sorted(metrics_dir.glob("stage_*.json"))]
     shuffled = read_json(metrics_dir / "shuffled.json")
-    result = {"train_seed": train_seed, **compare(stages, shuffled)}
+    result = {
+        "train_seed": train_seed,
+        "base_model_digest": model_digest(base)["sha256"],
+        **compare(stages, shuffled),
+    }
     pass_curves(
         {"curriculum": result["curriculum"], "shuffled": result["shuffled"]},
         [p["step"] for p in result["curriculum"][1:]],

@@ -151,6 +151,35 @@ def test_scores_sampled_at_another_train_seed_are_stale(tmp_path):
     assert "1 routed scores of another train_seed (stale metrics/evaluate.json)" in result.stderr
 
 
+def test_runs_on_another_base_model_are_left_out(tmp_path):
+    # `-S base_model.code_share=0.5 evaluate` scores K = 5 on another base model: the
+    # newest (5, 0) run, but not a point of this sweep.
+    dump = _dump()
+    for rev in _revs(dump):
+        if _evaluate(rev):
+            _evaluate(rev)["tinyeval"]["models"]["base"] = {"model_digest": "base-a"}
+    (tmp_path / "before").mkdir()
+    before, _, _ = _run(tmp_path / "before", dump)
+    assert before.exit_code == 0, before.output
+    other = copy.deepcopy(next(rev for rev in _revs(dump) if rev["name"] == "loved-lien"))
+    other["rev"] = other["data"]["rev"] = "b" * 40
+    other["name"] = "share-0.5"
+    other["data"]["timestamp"] = "2099-01-01T00:00:00"
+    models = _evaluate(other)["tinyeval"]["models"]
+    models["base"]["model_digest"] = "base-b"
+    models["routed"]["pass@1"] = 0.99
+    dump[1]["experiments"].append({"executor": None, "name": "share-0.5", "revs": [other]})
+
+    result, out, _ = _run(tmp_path, dump)
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    assert summary["base_model_digest"] == "base-a"
+    assert "share-0.5" not in {run["name"] for run in summary["runs"]}
+    assert out.read_text() == (tmp_path / "before" / "out" / "ksweep.json").read_text()
+    assert "2 runs on another base model" in result.stderr  # its routed and k1 scores
+
+
 def test_console_shows_mean_and_range_per_k(tmp_path):
     result, _, _ = _run(tmp_path, FIXTURE)
 
