@@ -204,15 +204,48 @@ def log_scale(metric: str, values: Sequence[float]) -> bool:
     return metric.endswith("bits_per_byte") and 0 < 20 * min(values) < max(values)
 
 
+def zoom_shares(points: Sequence[dict[str, Any]], metric: str) -> list[float]:
+    """On a log-scaled panel, the shares close to the best (their max within 20x of the
+    lowest min): a linear inset shows the differences the log axis flattens."""
+    low = min(p[metric]["min"] for p in points)
+    return [p["code_share"] for p in points if p[metric]["max"] <= 20 * low]
+
+
+def _draw(ax, points: Sequence[dict[str, Any]], metric: str, dots: dict[int, list]) -> None:
+    """Min-max band, mean line, and a dot per counted value coloured by its seed."""
+    import matplotlib.pyplot as plt
+
+    xs = [p["code_share"] for p in points]
+    ax.fill_between(
+        xs,
+        [p[metric]["min"] for p in points],
+        [p[metric]["max"] for p in points],
+        color="#4c72b0",
+        alpha=0.2,
+        label="min-max",
+    )
+    ax.plot(xs, [p[metric]["mean"] for p in points], marker="o", color="#222222", label="mean")
+    for i, (seed, seed_dots) in enumerate(sorted(dots.items())):
+        nudge = 0.012 * (i - (len(dots) - 1) / 2)  # equal scores stay visible
+        ax.scatter(
+            [x + nudge for x, _ in seed_dots],
+            [y for _, y in seed_dots],
+            s=16,
+            color=plt.get_cmap("tab10")(seed % 10),
+            zorder=3,
+            label=f"seed {seed}",
+        )
+
+
 def render_plot(summary: dict[str, Any]) -> bytes:
-    """PNG, one panel per metric against code share: mean line, min-max band, a dot per run."""
+    """PNG, one panel per metric against code share: mean line, min-max band, a dot per run.
+    A log-scaled panel gets a linear inset of the shares close to the best."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     by_share = summary["by_share"]
-    colors = plt.get_cmap("tab10")
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.8), squeeze=False)
     for ax, (metric, title) in zip(axes[0], PANELS.items(), strict=True):
         points = [p for p in by_share if p[metric] is not None]
@@ -224,44 +257,35 @@ def render_plot(summary: dict[str, Any]) -> bytes:
         if not points:
             ax.text(0.5, 0.5, f"no {EVALUATE_FILE}", ha="center", transform=ax.transAxes)
             continue
-        xs = [p["code_share"] for p in points]
-        ax.fill_between(
-            xs,
-            [p[metric]["min"] for p in points],
-            [p[metric]["max"] for p in points],
-            color="#4c72b0",
-            alpha=0.2,
-            label="min-max",
-        )
-        ax.plot(xs, [p[metric]["mean"] for p in points], marker="o", color="#222222", label="mean")
-        if log_scale(metric, [v for p in points for v in (p[metric]["min"], p[metric]["max"])]):
-            ax.set_yscale("log")
         # A dot per counted value, as aggregated: per base model (coloured by its
         # pretraining seed), or per SFT run (coloured by its training seed).
         per_model = metric in BASE_METRICS
         seed_key = "base_seed" if per_model else "train_seed"
-        runs = [
-            run
-            for run in summary["runs"]
-            if run[metric] is not None and (run["base_model_counted"] or not per_model)
-        ]
-        seeds = sorted({run[seed_key] for run in runs})
-        for i, seed in enumerate(seeds):
-            dots = [(run["code_share"], run[metric]) for run in runs if run[seed_key] == seed]
-            nudge = 0.012 * (i - (len(seeds) - 1) / 2)  # equal scores stay visible
-            ax.scatter(
-                [x + nudge for x, _ in dots],
-                [y for _, y in dots],
-                s=16,
-                color=colors(seed % 10),
-                zorder=3,
-                label=f"seed {seed}",
-            )
+        dots: dict[int, list] = {}
+        for run in summary["runs"]:
+            if run[metric] is not None and (run["base_model_counted"] or not per_model):
+                dots.setdefault(run[seed_key], []).append((run["code_share"], run[metric]))
+        _draw(ax, points, metric, dots)
+        if not log_scale(metric, [v for p in points for v in (p[metric]["min"], p[metric]["max"])]):
+            continue
+        ax.set_yscale("log")
+        near = zoom_shares(points, metric)
+        if len(near) < 2:
+            continue
+        far = [p["code_share"] for p in points if p["code_share"] not in near]
+        right = min(far) > max(near)  # the outlier is right: the inset goes top left
+        inset = ax.inset_axes([0.17, 0.5, 0.46, 0.4] if right else [0.5, 0.5, 0.46, 0.4])
+        near_dots = {s: [d for d in ds if d[0] in near] for s, ds in dots.items()}
+        _draw(inset, [p for p in points if p["code_share"] in near], metric, near_dots)
+        inset.set_xticks(near)
+        inset.tick_params(labelsize=7)
+        inset.grid(alpha=0.3)
+        inset.set_title("linear zoom", fontsize=7)
     legend: dict[str, Any] = {}  # every seed, whichever panels it has dots in
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
-    axes[0][0].legend(list(legend.values()), list(legend), fontsize=7)
+    axes[0][0].legend(list(legend.values()), list(legend), fontsize=7, loc="lower right")
     base_seeds = max((len(p["base_seeds"]) for p in by_share), default=0)
     train_seeds = max((len(p["sft_runs"]) for p in by_share), default=0)
     fig.suptitle(

@@ -33,7 +33,7 @@ from codealign.mixture import (
     measure,
     score_texts,
 )
-from codealign.mixture_sweep import log_scale, mixture_command
+from codealign.mixture_sweep import log_scale, mixture_command, zoom_shares
 from codealign.tinyworld.corpus import edit_documents, make_corpus
 from codealign.tinyworld.text import _instruction_doc, english_document, instruction_pair
 
@@ -549,3 +549,13 @@ def test_bits_per_byte_spanning_a_share_that_never_saw_the_text_get_a_log_axis()
     assert not log_scale("english_bits_per_byte", [0.277, 0.25, 0.289])
     assert not log_scale("instruction_accuracy", [0.01, 0.96])  # not bits per byte
     assert not log_scale("code_bits_per_byte", [0.0, 0.5])  # a log axis cannot hold 0
+
+
+def test_a_log_axis_gets_a_linear_zoom_of_the_shares_near_the_best():
+    def point(share, low, high):
+        return {"code_share": share, "english": {"min": low, "max": high}}
+
+    points = [point(0, 0.25, 0.28), point(0.25, 0.23, 0.25), point(0.5, 0.26, 0.29),
+              point(1.0, 9.7, 11.6)]  # fmt: skip
+    assert zoom_shares(points, "english") == [0, 0.25, 0.5]
+    assert zoom_shares(points[1:], "english") == [0.25, 0.5]
