@@ -5,9 +5,10 @@ The curated data stay fixed; each seed is one DVC experiment that changes only
 policy, best-of-N sampling, the pairs and both DPO runs with that seed. The queue runs
 them one after another, and each experiment's `metrics/dpo_compare.json` holds the
 difference at equal steps, the `train_seed` it was trained with and the digest of its
-base model. Only runs on the workspace's base model (`models/base_model`) count; seeds
-that some such experiment (or the workspace) already has are collected, not queued
-again.
+base model. Only runs that changed nothing but the seeds against the workspace's params
+(`same_configuration`: not a K sweep's `-S k=10`), on the workspace's base model
+(`models/base_model`), count; seeds that some such experiment (or the workspace) already
+has are collected, not queued again.
 
 Writes `metrics/dpo_seeds.json` (each seed's curriculum and shuffled curves; the report
 draws their mean and a bootstrap band) and prints one JSON object: per-seed differences
@@ -28,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 from codealign.dpo.stats import bootstrap_ci
-from codealign.experiments import experiment_rows
+from codealign.experiments import experiment_rows, same_configuration
 from codealign.io import write_json
 from codealign.sft import model_digest
 
@@ -42,7 +43,8 @@ def run(*command: str) -> str:
 
 def collect(seeds: list[int] | None, skipped: Counter) -> dict[int, dict]:
     """`{train_seed: dpo_compare.json}` of every experiment DVC knows, on any commit, that
-    ran on the workspace's base model; `skipped` counts the others.
+    changed only the seeds and ran on the workspace's base model; `skipped` counts the
+    others.
 
     `dvc exp show` drops the list-valued curves, so each file is read from the
     experiment's commit. The seed is the one the comparison recorded, not the params: an
@@ -53,7 +55,8 @@ def collect(seeds: list[int] | None, skipped: Counter) -> dict[int, dict]:
     dvc = [sys.executable, "-m", "dvc"]
     rows = json.loads(run(*dvc, "exp", "show", "--json", "--no-fetch", "--all-commits"))
     found: dict[int, dict] = {}
-    for row in experiment_rows(rows, Counter()):  # finished ones only
+    finished = experiment_rows(rows, Counter())
+    for row in same_configuration(finished, ("seed", "train_seed"), skipped):
         name = row.rev
         if name == "workspace":
             path = Path(METRICS)

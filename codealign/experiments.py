@@ -31,10 +31,10 @@ import statistics
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -42,11 +42,11 @@ from codealign.errors import CodealignError
 from codealign.io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 METRICS_FILE = "metrics/evaluate.json"
 PARAMS_FILE = "params.yaml"
 PASS1 = "pass@1"
+SWEPT = ("k", "seed", "train_seed")  # what a K sweep may vary
 _PASSK_KEY = re.compile(r"^pass@(\d+)_t")
 _UNFINISHED = {"queued", "running", "failed"}
 
@@ -167,7 +167,9 @@ def _walk(entries: Sequence[Any], state: str | None = None) -> Iterator[tuple[di
 
 
 def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) -> list[Run]:
-    """One Run per (k, seed): the newest routed score, and K = 1 from `k1` where missing."""
+    """One Run per (k, seed): the newest routed score, and K = 1 from `k1` where missing.
+    Only runs that changed nothing but k and the seeds count (`same_configuration`)."""
+    rows = same_configuration(rows, SWEPT, skipped)
     with_metrics = [row for row in rows if row.metrics is not None]
     skipped[f"no {METRICS_FILE}"] += len(rows) - len(with_metrics)
     if not with_metrics:
@@ -210,13 +212,6 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
                     base_digest=digest,
                 )
             )
-    candidates = on_one_base_model(
-        candidates,
-        digest=lambda run: run.base_digest,
-        point=lambda run: (run.k, run.seed),
-        recency=lambda run: run.row.recency,
-        skipped=skipped,
-    )
 
     newest: dict[tuple[int, int], Run] = {}
     routed = [run for run in candidates if run.model == "routed"]
@@ -241,29 +236,41 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
     return runs
 
 
-def on_one_base_model(
-    runs: Sequence[T],
-    *,
-    digest: Callable[[T], str | None],
-    point: Callable[[T], Hashable],
-    recency: Callable[[T], Any],
-    skipped: Counter,
-) -> list[T]:
-    """The runs on one base model, so that a sweep compares like with like: the model
-    whose runs cover the most points (a (k, seed), a seed), on a tie the one with the
-    newest run. A run that records no base-model digest (a file from before the field)
-    counts with any; `skipped` counts the others."""
-    digests = {digest(run) for run in runs} - {None}
-    if len(digests) <= 1:
-        return list(runs)
+def _flat(params: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(params, dict):
+        return {prefix: params}
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        flat.update(_flat(value, f"{prefix}{key}."))
+    return {key.rstrip("."): value for key, value in flat.items()}
 
-    def coverage(chosen: str) -> tuple[int, Any]:
-        points = {point(run) for run in runs if digest(run) in (chosen, None)}
-        return len(points), max(recency(run) for run in runs if digest(run) == chosen)
 
-    chosen = max(digests, key=coverage)
-    kept = [run for run in runs if digest(run) in (chosen, None)]
-    skipped["runs on another base model"] += len(runs) - len(kept)
+def same_configuration(
+    rows: Sequence[ExperimentRow], swept: Sequence[str], skipped: Counter
+) -> list[ExperimentRow]:
+    """The rows whose params equal the workspace's (the first row where none is the
+    workspace) in every key but the `swept` ones, so that a sweep over seeds or K never
+    takes in a run that changed something else, such as `-S base_model.code_share=0.5`.
+    A key that one side lacks counts as equal when the other holds null (a param added
+    later, whose null keeps the old behaviour). `skipped` names the keys that differed.
+    """
+    if not rows:
+        return []
+    reference = next((row for row in rows if row.rev == "workspace"), rows[0])
+    wanted = _flat(reference.params)
+    kept = []
+    for row in rows:
+        flat = _flat(row.params)
+        differ = sorted(
+            key
+            for key in (set(wanted) | set(flat)) - set(swept)
+            if flat.get(key) != wanted.get(key)
+        )
+        if differ:
+            shown = ", ".join(differ[:3]) + (", ..." if len(differ) > 3 else "")
+            skipped[f"with other params than the workspace ({shown})"] += 1
+        else:
+            kept.append(row)
     return kept
 
 

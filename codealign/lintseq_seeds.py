@@ -21,8 +21,8 @@ from codealign.edits_eval import EDIT_FAILED
 from codealign.experiments import (
     format_stats,
     no_runs_error,
-    on_one_base_model,
     read_experiments,
+    same_configuration,
     skipped_text,
     spread,
     sweep_options,
@@ -31,6 +31,7 @@ from codealign.io import atomic_path, write_json
 from codealign.sft import TARGETS
 
 SEEDS_FILE = "metrics/lintseq_eval.json"
+SWEPT = ("seed", "train_seed")
 
 
 def seed_runs(rows: Sequence[Any], skipped: Counter) -> list[dict[str, Any]]:
@@ -38,9 +39,10 @@ def seed_runs(rows: Sequence[Any], skipped: Counter) -> list[dict[str, Any]]:
 
     The seed is the one the file records (the stage writes its `train_seed`), so an
     experiment that did not rerun `lintseq_eval` and shows its baseline's file counts as
-    a repeat of that seed, not as a new one. Seeds are only compared on one base model
-    (the file's `base_model_digest`; `on_one_base_model`).
+    a repeat of that seed, not as a new one. Only runs that changed nothing but the seeds
+    count (`same_configuration`), so another base model never stands in for a seed.
     """
+    rows = same_configuration(rows, SWEPT, skipped)
     found = []
     for row in rows:
         data = row.all_metrics.get(SEEDS_FILE)
@@ -55,17 +57,9 @@ def seed_runs(rows: Sequence[Any], skipped: Counter) -> list[dict[str, Any]]:
         ):
             skipped[f"with a {SEEDS_FILE} lacking train_seed or pass@k"] += 1
             continue
-        digest = data.get("base_model_digest")
-        found.append((row, seed, data, digest if isinstance(digest, str) else None))
-    found = on_one_base_model(
-        found,
-        digest=lambda run: run[3],
-        point=lambda run: run[1],
-        recency=lambda run: run[0].recency,
-        skipped=skipped,
-    )
+        found.append((row, seed, data))
     newest: dict[int, dict[str, Any]] = {}
-    for row, seed, data, _ in sorted(found, key=lambda item: item[0].recency, reverse=True):
+    for row, seed, data in sorted(found, key=lambda item: item[0].recency, reverse=True):
         if seed in newest:
             skipped["older repeats of a train_seed"] += 1
             continue

@@ -2,8 +2,8 @@
 
 tests/fixtures/exp_show.json is real DVC 3.67 output from a throwaway repo whose one
 stage writes an evaluate.json-shaped file from a table on (k, seed): k in {1, 5, 10}
-x seed in {0, 1, 2}, plus a stale (5, 0) run with offset 0.5 that a later run
-supersedes, a failed k=7 run (DVC shows it with the baseline's metrics), one
+x seed in {0, 1, 2}, plus a (5, 0) run with offset 0.5 (another configuration, left
+out), a failed k=7 run (DVC shows it with the baseline's metrics), one
 experiment re-shaped as queued, and the workspace and baseline commit, which repeat
 (10, 2) and (5, 0).
 """
@@ -16,12 +16,13 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from codealign.experiments import ksweep_command
+from codealign.experiments import ExperimentRow, ksweep_command, same_configuration
 
 FIXTURE = Path(__file__).parent / "fixtures" / "exp_show.json"
 
@@ -99,14 +100,16 @@ def test_newest_run_of_a_k_seed_wins_and_unfinished_ones_are_skipped(tmp_path):
     result, out, _ = _run(tmp_path, FIXTURE)
 
     runs = {(run["k"], run["seed"]): run for run in json.loads(out.read_text())["runs"]}
-    # (5, 0) ran three times: baseline commit, a stale offset run, then loved-lien.
+    # (5, 0) ran three times: baseline commit, a run with another offset (other params:
+    # not a point of this sweep), then loved-lien.
     assert runs[(5, 0)]["name"] == "loved-lien"
     assert runs[(5, 0)]["pass@1"] == 0.3
     # The workspace repeats goofy-airt's (10, 2) and has no timestamp: the experiment wins.
     assert runs[(10, 2)]["name"] == "goofy-airt"
     # The failed k=7 run carries the baseline's metrics; it must not become a K = 7 point.
     assert 7 not in {k for k, _ in runs}
-    assert "3 older repeats of a (k, seed)" in result.stderr
+    assert "2 older repeats of a (k, seed)" in result.stderr
+    assert "1 with other params than the workspace (offset)" in result.stderr
     assert "1 failed" in result.stderr
     assert "1 queued" in result.stderr
 
@@ -151,7 +154,7 @@ def test_scores_sampled_at_another_train_seed_are_stale(tmp_path):
     assert "1 routed scores of another train_seed (stale metrics/evaluate.json)" in result.stderr
 
 
-def test_runs_on_another_base_model_are_left_out(tmp_path):
+def test_runs_that_changed_other_params_are_left_out(tmp_path):
     # `-S base_model.code_share=0.5 evaluate` scores K = 5 on another base model: the
     # newest (5, 0) run, but not a point of this sweep.
     dump = _dump()
@@ -165,6 +168,7 @@ def test_runs_on_another_base_model_are_left_out(tmp_path):
     other["rev"] = other["data"]["rev"] = "b" * 40
     other["name"] = "share-0.5"
     other["data"]["timestamp"] = "2099-01-01T00:00:00"
+    other["data"]["params"]["params.yaml"]["data"]["base_model"] = {"code_share": 0.5}
     models = _evaluate(other)["tinyeval"]["models"]
     models["base"]["model_digest"] = "base-b"
     models["routed"]["pass@1"] = 0.99
@@ -177,7 +181,21 @@ def test_runs_on_another_base_model_are_left_out(tmp_path):
     assert summary["base_model_digest"] == "base-a"
     assert "share-0.5" not in {run["name"] for run in summary["runs"]}
     assert out.read_text() == (tmp_path / "before" / "out" / "ksweep.json").read_text()
-    assert "2 runs on another base model" in result.stderr  # its routed and k1 scores
+    assert "1 with other params than the workspace (base_model.code_share)" in result.stderr
+
+
+def test_a_param_added_later_as_null_is_the_same_configuration():
+    def row(rev: str, params: dict) -> ExperimentRow:
+        return ExperimentRow(rev=rev, name=None, timestamp=None, order=0, params=params,
+                             metrics=None)  # fmt: skip
+
+    workspace = row("workspace", {"k": 5, "base_model": {"code_share": 0.25, "seed": None}})
+    older = row("a" * 40, {"k": 10, "base_model": {"code_share": 0.25}})
+    other = row("b" * 40, {"k": 5, "base_model": {"code_share": 0.25, "seed": 1}})
+    skipped: Counter = Counter()
+    kept = same_configuration([workspace, older, other], ("k",), skipped)
+    assert kept == [workspace, older]
+    assert skipped == Counter({"with other params than the workspace (base_model.seed)": 1})
 
 
 def test_console_shows_mean_and_range_per_k(tmp_path):

@@ -234,7 +234,7 @@ def test_the_stage_trains_both_for_equal_steps_and_reports_pass_at_k(tmp_path, m
 # --- over seeds: `codealign lintseq-seeds` --------------------------------------------
 
 
-def _lintseq_metrics(seed: int, edits_pass1: float, base: str | None = "base-a") -> dict:
+def _lintseq_metrics(seed: int, edits_pass1: float, base: str = "base-a") -> dict:
     def target(pass1: float, failed: float) -> dict:
         return {"pass@1": pass1, "pass@10": pass1 + 0.2, "pass@50": pass1 + 0.3,
                 "edit_failed_share": failed}  # fmt: skip
@@ -242,16 +242,16 @@ def _lintseq_metrics(seed: int, edits_pass1: float, base: str | None = "base-a")
     metrics = {"benchmark": "tinyeval", "tasks": 100, "samples_per_task": 50,
                "train_seed": seed, "code": target(0.3 + 0.01 * seed, 0.0),
                "edits": target(edits_pass1, 0.1)}  # fmt: skip
-    return metrics if base is None else {**metrics, "base_model_digest": base}
+    return {**metrics, "base_model_digest": base}
 
 
-def _seed_rev(rev: str, name, timestamp, metrics: dict | None, state=None) -> dict:
+def _seed_rev(rev: str, name, timestamp, metrics: dict | None, state=None, params=None) -> dict:
     shown = {"metrics/lintseq_eval.json": {"data": metrics}} if metrics else {}
     entry = {
         "rev": rev,
         "name": name,
         "data": {"rev": rev, "timestamp": timestamp, "metrics": shown,
-                 "params": {"params.yaml": {"data": {"seed": 0, "k": 5}}}},
+                 "params": {"params.yaml": {"data": {"seed": 0, "k": 5, **(params or {})}}}},
         "error": None,
         "experiments": None,
     }  # fmt: skip
@@ -264,18 +264,20 @@ def _seeds_listing() -> list:
 
     baseline = _seed_rev("e" * 40, "main", "2026-01-01T08:00:00", _lintseq_metrics(0, 0.20))
     baseline["experiments"] = [
-        # Written before the stage recorded its base model: counts with any.
-        experiment(
-            _seed_rev("1" * 40, "s1", "2026-01-01T09:00:00", _lintseq_metrics(1, 0.30, None))
-        ),
+        experiment(_seed_rev("1" * 40, "s1", "2026-01-01T09:00:00", _lintseq_metrics(1, 0.30))),
         experiment(_seed_rev("2" * 40, "s2", "2026-01-01T10:00:00", _lintseq_metrics(2, 0.40))),
         # Ran `-S k=10` only: shows its baseline's file (seed 0), a repeat, not a seed.
         experiment(_seed_rev("3" * 40, "k10", "2026-01-01T11:00:00", _lintseq_metrics(0, 0.20))),
         _seed_rev("4" * 40, "queued", None, _lintseq_metrics(3, 0.9), state="queued"),
-        # The newest seed-0 run, but on another base model (`-S base_model.code_share=0.5`):
-        # seeds 0, 1 and 2 on base-a outnumber it.
+        # The newest seed-0 run, but on another base model (`-S base_model.code_share=0.5`).
         experiment(
-            _seed_rev("6" * 40, "share", "2026-01-01T12:00:00", _lintseq_metrics(0, 0.9, "base-b"))
+            _seed_rev(
+                "6" * 40,
+                "share",
+                "2026-01-01T12:00:00",
+                _lintseq_metrics(0, 0.9, "base-b"),
+                params={"base_model": {"code_share": 0.5}},
+            )
         ),
         # Written before the stage recorded its seed: cannot be placed.
         experiment(
@@ -315,7 +317,7 @@ def test_seed_collector_aggregates_each_recorded_seed_once(tmp_path):
     assert summary["by_target"]["edits"]["edit_failed_share"]["mean"] == pytest.approx(0.1)
     assert summary["base_model_digest"] == "base-a"
     assert "1 queued" in result.stderr
-    assert "1 runs on another base model" in result.stderr
+    assert "1 with other params than the workspace (base_model.code_share)" in result.stderr
     assert "2 older repeats of a train_seed" in result.stderr  # the baseline and the workspace
     assert "1 with a metrics/lintseq_eval.json lacking train_seed or pass@k" in result.stderr
     header, code_row, edits_row = result.stdout.splitlines()
