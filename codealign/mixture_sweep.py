@@ -28,6 +28,7 @@ from codealign.experiments import (
     no_runs_error,
     or_master_seed,
     read_experiments,
+    same_configuration,
     skipped_text,
     spread,
     stale_seed,
@@ -37,6 +38,7 @@ from codealign.io import atomic_path, write_json
 
 BASE_EVAL_FILE = "metrics/base_model_eval.json"
 EVALUATE_FILE = "metrics/evaluate.json"
+SWEPT = ("base_model.code_share", "base_model.seed", "seed", "train_seed")
 
 # name -> (metrics file section, key); values are read from metrics/base_model_eval.json.
 BASE_METRICS = {
@@ -72,7 +74,9 @@ def mixture_runs(
     rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter
 ) -> list[MixtureRun]:
     """One run per (code share, pretraining seed, training seed); `skipped` counts the
-    rows (and SFT scores) left out and why."""
+    rows (and SFT scores) left out and why. Only runs that changed nothing but those
+    params count (`same_configuration`)."""
+    rows = same_configuration(rows, SWEPT, skipped)
     candidates = []
     for row in rows:
         base = row.params.get("base_model")

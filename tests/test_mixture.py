@@ -306,6 +306,7 @@ def _rev(
     base_seed=None,
     evaluated_digest=None,
     evaluated_seed=None,
+    params=None,
 ) -> dict:
     """One row of `dvc exp show --json`; `evaluated_digest` is the base model evaluate saw
     (None: a file from before evaluate recorded it)."""
@@ -320,7 +321,7 @@ def _rev(
             models["k1"]["train_seed"] = evaluated_seed
         metrics["metrics/evaluate.json"] = {"data": {"tinyeval": {"models": models}}}
     base = {"code_share": share, "seed": base_seed}
-    params = {"seed": 0, "k": 5, "train_seed": train_seed, "base_model": base}
+    params = {"seed": 0, "k": 5, "train_seed": train_seed, "base_model": base, **(params or {})}
     return {
         "rev": rev,
         "name": name,
@@ -412,6 +413,12 @@ def _listing() -> list:
         evaluated_digest="model-0.5-0", evaluated_seed=0,
     )  # fmt: skip
     experiments.append(_experiment(shadow))
+    # The newest (0.5, 0, 1) run, but it also changed sft.epochs: another configuration.
+    epochs = _rev(
+        "7" * 40, "epochs", "2026-01-01T12:10:00", 0.5, 1, _base_eval(0.5), 0.99,
+        evaluated_digest="model-0.5-0", params={"sft": {"epochs": 9}},
+    )  # fmt: skip
+    experiments.append(_experiment(epochs))
     workspace = _rev(
         "workspace", None, None, 0.25, None, _base_eval(0.25), 0.4,
         evaluated_digest=BASELINE_DIGEST,
@@ -476,7 +483,9 @@ def test_collector_skips_unfinished_stale_and_older_runs(tmp_path):
 
     summary = json.loads(out.read_text())
     runs = {(r["code_share"], r["base_seed"], r["train_seed"]): r for r in summary["runs"]}
-    assert runs[(0.5, 0, 1)]["name"] == "exp-0.5-1"  # not the older repeat, not lintseq-later
+    # Not the older repeat, not lintseq-later, not the run that changed sft.epochs.
+    assert runs[(0.5, 0, 1)]["name"] == "exp-0.5-1"
+    assert "1 with other params than the workspace (sft.epochs)" in result.stderr
     assert 0.75 not in {share for share, _, _ in runs}  # queued, and stale metrics
     assert (0.25, 3, 0) not in runs  # base_model_eval did not run at base_model.seed 3
     assert runs[(0.5, 2, 0)]["sft_pass@1"] is None  # evaluate did not run on its model
