@@ -83,8 +83,10 @@ def batch_cost(samples: list[Sample], tests: dict[str, str], repeat: int) -> dic
         "passed": sum(v[0] == "passed" for v in verdicts),
         "wall_ms": round(wall * 1000 / len(batch), 3),
         "exec_in_process_ms": round(floor * 1000 / len(batch), 3),
-        "parent_cpu_ms": per_sample(self0, self1, "ru_utime", 1000)
-        + per_sample(self0, self1, "ru_stime", 1000),
+        "parent_cpu_ms": round(
+            per_sample(self0, self1, "ru_utime", 1000) + per_sample(self0, self1, "ru_stime", 1000),
+            3,
+        ),
         "sandbox_user_ms": per_sample(kids0, kids1, "ru_utime", 1000),
         "sandbox_kernel_ms": per_sample(kids0, kids1, "ru_stime", 1000),
         "sandbox_minor_faults": per_sample(kids0, kids1, "ru_minflt", 1),
