@@ -174,3 +174,11 @@ def test_humaneval_canonical_solutions_all_pass(sandbox):
     verdicts = sandbox.score(problems, samples + broken)
     assert [v["status"] for v in verdicts[:164]] == ["passed"] * 164
     assert not any(v["passed"] for v in verdicts[164:])
+
+
+def test_pools_in_other_processes_run_samples_as_other_uids():
+    from codealign.execution.pool import UID_SLOTS, uid_block
+
+    mine, other = uid_block(4_001), uid_block(4_002)
+    assert len(mine) == len(other) == 2 * UID_SLOTS
+    assert not set(mine) & set(other)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from codealign.execution import Limits, Policy, Sandbox
+from codealign.execution.pool import uid_block
 from codealign.problems import Problem, TestCase
 
 pytestmark = pytest.mark.slow
@@ -200,15 +201,15 @@ def sandbox(request):
 def _uid_processes() -> list[int]:
     """Processes still running under this test process's private sandbox uids.
 
-    A pool gives its parent a block of 128 uids from 3,000,000 (`Sandbox._config`), so
-    sandboxes that other processes on the machine run at the same time do not count.
+    A pool's uids depend on its parent's pid (`uid_block`), so sandboxes that other
+    processes on the machine run at the same time do not count.
     """
-    low = 3_000_000 + (os.getpid() % 10_000) * 128
+    block = uid_block()
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if low <= os.stat(f"/proc/{entry}").st_uid < low + 128:
+                if os.stat(f"/proc/{entry}").st_uid in block:
                     found.append(int(entry))
             except OSError:
                 pass

@@ -37,6 +37,18 @@ log = logging.getLogger(__name__)
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 ANOMALIES = frozenset({"timeout", "crashed", "policy", "oom"})
+UID_SLOTS = 64  # workers a pool starts before its uids come round again; 2 uids each
+
+
+def uid_block(pid: int | None = None) -> range:
+    """The uids that a pool in process `pid` (default: this one) runs samples as: two per
+    worker slot (candidate, tester), in a block chosen by the pid, so that pools in other
+    processes on the machine use other uids."""
+    pid = os.getpid() if pid is None else pid
+    start = 3_000_000 + (pid % 10_000) * 2 * UID_SLOTS
+    return range(start, start + 2 * UID_SLOTS)
+
+
 PRELOAD_EXTRA = (
     "encodings.utf_16",
     "encodings.utf_32",
@@ -203,14 +215,14 @@ class Sandbox:
     # ---- worker lifecycle ----------------------------------------------------------------
 
     def _config(self) -> dict:
-        slot = next(self._uid_slots) % 64
+        slot = next(self._uid_slots) % UID_SLOTS
         return {
             "jail": self._jail,
             "preload": list(self.policy.modules) + list(PRELOAD_EXTRA),
             "modules": list(self.policy.modules),
             "namespaces": self.namespaces,
             "disk_mb": self.limits.disk_mb,
-            "uid": 3_000_000 + (os.getpid() % 10_000) * 128 + slot * 2,
+            "uid": uid_block()[slot * 2],
         }
 
     def _spawn(self) -> _Worker:
