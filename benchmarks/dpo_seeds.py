@@ -28,10 +28,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from codealign.checkpoints import file_digest
 from codealign.dpo.stats import bootstrap_ci
 from codealign.experiments import experiment_rows, same_configuration
 from codealign.io import write_json
-from codealign.sft import model_digest
 
 METRICS = "metrics/dpo_compare.json"
 BASE_MODEL = Path("models/base_model")
@@ -51,7 +51,7 @@ def collect(seeds: list[int] | None, skipped: Counter) -> dict[int, dict]:
     experiment that did not rerun DPO (a K sweep that targets `evaluate`) carries its
     baseline's file, which names the baseline's seed.
     """
-    base = model_digest(BASE_MODEL)["sha256"]
+    base = file_digest(BASE_MODEL)
     dvc = [sys.executable, "-m", "dvc"]
     rows = json.loads(run(*dvc, "exp", "show", "--json", "--no-fetch", "--all-commits"))
     found: dict[int, dict] = {}

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import click
 
+from codealign.checkpoints import file_digest
 from codealign.cli import Command, setup_logging
 from codealign.dpo.plots import pass_curves
 from codealign.dpo.schedule import compare
 from codealign.io import read_json, write_json
 from codealign.params import load_params
-from codealign.sft import model_digest
 
 log = logging.getLogger("stages.dpo_compare")
 
@@ -49,7 +49,7 @@ def main(params_file, metrics_dir, out, base, plot) -> None:
     shuffled = read_json(metrics_dir / "shuffled.json")
     result = {
         "train_seed": train_seed,
-        "base_model_digest": model_digest(base)["sha256"],
+        "base_model_digest": file_digest(base),
         **compare(stages, shuffled),
     }
     pass_curves(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from codealign.checkpoints import file_digest
 from codealign.cli import Command, setup_logging
 from codealign.edits_eval import (
     answer_lengths,
@@ -17,7 +18,6 @@ from codealign.edits_eval import (
 from codealign.evaluation import load_benchmark
 from codealign.io import atomic_path, write_json, write_jsonl
 from codealign.params import load_params
-from codealign.sft import model_digest
 
 log = logging.getLogger("stages.lintseq_eval")
 
@@ -73,7 +73,7 @@ def main(params_file, data_dir, seed_dir, base, models_out, out, metrics, plots)
     summary = {
         "benchmark": benchmark.name,
         "train_seed": params.train_seed,  # training and sampling; the collector groups by it
-        "base_model_digest": model_digest(base)["sha256"],  # which base model both start from
+        "base_model_digest": file_digest(base),  # which base model both start from
         "tasks": len(benchmark.records),
         "samples_per_task": p.n,
         "temperature": p.temperature,
