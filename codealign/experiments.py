@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,8 +190,7 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
             skipped[f"no integer k and seed in {PARAMS_FILE}"] += 1
             continue
         models = row.metrics[benchmark].get("models") or {}
-        base = models.get("base") if isinstance(models.get("base"), dict) else {}
-        digest = base.get("model_digest") if isinstance(base.get("model_digest"), str) else None
+        digest = lookup(models, "base", "model_digest")
         for model in ("routed", "k1"):
             scores = models.get(model)
             if not isinstance(scores, dict) or not is_number(scores.get(PASS1)):
@@ -209,7 +208,7 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
                     effective_k=scores["k"] if is_int(scores.get("k")) else None,
                     scores={key: float(v) for key, v in scores.items() if _is_score(key, v)},
                     row=row,
-                    base_digest=digest,
+                    base_digest=digest if isinstance(digest, str) else None,
                 )
             )
 
@@ -301,10 +300,9 @@ def aggregate(runs: Sequence[Run], benchmark: str) -> dict[str, Any]:
         for metric in metrics:
             point[metric] = spread([run.scores[metric] for run in at_k])
         by_k.append(point)
-    digests = {run.base_digest for run in runs} - {None}
     return {
         "benchmark": benchmark,
-        "base_model_digest": digests.pop() if len(digests) == 1 else None,
+        "base_model_digest": only_value(run.base_digest for run in runs),
         "metrics": metrics,
         "by_k": by_k,
         "runs": [
@@ -392,6 +390,21 @@ def is_int(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def lookup(data: Any, *keys: str) -> Any:
+    """`data[k1][k2]...`, or None where a level is missing or not a dict."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def only_value(values: Iterable[Any]) -> Any:
+    """The one non-null value that all of `values` share, else None (none, or several)."""
+    distinct = set(values) - {None}
+    return distinct.pop() if len(distinct) == 1 else None
 
 
 def or_master_seed(params: dict[str, Any], seed: Any) -> Any:

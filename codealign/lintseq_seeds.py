@@ -21,6 +21,7 @@ from codealign.edits_eval import EDIT_FAILED
 from codealign.experiments import (
     format_stats,
     no_runs_error,
+    only_value,
     read_experiments,
     same_configuration,
     skipped_text,
@@ -89,10 +90,9 @@ def aggregate_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for target in TARGETS
     }
     first = runs[0]["metrics"]
-    digests = {run["metrics"].get("base_model_digest") for run in runs} - {None}
     return {
         "benchmark": first.get("benchmark"),
-        "base_model_digest": digests.pop() if len(digests) == 1 else None,
+        "base_model_digest": only_value(run["metrics"].get("base_model_digest") for run in runs),
         "tasks": first.get("tasks"),
         "samples_per_task": first.get("samples_per_task"),
         "seeds": [run["seed"] for run in runs],

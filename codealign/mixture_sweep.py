@@ -25,6 +25,7 @@ from codealign.experiments import (
     format_stats,
     is_int,
     is_number,
+    lookup,
     no_runs_error,
     or_master_seed,
     read_experiments,
@@ -98,17 +99,17 @@ def mixture_runs(
         if is_int(measured.get("base_seed")) and measured["base_seed"] != base_seed:
             skipped[f"with a stale {BASE_EVAL_FILE} (measured at another base_model.seed)"] += 1
             continue
-        scores = {name: _lookup(measured, *path) for name, path in BASE_METRICS.items()}
+        scores = {name: lookup(measured, *path) for name, path in BASE_METRICS.items()}
         if not all(is_number(v) for v in scores.values()):
             skipped[f"with a {BASE_EVAL_FILE} lacking {', '.join(BASE_METRICS)}"] += 1
             continue
         digest = measured.get("model_digest")
         digest = digest if isinstance(digest, str) else None
-        models = _lookup(row.all_metrics.get(EVALUATE_FILE), benchmark, "models")
-        pass1 = _lookup(models, "k1", "pass@1")
+        models = lookup(row.all_metrics.get(EVALUATE_FILE), benchmark, "models")
+        pass1 = lookup(models, "k1", "pass@1")
         # Where evaluate did not run in the experiment, its scores are the baseline's:
         # another base model's, or another train_seed's.
-        evaluated_base = _lookup(models, "base", "model_digest")
+        evaluated_base = lookup(models, "base", "model_digest")
         if (
             is_number(pass1)
             and isinstance(evaluated_base, str)
@@ -116,7 +117,7 @@ def mixture_runs(
         ):
             skipped[f"SFT scores of another base model (stale {EVALUATE_FILE})"] += 1
             pass1 = None
-        if is_number(pass1) and stale_seed(_lookup(models, "k1"), train_seed):
+        if is_number(pass1) and stale_seed(lookup(models, "k1"), train_seed):
             skipped[f"SFT scores of another train_seed (stale {EVALUATE_FILE})"] += 1
             pass1 = None
         scores[SFT_PASS1] = float(pass1) if is_number(pass1) else None
@@ -192,14 +193,6 @@ def _distinct_models(runs: Sequence[MixtureRun]) -> list[MixtureRun]:
             if run.model_digest is not None:
                 seen.add(run.model_digest)
     return distinct
-
-
-def _lookup(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
 
 
 def log_scale(metric: str, values: Sequence[float]) -> bool:
