@@ -182,3 +182,87 @@ def test_pools_in_other_processes_run_samples_as_other_uids():
     mine, other = uid_block(4_001), uid_block(4_002)
     assert len(mine) == len(other) == 2 * UID_SLOTS
     assert not set(mine) & set(other)
+
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+
+
+def test_a_sample_sees_the_same_random_state_and_set_order_on_every_worker():
+    """`random` starts seeded with 0 and strings hash with seed 0 in every sample, so a
+    program that leans on either gets one verdict however the samples are spread."""
+    import ast
+    import subprocess
+    import sys
+
+    fresh = subprocess.run(
+        [
+            sys.executable,
+            "-s",
+            "-c",
+            f"import random\nrandom.seed(0)\nprint(repr([random.random(), list(set({WORDS!r}))]))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "0"},
+    )
+    expected = ast.literal_eval(fresh.stdout)
+    assert expected[1] != sorted(WORDS)  # the set order is not trivially the sorted one
+    problem = Problem(
+        "t/rand",
+        "import random\n\ndef f(words):\n",
+        "f",
+        cases=(TestCase((((WORDS,), {}),), expected, "f(WORDS) == ..."),),
+    )
+    completion = "    return [random.random(), list(set(words))]\n"
+    samples = [{"task_id": "t/rand", "completion": completion}] * 8
+    for _ in range(2):  # two pools: other workers, other hash secrets in the parent
+        with Sandbox(workers=2) as box:
+            verdicts = box.score([problem], samples)
+        assert [v["status"] for v in verdicts] == ["passed"] * 8
+
+
+def test_stdin_programs_see_the_fixed_random_state_on_every_input():
+    import random
+
+    expected = f"{random.Random(0).random()}\n"
+    problem = Problem(
+        "t/io-rand",
+        "Print a random number.",
+        None,
+        prompt_prefix=False,
+        stdio=(("1\n", expected), ("2\n", expected), ("3\n", expected)),
+    )
+    program = "import random\nprint(random.random())\n"
+    with Sandbox(workers=2) as box:
+        verdicts = box.score([problem], [{"task_id": "t/io-rand", "completion": program}] * 4)
+    assert [v["status"] for v in verdicts] == ["passed"] * 4
+
+
+def test_sample_processes_hold_no_capabilities_and_no_new_privileges():
+    import os
+
+    from codealign.execution import Policy
+
+    zero = "0000000000000000"
+    expected = {"CapPrm": zero, "CapEff": zero, "NoNewPrivs": "1"}
+    if os.geteuid() == 0:
+        # Emptying the bounding set needs CAP_SETPCAP: root, or a user namespace.
+        expected["CapBnd"] = zero
+    program = (
+        "def f(keys):\n"
+        "    lines = open('/proc/self/status').read().splitlines()\n"
+        "    fields = dict(line.split(':', 1) for line in lines)\n"
+        "    return {key: fields[key].strip() for key in keys}\n"
+    )
+    problem = Problem(
+        "t/caps",
+        "",
+        "f",
+        prompt_prefix=False,
+        cases=(TestCase((((sorted(expected),), {}),), expected, "f(keys) == ..."),),
+    )
+    # Without namespaces there is no chroot, so the sample can read its own /proc entry.
+    with Sandbox(workers=1, namespaces=False, policy=Policy(enabled=False)) as box:
+        [verdict] = box.score([problem], [{"task_id": "t/caps", "completion": program}])
+    assert verdict["status"] == "passed", verdict["detail"]

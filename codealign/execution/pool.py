@@ -108,11 +108,13 @@ class _Worker:
 
     def __init__(self, config: dict) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-B", str(WORKER_SCRIPT), json.dumps(config)],
+            # -s -P -S with an environment of one variable: isolated like -I, but with
+            # string hashing fixed, so set and dict orders do not depend on the worker.
+            [sys.executable, "-s", "-P", "-S", "-B", str(WORKER_SCRIPT), json.dumps(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env={},
+            env={"PYTHONHASHSEED": "0"},
             close_fds=True,
             start_new_session=True,
         )

@@ -1,26 +1,29 @@
 """A warm sandbox worker: pre-imports the allowed modules, then forks one jailed child per sample.
 
-The parent pool starts this file as `python -I -S -B worker.py CONFIG` with an empty
-environment; it uses only the standard library and `wire.py` beside it. It speaks to the
-parent in length-prefixed JSON frames on its stdin/stdout and never sees expected results:
-it receives programs, call arguments and stdin texts, and sends back exactly what the
-jailed children reported. The parent alone decides verdicts.
+The parent pool starts this file as `python -s -P -S -B worker.py CONFIG` with an
+environment of `PYTHONHASHSEED=0` alone; it uses only the standard library and `wire.py`
+beside it. It speaks to the parent in length-prefixed JSON frames on its stdin/stdout and
+never sees expected results: it receives programs, call arguments and stdin texts, and
+sends back exactly what the jailed children reported. The parent alone decides verdicts.
 
 Start-up, in order: new user (when not root), mount, PID, network, IPC and UTS namespaces
 where the kernel allows; fork so that the worker is PID 1 of its PID namespace (killing
 everything left of a sample is then one `kill(-1)`, and the kernel kills the whole
 namespace if the worker dies); a size-capped tmpfs over the jail directory, mounted
-nosuid,nodev,noexec; the allowed modules imported; `chroot` into the jail. Without
-namespaces it falls back to being a child subreaper that hunts a sample's descendants
-through /proc.
+nosuid,nodev,noexec; the allowed modules imported; `chroot` into the jail; then what every
+sample inherits: an empty environment, umask 077, default signal handlers, an empty
+capability bounding set, no_new_privs, and `random` seeded with 0. Without namespaces it
+falls back to being a child subreaper that hunts a sample's descendants through /proc.
 
-Per sample: a private directory in the jail as cwd; a child that starts a new session,
-takes the limits (address space, CPU seconds, file size, open files, processes, no core
-dumps), an empty environment, stdin from /dev/null, stdout/stderr into a capped pipe,
-drops to an unprivileged uid (or drops every capability inside a user namespace), sets
-no_new_privs, and only then compiles and runs the program, with an audit hook watching it
-when the policy asks. General test code runs in a second child with another uid that the
-program can reach only through a socket carrying plain data.
+Per sample: a private directory in the jail as cwd; a child (glibc's fork, without
+Python's at-fork hooks) that starts a new session, takes the limits (address space, CPU
+seconds, file size, open files, processes, no core dumps), stdin from /dev/null,
+stdout/stderr into a capped pipe, drops to an unprivileged uid (or clears its
+capabilities inside a user namespace), and only then compiles and runs the program, with
+an audit hook watching it when the policy asks. General test code runs in a second child
+with another uid that the program can reach only through a socket carrying plain data.
+With string hashing and `random` fixed, a sample's result does not depend on which worker
+ran it, or when.
 """
 
 from __future__ import annotations
@@ -65,6 +68,17 @@ HOOK: dict | None = None  # the dormant audit hook's state, set once per worker
 REPORT_CAP = 32 * 1024 * 1024
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc_fork = _libc.fork
+
+
+def _raw_fork() -> int:
+    """glibc's fork without Python's at-fork hooks (see Worker._fork); raises on failure."""
+    pid = _libc_fork()
+    if pid < 0:
+        raise OSError(ctypes.get_errno(), "fork failed")
+    return pid
+
+
 _write = os.write
 _exit = os._exit
 
@@ -73,19 +87,29 @@ def _prctl(option: int, arg: int) -> bool:
     return _libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) == 0
 
 
-def _drop_capabilities() -> None:
-    """Empty the bounding, effective, permitted and inheritable capability sets."""
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("e", ctypes.c_uint32), ("p", ctypes.c_uint32), ("i", ctypes.c_uint32)]
+
+
+def _drop_bounding_set() -> None:
+    """Empty the capability bounding set: no later execve can grant a capability. It is
+    inherited by every child, so the worker drops it once and keeps its own effective
+    capabilities for the jail's housekeeping."""
     for cap in range(64):
         _prctl(PR_CAPBSET_DROP, cap)
 
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
-    class Data(ctypes.Structure):
-        _fields_ = [("e", ctypes.c_uint32), ("p", ctypes.c_uint32), ("i", ctypes.c_uint32)]
+_CAP_HEADER = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+_CAP_NONE = (_CapData * 2)()
 
-    header, data = Header(0x20080522, 0), (Data * 2)()
-    if _libc.capset(ctypes.byref(header), data) != 0:
+
+def _clear_capabilities() -> None:
+    """Empty the effective, permitted and inheritable capability sets of this process."""
+    if _libc.capset(ctypes.byref(_CAP_HEADER), _CAP_NONE) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
 
 
@@ -181,6 +205,24 @@ class Worker:
             self.uid_candidate, self.uid_tester = base, base + 1
             self.info["uid_drop"] = True
 
+    def prepare_children(self) -> None:
+        """What every sample process would set the same way, set once here and inherited
+        through fork: an empty environment, umask 077, default signal dispositions, an
+        empty capability bounding set, no_new_privs, and one fixed `random` state."""
+        os.environ.clear()
+        os.umask(0o077)
+        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+            signal.signal(sig, signal.SIG_DFL)
+        _drop_bounding_set()
+        if not _prctl(PR_SET_NO_NEW_PRIVS, 1):
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        # Samples are forked without Python's at-fork hooks (see _fork), so `random` is
+        # not reseeded per sample: every sample starts from this state, whichever worker
+        # runs it.
+        generator = sys.modules.get("random")
+        if generator is not None:
+            generator.seed(0)
+
     # ---- the loop ---------------------------------------------------------------------
 
     def serve(self) -> None:
@@ -188,6 +230,7 @@ class Worker:
         self.preload()
         self.uid_processes = self._count_uid_processes()
         self.enter_jail()
+        self.prepare_children()
         global HOOK
         _purge_modules(set(self.config["modules"]))
         HOOK = install_audit_hook(self.config["modules"])
@@ -273,7 +316,10 @@ class Worker:
         # Frozen objects are never traversed by a collection in the child, so their pages
         # stay shared instead of being copied on the child's first collection.
         gc.freeze()
-        pid = os.fork()
+        # glibc's fork, not os.fork: Python's at-fork hooks (reseeding `random`, resetting
+        # `threading`) cost each sample process about 70 copy-on-write page faults, and
+        # a single-threaded worker whose children never return to it needs none of them.
+        pid = _raw_fork()
         if pid:
             return pid
         try:
@@ -287,7 +333,9 @@ class Worker:
 
     def _enter_sandbox(self, cwd, uid, limits, out_fd, keep) -> None:
         os.setsid()
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if not self.info["pid1"]:
+            # Without a PID namespace nothing else takes a sample down with its worker.
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.dup2(self.devnull, 0)
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
@@ -298,8 +346,6 @@ class Worker:
             low = fd + 1
         os.closerange(low, 65536)
         os.chdir(cwd)
-        os.environ.clear()
-        os.umask(0o077)
         cpu = int(limits["timeout"]) + 1
         mem = limits["memory_bytes"]
         for res, value in (
@@ -317,10 +363,7 @@ class Worker:
             os.setgid(uid)
             os.setuid(uid)
         elif self.info["userns"]:
-            _drop_capabilities()
-        _prctl(PR_SET_NO_NEW_PRIVS, 1)
-        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
-            signal.signal(sig, signal.SIG_DFL)
+            _clear_capabilities()
 
     def _collect(self, fds, pids, reporter, limits):
         """Read reports and output until the reporting child exits or the deadline passes."""
@@ -827,7 +870,7 @@ def run_stdio(job, code, report, config, sample_dir) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
         out_r, out_w = os.pipe()
-        pid = os.fork()
+        pid = _raw_fork()  # like the sample's own fork: `random` keeps its fixed state
         if pid == 0:
             status = 1
             try:
