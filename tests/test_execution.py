@@ -106,6 +106,38 @@ def test_error_and_timeout_statuses(sandbox):
     assert [v["status"] for v in verdicts] == ["error", "timeout", "failed"]
 
 
+def test_samples_sent_ahead_survive_recycling_timeouts_and_large_frames():
+    """A worker holds the next sample in its pipe while it runs one. A worker retired
+    after `recycle_after` samples or after an anomaly hands the sample it held to a new
+    worker; a sample too large to send ahead waits its turn."""
+    good, bad = "    return a + b\n", "    return a - b\n"
+    loop = "    while True:\n        pass\n"
+    big = f"    padding = {'y' * 100_000!r}\n    return a + b\n"  # over the ahead limit
+    plan = [
+        (good, "passed"),
+        (loop, "timeout"),  # retires worker 1
+        (good, "passed"),
+        (bad, "failed"),
+        (big, "passed"),  # worker 2's third sample: retired
+        (good, "passed"),
+        (loop, "timeout"),  # retires worker 3
+        (good, "passed"),
+        (big, "passed"),
+        (good, "passed"),  # worker 4's third
+        (bad, "failed"),
+        (good, "passed"),
+    ]
+    with Sandbox(workers=1, limits=Limits(timeout=0.5), recycle_after=3) as box:
+        spawned = []
+        spawn = box._spawn
+        box._spawn = lambda: spawned.append(1) or spawn()
+        samples = [{"task_id": "t/add", "completion": c} for c, _ in plan]
+        verdicts = box.score([ADD], samples)
+        assert len(box._all) == 1
+    assert [v["status"] for v in verdicts] == [status for _, status in plan]
+    assert len(spawned) == 5
+
+
 def test_score_function_and_pool_reuse():
     with Sandbox(workers=1) as box:
         first = score(

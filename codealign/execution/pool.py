@@ -9,6 +9,7 @@ any anomaly (timeout, crash, policy stop, out-of-memory, a report it could not p
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import itertools
 import json
@@ -99,8 +100,19 @@ class Sample:
     expected: list | None = field(default=None, repr=False)
 
 
-class WorkerDied(Exception):
-    pass
+def _frames(job: dict, tests: dict) -> bytes:
+    return wire.frame(job) + wire.frame(tests)
+
+
+@dataclass
+class _Pending:
+    """A sample on its way through `Sandbox.run`."""
+
+    index: int
+    sample: Sample
+    data: bytes | None = None  # the frames for a worker; None when settled without one
+    verdict: tuple | None = None
+    sent: bool = False
 
 
 class _Worker:
@@ -119,6 +131,9 @@ class _Worker:
             start_new_session=True,
         )
         self.served = 0
+        # Frames sent ahead (see Sandbox.run) stay under a quarter of the pipe's buffer,
+        # so two of them always fit and a write never waits on the worker.
+        self.ahead_bytes = fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_GETPIPE_SZ) // 4
         hello = self._read(30.0)
         if hello is None or "hello" not in hello:
             self.kill()
@@ -147,18 +162,24 @@ class _Worker:
                     return None
                 data, header = b"", False
 
-    def run(self, job: dict, tests: dict, timeout: float) -> dict | None:
+    def send(self, data: bytes) -> bool:
+        """Write a sample's frames (job, then tests); False if the worker is gone."""
         try:
-            fd = self.proc.stdin.fileno()
-            wire.write_frame(fd, job)
-            wire.write_frame(fd, tests)
+            wire.write_all(self.proc.stdin.fileno(), data)
         except OSError:
-            return None
+            return False
         self.served += 1
+        return True
+
+    def receive(self, timeout: float) -> dict | None:
+        """The next report, or None on a timeout, a closed pipe or a malformed frame."""
         try:
             return self._read(timeout)
         except (ValueError, OSError):
             return None
+
+    def run(self, job: dict, tests: dict, timeout: float) -> dict | None:
+        return self.receive(timeout) if self.send(_frames(job, tests)) else None
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -295,21 +316,13 @@ class Sandbox:
             }
         return job, tests
 
-    def _run_one(self, sample: Sample, fast: bool, trusted: bool) -> tuple[str, int, int, str]:
+    def _prepare(self, index: int, sample: Sample, fast: bool, trusted: bool) -> _Pending:
         reason = None if trusted else self.policy.check(sample.program)
         if reason:
-            return "policy", 0, sample.problem.tests_total, f"policy: {reason}"
+            verdict = ("policy", 0, sample.problem.tests_total, f"policy: {reason}")
+            return _Pending(index, sample, verdict=verdict)
         job, tests = self._job(sample, fast, policy_on=self.policy.enabled and not trusted)
-        worker = self._checkout()
-        raw = worker.run(job, tests, self.limits.timeout + 15.0)
-        if raw is not None:
-            raw["limit"] = self.limits.timeout
-        verdict = decide(sample.problem, raw, fast=fast, expected=sample.expected)
-        if raw is None or verdict[0] in ANOMALIES or worker.served >= self.recycle_after:
-            self._retire(worker)
-        else:
-            self._idle.put(worker)
-        return verdict
+        return _Pending(index, sample, data=_frames(job, tests))
 
     def run(
         self,
@@ -319,7 +332,13 @@ class Sandbox:
         trusted: bool = False,
         on_result: Callable[[int], None] | None = None,
     ) -> list[tuple[str, int, int, str]]:
-        """Verdict tuples for `samples`, in order, using up to `workers` workers at once."""
+        """Verdict tuples for `samples`, in order, using up to `workers` workers at once.
+
+        Each worker is kept one sample ahead: the next sample's frames wait in its pipe
+        while it runs the current one, so it starts the next as soon as it has reported,
+        without waiting for the parent to judge the report. Only frames well within the
+        pipe's buffer are sent ahead, so neither side can block the other.
+        """
         if self._closed:
             raise RuntimeError("this sandbox is closed")
         results: list[Any] = [None] * len(samples)
@@ -327,20 +346,63 @@ class Sandbox:
         for index in range(len(samples)):
             todo.put(index)
         errors: list[BaseException] = []
+        timeout = self.limits.timeout + 15.0
 
-        def loop() -> None:
+        def settle(item: _Pending, verdict: tuple) -> None:
+            results[item.index] = verdict
+            if on_result is not None:
+                on_result(item.index)
+
+        def take() -> _Pending | None:
+            """The next sample that needs a worker; policy refusals are settled here."""
             while not errors:
                 try:
                     index = todo.get_nowait()
                 except queue.Empty:
-                    return
-                try:
-                    results[index] = self._run_one(samples[index], fast, trusted)
-                except BaseException as exc:  # surfaced in the caller's thread below
-                    errors.append(exc)
-                    return
-                if on_result is not None:
-                    on_result(index)
+                    return None
+                item = self._prepare(index, samples[index], fast, trusted)
+                if item.data is not None:
+                    return item
+                settle(item, item.verdict)
+            return None
+
+        def loop() -> None:
+            worker: _Worker | None = None
+            try:
+                current = take()
+                while current is not None:
+                    if worker is None:
+                        worker = self._checkout()
+                    if not current.sent:
+                        current.sent = worker.send(current.data)
+                    ahead = take()
+                    if (
+                        ahead is not None
+                        and current.sent
+                        and len(ahead.data) <= worker.ahead_bytes
+                        and worker.served < self.recycle_after
+                    ):
+                        ahead.sent = worker.send(ahead.data)
+                    raw = worker.receive(timeout) if current.sent else None
+                    if raw is not None:
+                        raw["limit"] = self.limits.timeout
+                    problem, expected = current.sample.problem, current.sample.expected
+                    verdict = decide(problem, raw, fast=fast, expected=expected)
+                    spent = worker.served >= self.recycle_after and not (ahead and ahead.sent)
+                    if raw is None or verdict[0] in ANOMALIES or spent:
+                        self._retire(worker)
+                        worker = None
+                        if ahead is not None:
+                            ahead.sent = False  # gone with the worker: send it again
+                    settle(current, verdict)
+                    current = ahead
+            except BaseException as exc:  # surfaced in the caller's thread below
+                errors.append(exc)
+                if worker is not None:
+                    self._retire(worker)
+                return
+            if worker is not None:
+                self._idle.put(worker)
 
         threads = [
             threading.Thread(target=loop, daemon=True)

@@ -200,16 +200,25 @@ def loads(line: bytes | str):
         raise ValueError(f"malformed message: {type(exc).__name__}") from None
 
 
-def write_frame(fd: int, obj, _write=None) -> None:
-    """Send `obj` as a length-prefixed JSON frame on a blocking file descriptor."""
+def frame(obj) -> bytes:
+    """`obj` as a length-prefixed JSON frame."""
+    body = json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    return _HEADER.pack(len(body)) + body
+
+
+def write_all(fd: int, data: bytes, _write=None) -> None:
+    """Write all of `data` to a blocking file descriptor."""
     import os
 
-    body = json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-    data = memoryview(_HEADER.pack(len(body)) + body)
+    view = memoryview(data)
     write = _write or os.write
-    while data:
-        n = write(fd, data)
-        data = data[n:]
+    while view:
+        view = view[write(fd, view) :]
+
+
+def write_frame(fd: int, obj, _write=None) -> None:
+    """Send `obj` as a length-prefixed JSON frame on a blocking file descriptor."""
+    write_all(fd, frame(obj), _write)
 
 
 def read_exact(fd: int, n: int) -> bytes:
