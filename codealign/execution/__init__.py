@@ -23,7 +23,9 @@ learned to cheat, or by anyone. What is defended:
   dumps, a dropped uid (or no capabilities), no_new_privs, and a wall-clock timeout after
   which the whole namespace except the worker is SIGKILLed, setsid daemons included.
   Samples cannot see each other: each is a fresh fork, and a worker is replaced after any
-  anomaly. The parent and the workers run no program code.
+  anomaly. Each starts from the same interpreter state (string hashing and `random`
+  seeded 0), so its result does not depend on the worker that ran it. The parent and
+  the workers run no program code.
 - Defence in depth, configurable with `Policy`: an AST check (import allowlist; no
   exec/eval/compile, no introspection dunders or frame attributes; Unicode-normalised
   names) and a runtime audit hook (no processes, sockets, ctypes, signals, writes outside

@@ -1,9 +1,10 @@
 """The trusted parent: a pool of warm sandbox workers, and the verdicts it alone decides.
 
-`Sandbox` starts `workers` worker processes (see worker.py), feeds them samples one at a
-time each, and turns their reports into verdicts with `verdicts.decide`. Expected values
-never leave this process. A worker is replaced after `recycle_after` samples and after
-any anomaly (timeout, crash, policy stop, out-of-memory, a report it could not parse).
+`Sandbox` starts `workers` worker processes (see worker.py), feeds each its samples in
+turn, one running and the next waiting in its pipe, and turns their reports into
+verdicts with `verdicts.decide`. Expected values never leave this process. A worker is
+replaced after `recycle_after` samples and after any anomaly (timeout, crash, policy
+stop, out-of-memory, a report it could not parse).
 """
 
 from __future__ import annotations
