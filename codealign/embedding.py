@@ -378,7 +378,10 @@ class Embedder:
     def _encode_missing(self, missing: dict[bytes, str], desc: str) -> dict[bytes, np.ndarray]:
         from tqdm.auto import tqdm
 
-        items = list(missing.items())
+        # Longest first, so a batch holds texts of similar length and little padding
+        # (sentence-transformers sorts within one call; this call is split into batches).
+        # The sort is stable: equal lengths keep their order, so batches are deterministic.
+        items = sorted(missing.items(), key=lambda item: -len(item[1]))
         cached = 0 if self.cache is None else len(self.cache)
         log.info("%s: %d texts to encode (%d vectors already cached)", desc, len(items), cached)
         fresh: dict[bytes, np.ndarray] = {}

@@ -23,6 +23,7 @@ class CountingEncoder:
     def __init__(self, dim: int = 16, fail_after: int | None = None) -> None:
         self.dim = dim
         self.seen: list[str] = []
+        self.batch_texts: list[list[str]] = []
         self.batches = 0
         self.fail_after = fail_after
 
@@ -31,6 +32,7 @@ class CountingEncoder:
             raise KeyboardInterrupt("simulated crash")
         self.batches += 1
         self.seen.extend(texts)
+        self.batch_texts.append(list(texts))
         rows = []
         for text in texts:
             seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
@@ -78,6 +80,19 @@ def test_repeated_texts_in_one_call_are_encoded_once(tmp_path):
     vectors = make_embedder(tmp_path, encoder).embed(["same", "same", "other", "same"])
     assert sorted(encoder.seen) == ["other", "same"]
     np.testing.assert_array_equal(vectors[0], vectors[3])
+
+
+def test_batches_group_texts_of_similar_length_and_rows_keep_input_order(tmp_path):
+    texts = ["x" * n for n in (3, 40, 7, 1, 25, 12, 40, 2, 9)]
+    texts[6] = "y" * 40  # two texts of the same length keep their order
+    encoder = CountingEncoder()
+    vectors = make_embedder(tmp_path, encoder, batch_size=3).embed(texts)
+    lengths = [[len(t) for t in batch] for batch in encoder.batch_texts]
+    assert lengths == [[40, 40, 25], [12, 9, 7], [3, 2, 1]]
+    assert encoder.batch_texts[0][:2] == [texts[1], texts[6]]
+    alone = make_embedder(None, CountingEncoder())
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(vectors[i], alone.embed([text])[0])
 
 
 def test_the_prefix_is_part_of_the_key(tmp_path):
