@@ -103,7 +103,7 @@ def main() -> None:
         for s in seeds
     ]
     if curves:
-        write_json(args.out, curves)
+        write_json(args.out, {"base_model_digest": file_digest(BASE_MODEL), "seeds": curves})
     print(
         json.dumps(
             {

@@ -16,13 +16,18 @@ What it assumes, and promises:
 - DVC records no durations, so the wall time per stage comes from
   `metrics/stage_times.json`, which `benchmarks/bench_stage_times.py` writes.
 - `metrics/dpo_seeds.json` (optional) holds the curriculum and shuffled pass@1 curves
-  of several seeds, `[{"seed": 0, "curriculum": [{"step": 0, "pass@1": 0.4}, ...],
-  "shuffled": [...]}, ...]`: each seed's curves are those of its `dpo_compare.json`.
-  With it the curve plot shows the mean over seeds and a percentile-bootstrap band.
+  of several seeds, `{"base_model_digest": "...", "seeds": [{"seed": 0, "curriculum":
+  [{"step": 0, "pass@1": 0.4}, ...], "shuffled": [...]}, ...]}`: each seed's curves are
+  those of its `dpo_compare.json`. With it the curve plot shows the mean over seeds and
+  a percentile-bootstrap band.
 - `metrics/ksweep.json`, `metrics/lintseq_seeds.json` and `metrics/mixture.json`
   (optional) are the aggregates `codealign ksweep`, `codealign lintseq-seeds` and
   `codealign mixture` write from DVC experiments; they are not stage outs, so after
   writing one refresh the report with `dvc repro -f -s report`.
+- An aggregate records the base model its runs started from. When that is not this
+  pipeline's base model (`base_model_eval.json`'s `model_digest`): another profile,
+  such as `params/full.yaml`, or an older run, its section says so, and its seeds are
+  not drawn into this run's curves.
 """
 
 from __future__ import annotations
@@ -224,6 +229,31 @@ class Context:
     def load(self, name: str) -> Any | None:
         path = self.path(name)
         return read_json(path) if path.is_file() else None
+
+    def base_digest(self) -> str | None:
+        """sha256 of this pipeline's base model, as the stages that read it recorded it."""
+        for name, key in (
+            (BASE_MODEL_EVAL, "model_digest"),
+            ("dpo_compare.json", "base_model_digest"),
+            (LINTSEQ_EVAL, "base_model_digest"),
+        ):
+            data = self.load(name)
+            if isinstance(data, dict) and isinstance(data.get(key), str):
+                return data[key]
+        return None
+
+    def elsewhere(self, name: str, digests: set[str]) -> list[str]:
+        """A note when none of the base models the aggregate `name` ran on is this one's."""
+        ours = self.base_digest()
+        if ours is None or not digests or ours in digests:
+            return []
+        theirs = ", ".join(sorted(d[:8] for d in digests))
+        return [
+            f"*From another base model: the runs in {self.shown(name)} started from base "
+            f"model {theirs}, this pipeline's is {ours[:8]} (another profile, such as "
+            "params/full.yaml, or an older run). Rerun them to compare on this one.*",
+            "",
+        ]
 
     def not_run(self, name: str, stage: str) -> list[str]:
         return [f"*Not run: {self.shown(name)} is missing; it is written by `dvc repro {stage}`.*"]
@@ -578,6 +608,7 @@ def section_ksweep(ctx: Context) -> list[str]:
         row = [str(need(point, "k", at, int)), ", ".join(str(s) for s in seeds)]
         rows.append(row + [_spread(need(point, m, at, dict), f"{at}.{m}") for m in metrics])
     bench = need(data, "benchmark", where, str)
+    lines += ctx.elsewhere(KSWEEP, _digests(data.get("base_model_digest")))
     lines += [
         f"Routed specialists on {bench}; K = 1 is plain fine-tuning. Each cell is the mean "
         "over seeds with the range in brackets.",
@@ -648,8 +679,8 @@ def section_lintseq(ctx: Context) -> list[str]:
         for t in ("code", "edits")
     ]
     used = ", ".join(str(s) for s in need(seeds, "seeds", where, list))
+    lines += ["", *ctx.elsewhere(LINTSEQ_SEEDS, _digests(seeds.get("base_model_digest")))]
     lines += [
-        "",
         f"Over train_seed {used}: mean (min–max).",
         "",
         *table(["Trained on", *keys], rows),
@@ -698,8 +729,10 @@ def section_mixture(ctx: Context) -> list[str]:
         ]
         share = f"{need(point, 'code_share', at, NUMBER):g}"
         rows.append([share, base_seeds, str(sft_runs), *cells])
+    runs = grid.get("runs") if isinstance(grid.get("runs"), list) else []
+    digests = _digests(*(run.get("model_digest") for run in runs if isinstance(run, dict)))
+    lines += ["", *ctx.elsewhere(MIXTURE, digests)]
     lines += [
-        "",
         f"Over code shares and seeds ({need(grid, 'benchmark', where, str)}); each cell is "
         "the mean (min–max). The base-model columns count each distinct base model once, "
         "one per pretraining seed (`base_model.seed`; `train_seed` does not change it); "
@@ -714,6 +747,11 @@ def section_mixture(ctx: Context) -> list[str]:
     return lines
 
 
+def _digests(*values: Any) -> set[str]:
+    """The base-model digests an aggregate recorded (older files have none)."""
+    return {value for value in values if isinstance(value, str)}
+
+
 def _curve(points: Any, where: str) -> tuple[list[float], list[float]]:
     if not isinstance(points, list) or not points:
         raise CodealignError(f"{where} must be a non-empty list of {{step, pass@1}} points")
@@ -724,16 +762,23 @@ def _curve(points: Any, where: str) -> tuple[list[float], list[float]]:
     return steps, values
 
 
-def read_seed_curves(path: Path) -> list[dict[str, tuple[list[float], list[float]]]]:
-    """Each seed's (steps, pass@1) curves from a `dpo_seeds.json` (module docstring)."""
+def read_seed_curves(
+    path: Path,
+) -> tuple[str | None, list[dict[str, tuple[list[float], list[float]]]]]:
+    """The base-model digest and each seed's (steps, pass@1) curves from a
+    `dpo_seeds.json` (module docstring)."""
     raw = read_json(path)
     where = str(path)
-    if not isinstance(raw, list) or not raw:
-        raise CodealignError(f"{where}: expected a non-empty list of per-seed curves")
+    runs = need(raw, "seeds", where, list)
+    if not runs:
+        raise CodealignError(f"{where}: seeds: expected a non-empty list of per-seed curves")
+    digest = raw.get("base_model_digest")
+    if digest is not None and not isinstance(digest, str):
+        raise CodealignError(f"{where}: base_model_digest must be a string")
     seeds = []
-    for i, run in enumerate(raw):
+    for i, run in enumerate(runs):
         curves = {
-            arm: _curve(need(run, arm, f"{where}: [{i}]"), f"{where}: [{i}].{arm}")
+            arm: _curve(need(run, arm, f"{where}: seeds[{i}]"), f"{where}: seeds[{i}].{arm}")
             for arm in ("curriculum", "shuffled")
         }
         seeds.append(curves)
@@ -743,7 +788,7 @@ def read_seed_curves(path: Path) -> list[dict[str, tuple[list[float], list[float
             f"{where}: every seed's curves must have the same number of points "
             f"(one per stage boundary), got {sorted(lengths)}"
         )
-    return seeds
+    return digest, seeds
 
 
 def seed_band(
@@ -856,10 +901,12 @@ def _dpo_curves(ctx: Context) -> list[str]:
     name = "dpo_compare.json"
     data = ctx.load(name)
     seeds_path = ctx.path(DPO_SEEDS)
-    seeds = read_seed_curves(seeds_path) if seeds_path.is_file() else None
+    digest, seeds = read_seed_curves(seeds_path) if seeds_path.is_file() else (None, None)
     if data is None and seeds is None:
         return ctx.not_run(name, "dpo_compare")
     lines: list[str] = []
+    # Seeds from another base model get their table, never a band over this run's curves.
+    foreign = ctx.elsewhere(DPO_SEEDS, _digests(digest)) if seeds else []
     curves: dict[str, tuple[list[float], list[float]]] = {}
     if data is not None:
         where = str(ctx.path(name))
@@ -881,7 +928,8 @@ def _dpo_curves(ctx: Context) -> list[str]:
             f"boundaries {final['mean_difference_at_boundaries']} ({ctx.shown(name)}).",
             "",
         ]
-    band = seed_band(seeds, ctx.params) if seeds else None
+    table_band = seed_band(seeds, ctx.params) if seeds else None
+    band = None if foreign else table_band
     if seeds:
         steps = [s["curriculum"][0] for s in seeds] + [s["shuffled"][0] for s in seeds]
         same_steps = all(s == steps[0] for s in steps)
@@ -893,10 +941,15 @@ def _dpo_curves(ctx: Context) -> list[str]:
                 [str(i), _cell(int(x)) if same_steps else "varies"]
                 + [
                     f"{b[i]['mean']:.4f} [{b[i]['low']:.4f}, {b[i]['high']:.4f}]"
-                    for b in (band["curriculum"], band["shuffled"], band["difference"])
+                    for b in (
+                        table_band["curriculum"],
+                        table_band["shuffled"],
+                        table_band["difference"],
+                    )
                 ]
             )
         lines += [
+            *foreign,
             f"Over {len(seeds)} seeds ({ctx.shown(DPO_SEEDS)}): mean pass@1 and {level} "
             f"percentile-bootstrap interval at each stage boundary.",
             "",
@@ -905,11 +958,14 @@ def _dpo_curves(ctx: Context) -> list[str]:
         ]
     else:
         lines += [
-            f"*One seed: no confidence band. Write {ctx.shown(DPO_SEEDS)} (a list of "
-            "`{seed, curriculum, shuffled}` curves, one per seed, from each seed's "
-            "`dpo_compare.json`) to draw one.*",
+            f"*One seed: no confidence band. Write {ctx.shown(DPO_SEEDS)} "
+            "(`python benchmarks/dpo_seeds.py`: each seed's `dpo_compare.json` curves) "
+            "to draw one.*",
             "",
         ]
+
+    if not band and not curves:
+        return lines
 
     def plot(fig) -> None:
         ax = fig.subplots()

@@ -14,6 +14,7 @@ from codealign.params import parse_params
 from codealign.report import ReportParams, seed_band, stage_times
 
 ROOT = Path(__file__).resolve().parents[1]
+BASE = "dc30" * 16  # the base model the fixture's runs and aggregates share
 PNG = b"\x89PNG\r\n\x1a\n"
 SECTIONS = (
     "## Dataset",
@@ -177,17 +178,15 @@ def write_metrics(m: Path) -> None:
             "steps": 6,
         },
     )
-    dump(
-        m / "dpo_seeds.json",
-        [
-            {
-                "seed": s,
-                "curriculum": curve([0.25, 0.3 + d, 0.3 + d]),
-                "shuffled": curve([0.25, 0.28, 0.27 - d]),
-            }
-            for s, d in enumerate((0.0, 0.02, -0.01))
-        ],
-    )
+    seeds = [
+        {
+            "seed": s,
+            "curriculum": curve([0.25, 0.3 + d, 0.3 + d]),
+            "shuffled": curve([0.25, 0.28, 0.27 - d]),
+        }
+        for s, d in enumerate((0.0, 0.02, -0.01))
+    ]
+    dump(m / "dpo_seeds.json", {"base_model_digest": BASE, "seeds": seeds})
 
     def stats(values):
         mean = sum(values) / len(values)
@@ -200,7 +199,12 @@ def write_metrics(m: Path) -> None:
     ]
     dump(
         m / "ksweep.json",
-        {"benchmark": "tinyeval", "metrics": ["pass@1", "pass@10_t0.8"], "by_k": by_k},
+        {
+            "benchmark": "tinyeval",
+            "metrics": ["pass@1", "pass@10_t0.8"],
+            "by_k": by_k,
+            "base_model_digest": BASE,
+        },
     )
     png(m / "ksweep.png")
 
@@ -216,7 +220,7 @@ def write_metrics(m: Path) -> None:
     png(m / "lintseq_eval" / "pass_at_k.png")
     dump(
         m / "lintseq_seeds.json",
-        {"seeds": [0, 1, 2], "by_target": {
+        {"seeds": [0, 1, 2], "base_model_digest": BASE, "by_target": {
             t: {"edit_failed_share": stats([0.0]), "pass@50": stats([x + 0.3 for x in v]),
                 "pass@1": stats(v)}
             for t, v in (("code", [0.3, 0.32, 0.28]), ("edits", [0.2, 0.25, 0.15]))}},
@@ -225,7 +229,7 @@ def write_metrics(m: Path) -> None:
     dump(
         m / "base_model_eval.json",
         {"code_share": 0.25, "english": {"bits_per_byte": 0.25}, "code": {"bits_per_byte": 0.1},
-         "instructions": {"correct": 188, "prompts": 200}},
+         "instructions": {"correct": 188, "prompts": 200}, "model_digest": BASE},
     )  # fmt: skip
     shares = [
         {"code_share": 0.0, "base_seeds": [0], "sft_runs": [],
@@ -236,7 +240,8 @@ def write_metrics(m: Path) -> None:
          "code_bits_per_byte": stats([0.1]), "instruction_accuracy": stats([0.9]),
          "sft_pass@1": stats([0.7, 0.8])},
     ]  # fmt: skip
-    dump(m / "mixture.json", {"benchmark": "tinyeval", "by_share": shares})
+    runs = [{"code_share": 0.25, "model_digest": BASE}, {"code_share": 0.5, "model_digest": "f0"}]
+    dump(m / "mixture.json", {"benchmark": "tinyeval", "by_share": shares, "runs": runs})
     png(m / "mixture.png")
     tsv(m / "base_model/plots/metrics/train/loss.tsv", "loss", [(1, 6.0), (2, 5.5), (3, 5.2)])
     for adapter_dir in ("adapter_0", "adapter_1"):
@@ -248,6 +253,26 @@ def write_metrics(m: Path) -> None:
         m / "stage_times.json",
         {"profile": "smoke", "stages": times, "order": list(times), "total_s": 44.75, "cores": 2},
     )
+
+
+def test_aggregates_from_another_base_model_say_so_and_leave_the_curves_alone(tmp_path):
+    reports = {}
+    for name, digest in (("same", BASE), ("other", "ab" * 32)):
+        metrics = tmp_path / name / "metrics"
+        write_metrics(metrics)
+        eval_file = metrics / "base_model_eval.json"
+        dump(eval_file, {**json.loads(eval_file.read_text()), "model_digest": digest})
+        assert run_report(tmp_path / name, metrics=metrics).exit_code == 0
+        reports[name] = metrics
+    text = (reports["other"] / "report.md").read_text()
+    notes = re.findall(r"\*From another base model: the runs in `?metrics/(\w+)\.json", text)
+    assert sorted(notes) == ["dpo_seeds", "ksweep", "lintseq_seeds", "mixture"]
+    assert f"base model {BASE[:8]}, this pipeline's is abababab" in text
+    # The seeds keep their table; the plot draws this run's curves, not their band.
+    assert "Over 3 seeds" in text
+    assert "From another base model" not in (reports["same"] / "report.md").read_text()
+    figures = [(m / "report" / "dpo_pass_at_1.png").read_bytes() for m in reports.values()]
+    assert figures[0] != figures[1]
 
 
 def make_params(tmp_path: Path, **report) -> Path:
