@@ -16,6 +16,7 @@ dvc_overhead_s.
 
     python benchmarks/bench_stage_times.py                       # smoke profile, ~3 min
     python benchmarks/bench_stage_times.py --profile default --out metrics/stage_times.json
+    python benchmarks/bench_stage_times.py --profile full      # the research scale, ~31 min
     python benchmarks/bench_stage_times.py --in-place --out metrics/stage_times.json
 
 `--in-place` runs in this repository with its own params.yaml instead of a scratch copy:
@@ -38,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROFILES = {"default": ROOT / "params.yaml", "smoke": ROOT / "params" / "smoke.yaml"}
+PROFILES["full"] = ROOT / "params" / "full.yaml"
 PROFILES["paper"] = ROOT / "params" / "paper.yaml"
 
 
