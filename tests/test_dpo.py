@@ -9,7 +9,13 @@ from codealign.dpo.curriculum import CurriculumParams, build_curriculum
 from codealign.dpo.pairs import reference_logps
 from codealign.dpo.policy import load_policy, resolve_policy
 from codealign.dpo.schedule import RunContext, compare, run_shuffled, run_stage
-from codealign.dpo.train import DpoParams, boundaries, stage_steps
+from codealign.dpo.train import (
+    DpoParams,
+    boundaries,
+    build_config,
+    make_trainer,
+    stage_steps,
+)
 from codealign.errors import CodealignError
 from codealign.io import write_json, write_jsonl
 
@@ -18,6 +24,23 @@ def test_steps_per_stage_and_boundaries():
     p = DpoParams.from_dict({"batch_size": 4, "epochs": 2}, "dpo")
     assert [stage_steps(n, p) for n in (0, 1, 4, 5)] == [0, 2, 2, 4]
     assert boundaries([5, 0, 8], p) == [4, 4, 8]
+    # An optimizer step takes batch_size x grad_accum pairs.
+    p = DpoParams.from_dict({"batch_size": 2, "grad_accum": 2, "epochs": 2}, "dpo")
+    assert [stage_steps(n, p) for n in (0, 1, 4, 5)] == [0, 2, 2, 4]
+
+
+def test_paper_profile_dpo_takes_16_pairs_a_step_in_checkpointed_micro_batches(tmp_path):
+    from pathlib import Path
+
+    from codealign.params import load_params
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params" / "paper.yaml")["dpo"]
+    config = build_config(params, work_dir=tmp_path, max_steps=10, max_length=1024, seed=0)
+    assert config.per_device_train_batch_size * config.gradient_accumulation_steps == 16
+    assert config.gradient_accumulation_steps > 1 and config.activation_checkpointing
+    assert config.activation_checkpointing_kwargs == {"use_reentrant": False}
+    assert config.bf16 and config.lr_scheduler_type == "constant" and config.beta == 0.1
+    assert stage_steps(17, params) == 2  # steps count pairs per optimizer step
 
 
 @pytest.fixture
@@ -129,6 +152,50 @@ def test_no_pairs_at_all_skips_every_run(setup, tmp_path):
     assert (tmp_path / "shuffled" / "adapter_config.json").is_file()
 
 
+@pytest.mark.slow
+def test_accumulated_and_checkpointed_steps_train_the_same_adapter(setup, tmp_path):
+    """The memory knobs of a large model (params/paper.yaml) change how a step is computed,
+    not the step: 2 pairs x 2 accumulated passes, with or without activation
+    checkpointing, train the adapter that 4 pairs in one pass train."""
+    import dataclasses
+
+    import torch
+    from safetensors.torch import load_file
+
+    ctx, sft, curriculum, result = setup
+    pairs = [p for stage in result["stages"] for p in stage]
+    assert len(pairs) >= 8
+
+    def train(name, **changes):
+        params = dataclasses.replace(ctx.params, lora_dropout=0.0, **changes)
+        trainer = make_trainer(
+            resolve_policy(sft), pairs, params, max_steps=2, max_length=256, seed=0,
+            work_dir=tmp_path / name,
+        )  # fmt: skip
+        trainer.train()
+        assert trainer.model.is_activation_checkpointing == params.gradient_checkpointing
+        weights = {
+            n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad
+        }
+        steps = sorted((e["step"], e["pair_id"]) for e in trainer.per_sample)
+        return weights, steps, [e["loss"] for e in sorted(trainer.per_sample, key=str)]
+
+    whole, whole_steps, whole_losses = train("whole", batch_size=4)
+    initial = load_file(sft / "adapter_model.safetensors")
+    moved = [n for n, w in whole.items() if not torch.equal(w, initial[n.replace(".default", "")])]
+    assert moved, "training changed no adapter weight"
+    for name, changes in {
+        "accumulated": {"batch_size": 2, "grad_accum": 2},
+        "checkpointed": {"batch_size": 2, "grad_accum": 2, "gradient_checkpointing": True},
+    }.items():
+        weights, steps, step_losses = train(name, **changes)
+        assert steps == whole_steps, name  # the same 8 pairs, 4 to a step
+        assert step_losses == pytest.approx(whole_losses, abs=1e-5), name
+        assert weights.keys() == whole.keys()
+        for key, value in weights.items():
+            assert torch.allclose(value, whole[key], atol=1e-5), (name, key)
+
+
 def _checkpoints(cache, stage: str):
     return list(cache.glob(f"checkpoints/{stage}/*/checkpoint-*/trainer_state.json"))
 
@@ -194,7 +261,11 @@ def test_a_bf16_dpo_stage_on_cuda(setup, tmp_path):
     import dataclasses
 
     ctx, sft, curriculum, result = setup
-    ctx = dataclasses.replace(ctx, params=dataclasses.replace(ctx.params, dtype="bfloat16"))
+    # bf16 in checkpointed micro-batches, as params/paper.yaml trains.
+    memory = {"batch_size": 1, "grad_accum": 2, "gradient_checkpointing": True}
+    ctx = dataclasses.replace(
+        ctx, params=dataclasses.replace(ctx.params, dtype="bfloat16", **memory)
+    )
     first = run_stage(ctx, 1, sft, curriculum, tmp_path / "stage_1")
     assert first["steps"] == stage_steps(len(result["stages"][0]), ctx.params) > 0
     assert (tmp_path / "stage_1" / "adapter_model.safetensors").is_file()

@@ -32,6 +32,7 @@ from codealign.dpo.train import (
     boundaries,
     boundary_saver,
     make_trainer,
+    pairs_per_step,
     resume_step,
     save_adapter,
     stage_steps,
@@ -232,7 +233,7 @@ def run_shuffled(
                         {"step": step, **ctx.evaluate(tmp / "checkpoints" / f"step_{step}")}
                     )
             metrics["evals"] = evals
-            epoch_steps = math.ceil(len(pairs) / ctx.params.batch_size)
+            epoch_steps = math.ceil(len(pairs) / pairs_per_step(ctx.params))
             epoch = [e for e in trainer.per_sample if e["step"] <= epoch_steps]
         write_json(tmp / STATE_FILE, {"stage": "shuffled", "cumulative_steps": total})
     return metrics, epoch

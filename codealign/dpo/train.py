@@ -23,9 +23,9 @@ The per-sample loss log lives there too (`LossLog`): on resume it keeps the rows
 steps the checkpoint holds and drops those logged after it, so the log of a resumed run
 is that of an uninterrupted one.
 
-Equal steps. A curriculum stage trains `ceil(pairs / batch_size) * epochs` optimizer
-steps on its bucket; the shuffled baseline trains the sum of those steps on the union
-of the same pairs, saving the adapter at the same cumulative step counts.
+Equal steps. A curriculum stage trains `ceil(pairs / (batch_size * grad_accum)) * epochs`
+optimizer steps on its bucket; the shuffled baseline trains the sum of those steps on
+the union of the same pairs, saving the adapter at the same cumulative step counts.
 """
 
 from __future__ import annotations
@@ -55,7 +55,15 @@ class DpoParams(Section):
     beta: float = param(0.1, gt=0, doc="DPO temperature: higher stays closer to the reference")
     learning_rate: float = param(5e-4, gt=0, le=1, doc="constant, so stages compare fairly")
     epochs: int = param(1, ge=1, doc="passes over each curriculum bucket")
-    batch_size: int = param(8, ge=1, doc="pairs per optimizer step")
+    batch_size: int = param(
+        8, ge=1, doc="pairs per forward pass; an optimizer step takes batch_size × grad_accum"
+    )
+    grad_accum: int = param(
+        1, ge=1, doc="forward passes per optimizer step: the same step with less memory"
+    )
+    gradient_checkpointing: bool = param(
+        False, doc="recompute activations in the backward pass: less memory, more compute"
+    )
     lora_r: int = param(16, ge=1)
     lora_alpha: int = param(32, ge=1)
     lora_dropout: float = param(0.0, ge=0, lt=1)
@@ -78,9 +86,14 @@ class DpoParams(Section):
     eval_timeout: float = param(3.0, gt=0)
 
 
+def pairs_per_step(params: DpoParams) -> int:
+    """Pairs one optimizer step takes (per process in a distributed run)."""
+    return params.batch_size * params.grad_accum
+
+
 def stage_steps(pairs: int, params: DpoParams) -> int:
     """Optimizer steps of one curriculum stage (0 for an empty bucket)."""
-    return math.ceil(pairs / params.batch_size) * params.epochs if pairs else 0
+    return math.ceil(pairs / pairs_per_step(params)) * params.epochs if pairs else 0
 
 
 def boundaries(stage_sizes: Sequence[int], params: DpoParams) -> list[int]:
@@ -230,6 +243,52 @@ def load_trainable(spec: PolicySpec, params: DpoParams):
     return tokenizer, model, config
 
 
+def build_config(
+    params: DpoParams,
+    *,
+    work_dir: Path,
+    max_steps: int,
+    max_length: int,
+    seed: int,
+    stored_reference: bool = True,
+):
+    """TRL's DPOConfig for one run: a constant learning rate, the sigmoid loss, every
+    step logged, checkpoints every `save_steps`."""
+    import torch
+    from trl import DPOConfig
+
+    return DPOConfig(
+        output_dir=str(work_dir),
+        beta=params.beta,
+        learning_rate=params.learning_rate,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_steps=max_steps,
+        per_device_train_batch_size=params.batch_size,
+        gradient_accumulation_steps=params.grad_accum,
+        max_grad_norm=params.max_grad_norm,
+        max_length=max_length,
+        precompute_ref_log_probs=stored_reference,
+        loss_type=["sigmoid"],
+        activation_checkpointing=params.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False}
+        if params.gradient_checkpointing
+        else None,
+        bf16=params.dtype == "bfloat16",
+        fp16=params.dtype == "float16",
+        use_cpu=not torch.cuda.is_available(),
+        logging_steps=1,
+        save_strategy="steps" if params.save_steps else "no",
+        save_steps=params.save_steps or 500,
+        save_total_limit=2,
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,  # a progress bar on stderr, not a printed dict per step
+    )
+
+
 def make_trainer(
     spec: PolicySpec,
     pairs: Sequence[dict[str, Any]],
@@ -244,40 +303,14 @@ def make_trainer(
     callbacks: Sequence[Any] = (),
 ):
     """A ready DPOTrainer over `pairs` (see the module docstring for what it trains)."""
-    import torch
-    from trl import DPOConfig
-
     trainer_cls, collator_cls = _trainer_class()
     tokenizer, model, peft_config = load_trainable(spec, params)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    config = DPOConfig(
-        output_dir=str(work_dir),
-        beta=params.beta,
-        learning_rate=params.learning_rate,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        max_steps=max_steps,
-        per_device_train_batch_size=params.batch_size,
-        gradient_accumulation_steps=1,
-        max_grad_norm=params.max_grad_norm,
-        max_length=max_length,
-        precompute_ref_log_probs=stored_reference,
-        loss_type=["sigmoid"],
-        gradient_checkpointing=False,
-        bf16=params.dtype == "bfloat16",
-        fp16=params.dtype == "float16",
-        use_cpu=not torch.cuda.is_available(),
-        logging_steps=1,
-        save_strategy="steps" if params.save_steps else "no",
-        save_steps=params.save_steps or 500,
-        save_total_limit=2,
-        report_to=[],
-        seed=seed,
-        data_seed=seed,
-        dataloader_num_workers=0,
-        disable_tqdm=False,  # a progress bar on stderr, not a printed dict per step
-    )
+    config = build_config(
+        params, work_dir=work_dir, max_steps=max_steps, max_length=max_length, seed=seed,
+        stored_reference=stored_reference,
+    )  # fmt: skip
     collator = collator_cls(
         pad_token_id=tokenizer.pad_token_id, max_length=max_length, truncation_mode="keep_start"
     )
