@@ -15,12 +15,15 @@ Prints one JSON object: profile, stages ({name: seconds}), order, total_s, cores
 dvc_overhead_s.
 
     python benchmarks/bench_stage_times.py                       # smoke profile, ~3 min
+    python benchmarks/bench_stage_times.py --out metrics/stage_times_smoke.json
     python benchmarks/bench_stage_times.py --profile default --out metrics/stage_times.json
     python benchmarks/bench_stage_times.py --profile full      # the research scale, ~31 min
     python benchmarks/bench_stage_times.py --in-place --out metrics/stage_times.json
 
-`--in-place` runs in this repository with its own params.yaml instead of a scratch copy:
-every stage is forced, so the run also leaves a complete, fresh dvc.lock and outs here.
+`--in-place` runs in this repository with its own params.yaml (the profile `default`)
+instead of a scratch copy: every stage is forced, so the run also leaves a complete,
+fresh dvc.lock and outs here. The report shows `metrics/stage_times.json` and, as more
+columns, every `metrics/stage_times_<profile>.json` beside it.
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ def main() -> None:
         "TOKENIZERS_PARALLELISM": "false",
     }
     if args.in_place:
-        tmp, work, profile = None, ROOT, "in-place"
+        tmp, work, profile = None, ROOT, "default"
     else:
         tmp = tempfile.mkdtemp(prefix="bench_stage_times.")
         work, profile = Path(tmp) / "repo", args.profile
@@ -146,6 +149,7 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     result = {
         "profile": profile,
+        "in_place": args.in_place,
         "stages": stages,
         "order": order,
         "total_s": round(sum(stages.values()), 2),

@@ -14,7 +14,9 @@ What it assumes, and promises:
   absolute paths, sorted iteration, PNGs without a software-version stamp. Rerunning
   on the same inputs gives byte-identical files.
 - DVC records no durations, so the wall time per stage comes from
-  `metrics/stage_times.json`, which `benchmarks/bench_stage_times.py` writes.
+  `metrics/stage_times.json`, which `benchmarks/bench_stage_times.py` writes; the
+  times of other profiles, `metrics/stage_times_<profile>.json` (such as
+  `stage_times_smoke.json`), become more columns of the same table.
 - `metrics/dpo_seeds.json` (optional) holds the curriculum and shuffled pass@1 curves
   of several seeds, `{"base_model_digest": "...", "seeds": [{"seed": 0, "curriculum":
   [{"step": 0, "pass@1": 0.4}, ...], "shuffled": [...]}, ...]}`: each seed's curves are
@@ -49,6 +51,7 @@ from codealign.params import Section, param, register
 log = logging.getLogger(__name__)
 
 STAGE_TIMES = "stage_times.json"
+OTHER_STAGE_TIMES = "stage_times_*.json"  # other profiles' times, shown beside this one's
 DPO_SEEDS = "dpo_seeds.json"
 KSWEEP = "ksweep.json"
 LINTSEQ_EVAL = "lintseq_eval.json"
@@ -127,14 +130,14 @@ def _natural(text: str) -> list:
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
 
 
-def stage_times(metrics_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The wall time per stage from `metrics_dir/stage_times.json`, or None when absent.
+def stage_times(metrics_dir: str | os.PathLike, name: str = STAGE_TIMES) -> dict[str, Any] | None:
+    """The wall time per stage from `metrics_dir/name`, or None when absent.
 
     The file is what `benchmarks/bench_stage_times.py --out` writes: `profile`, `stages`
     (`{name: seconds}`), `order` (the names in the order they ran; optional), `total_s`,
     `cores`. The result has the same keys with `order` always filled in.
     """
-    path = Path(metrics_dir) / STAGE_TIMES
+    path = Path(metrics_dir) / name
     if not path.is_file():
         return None
     raw = read_json(path)
@@ -1078,24 +1081,41 @@ def section_stage_times(ctx: Context) -> list[str]:
             f"{ctx.shown(STAGE_TIMES)}), then `dvc repro --force report` (the file is "
             "optional, so it is not a DVC dependency).*"
         ]
-    total = times["total_s"] or 1.0
-    rows = [
-        [name, f"{seconds:.1f}", f"{seconds / total:.1%}"]
-        for name, seconds in times["stages"].items()
-    ]
-    rows.append(["**total**", f"{times['total_s']:.1f}", "100.0%"])
-    cores = times["cores"]
+    runs = [(STAGE_TIMES, times)]
+    for path in sorted(ctx.metrics_dir.glob(OTHER_STAGE_TIMES)):
+        runs.append((path.name, stage_times(ctx.metrics_dir, path.name)))
+    names = list(times["order"])
+    for _, run in runs[1:]:
+        names += [name for name in run["order"] if name not in names]
+    header = ["Stage"]
+    for _, run in runs:
+        header += [f"`{run['profile']}` (s)", "Share"]
+    rows = []
+    for name in [*names, None]:
+        row = [name or "**total**"]
+        for _, run in runs:
+            seconds = run["total_s"] if name is None else run["stages"].get(name)
+            if seconds is None:
+                row += ["–", "–"]  # a stage that profile does not have
+            else:
+                row += [f"{seconds:.1f}", f"{seconds / (run['total_s'] or 1.0):.1%}"]
+        rows.append(row)
     overhead = times["dvc_overhead_s"]
     note = (
         f" Each time includes DVC's own start-up, about {overhead:.1f} s per stage."
         if isinstance(overhead, int | float) and not isinstance(overhead, bool)
         else ""
     )
+    others = "".join(
+        f" Beside it, profile `{run['profile']}` on {_cell(run['cores'])} cores "
+        f"({ctx.shown(name)})."
+        for name, run in runs[1:]
+    )
     return lines + [
-        f"Profile `{times['profile']}` on {_cell(cores)} cores, each stage run alone with "
-        f"`dvc repro --single-item` ({ctx.shown(STAGE_TIMES)}).{note}",
+        f"Profile `{times['profile']}` on {_cell(times['cores'])} cores, each stage run alone "
+        f"with `dvc repro --single-item` ({ctx.shown(STAGE_TIMES)}).{note}{others}",
         "",
-        *table(["Stage", "Seconds", "Share"], rows),
+        *table(header, rows),
     ]
 
 

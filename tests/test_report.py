@@ -451,6 +451,32 @@ def test_wrong_shape_names_the_key(tmp_path):
     )
 
 
+def test_stage_times_of_other_profiles_are_more_columns(tmp_path):
+    metrics = tmp_path / "metrics"
+    times = {"seed": 2.0, "base_model": 200.0, "lintseq_eval": 98.0}
+    dump(
+        metrics / "stage_times.json",
+        {"profile": "default", "stages": times, "total_s": 300.0, "cores": 2},
+    )
+    smoke = {"seed": 1.0, "base_model": 8.0, "extra": 1.0}
+    dump(
+        metrics / "stage_times_smoke.json",
+        {"profile": "smoke", "stages": smoke, "total_s": 10.0, "cores": 2},
+    )
+    assert run_report(tmp_path).exit_code == 0
+    text = (metrics / "report.md").read_text()
+    assert "| Stage | `default` (s) | Share | `smoke` (s) | Share |" in text
+    assert "| base_model | 200.0 | 66.7% | 8.0 | 80.0% |" in text
+    assert "| lintseq_eval | 98.0 | 32.7% | – | – |" in text
+    assert "| extra | – | – | 1.0 | 10.0% |" in text
+    assert "| **total** | 300.0 | 100.0% | 10.0 | 100.0% |" in text
+    assert "Beside it, profile `smoke` on 2 cores (`metrics/stage_times_smoke.json`)." in text
+    dump(metrics / "stage_times_smoke.json", {"stages": {"seed": -1}, "total_s": 1})
+    result = run_report(tmp_path)
+    assert result.exit_code != 0
+    assert "stage_times_smoke.json: stages.seed must be >= 0, got -1" in result.output
+
+
 def test_seed_band_and_stage_times_reader(tmp_path):
     seeds = [
         {"curriculum": ([0, 5], [0.2, v]), "shuffled": ([0, 5], [0.2, 0.3])}
