@@ -177,8 +177,8 @@ def test_accumulated_and_checkpointed_steps_train_the_same_adapter(setup, tmp_pa
         weights = {
             n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad
         }
-        steps = sorted((e["step"], e["pair_id"]) for e in trainer.per_sample)
-        return weights, steps, [e["loss"] for e in sorted(trainer.per_sample, key=str)]
+        logged = sorted(trainer.per_sample, key=lambda e: (e["step"], e["pair_id"]))
+        return weights, [(e["step"], e["pair_id"]) for e in logged], [e["loss"] for e in logged]
 
     whole, whole_steps, whole_losses = train("whole", batch_size=4)
     initial = load_file(sft / "adapter_model.safetensors")
