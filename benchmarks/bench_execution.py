@@ -157,17 +157,8 @@ def overhead(problems_raw: dict, problems, count: int) -> dict:
     with Sandbox(workers=1) as box:
         box.run([Sample(problems[ids[0]], problems[ids[0]].canonical_program)])  # warm up
         for tid in ids:
-            p = problems_raw[tid]
-            code = compile(
-                p["prompt"]
-                + p["canonical_solution"]
-                + "\n"
-                + p["test"]
-                + "\n"
-                + f"check({p['entry_point']})",
-                "<floor>",
-                "exec",
-            )
+            canonical = {"task_id": tid, "completion": problems_raw[tid]["canonical_solution"]}
+            code = compile(whole_programs(problems_raw, [canonical])[0], "<floor>", "exec")
             start = time.perf_counter()
             exec(code, {})
             inline = time.perf_counter() - start
