@@ -28,7 +28,8 @@ def tiny_policy(work: Path, world, hidden: int, layers: int) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
+    from codealign.params.pretraining import BaseModelParams
+    from codealign.pretraining.base_model import build_model, train_tokenizer
 
     texts = [t.prompt + t.canonical_solution for t in world.train] + [
         t.instruction for t in world.train
@@ -153,7 +154,7 @@ def main() -> None:
 
     from codealign.dpo.pairs import reference_logps
     from codealign.dpo.policy import load_policy, resolve_policy
-    from codealign.dpo.train import DpoParams
+    from codealign.params.dpo import DpoParams
     from codealign.tinyworld.world import build_world
 
     world = build_world(seed=0, n_train=300, n_pool=max(args.pairs, args.prompts), n_eval=10)

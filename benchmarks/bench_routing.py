@@ -66,7 +66,8 @@ def build_world(root: Path, k: int, hidden: int, layers: int, rank: int) -> dict
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
+    from codealign.params.pretraining import BaseModelParams
+    from codealign.pretraining.base_model import build_model, train_tokenizer
     from codealign.specialists.sft import (
         adapter_bytes,
         model_digest,

@@ -46,7 +46,7 @@ from typing import Any
 
 from codealign.errors import CodealignError
 from codealign.io import atomic_path, read_json, write_text
-from codealign.params import Section, param, register
+from codealign.params.report import ReportParams
 
 log = logging.getLogger(__name__)
 
@@ -68,27 +68,6 @@ MIXTURE_COLUMNS = {
 STAGE_TIMES_HOWTO = (
     "python benchmarks/bench_stage_times.py --profile default --out metrics/stage_times.json"
 )
-
-
-@register("report")
-@dataclass(frozen=True)
-class ReportParams(Section):
-    """What the report shows and how its figures look."""
-
-    title: str = param("codealign pipeline report", doc="the report's first heading")
-    stage_times: bool = param(
-        True, doc="include the wall time per stage (metrics/stage_times.json) section"
-    )
-    copy_figures: bool = param(
-        True,
-        doc="copy the figures other stages drew into the report's folder (self-contained); "
-        "false links to them where they are",
-    )
-    dpi: int = param(100, ge=50, le=600, doc="resolution of the figures the report draws")
-    confidence: float = param(
-        0.95, gt=0, lt=1, doc="level of the bootstrap band over seeds (metrics/dpo_seeds.json)"
-    )
-    resamples: int = param(10_000, ge=100, doc="bootstrap resamples for that band")
 
 
 # ---------------------------------------------------------------------------- reading

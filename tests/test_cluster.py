@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from stage_scripts import stage
 
 from codealign.errors import CodealignError
+from codealign.params.specialists import ClusterParams
 from codealign.specialists.cluster import (
     ClusterModel,
-    ClusterParams,
     EmbeddedSplits,
     check_k,
     fit_clusters,

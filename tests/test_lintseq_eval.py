@@ -10,15 +10,10 @@ from click.testing import CliRunner
 from stage_scripts import stage
 from tiny_specialists import ADD, ADD_CODE, make_base_model, sft_records
 
-from codealign.edits.lintseq import LintseqParams, build_split
-from codealign.edits.lintseq_eval import (
-    LintseqEvalParams,
-    decode_answers,
-    reason_kind,
-    score_samples,
-    summarize,
-)
+from codealign.edits.lintseq import build_split
+from codealign.edits.lintseq_eval import decode_answers, reason_kind, score_samples, summarize
 from codealign.errors import CodealignError
+from codealign.params.edits import LintseqEvalParams, LintseqParams
 from codealign.problems import problem_from_record
 from codealign.specialists.sft import model_digest
 

@@ -11,7 +11,8 @@ from stage_scripts import stage
 
 from codealign.errors import CodealignError
 from codealign.params import parse_params
-from codealign.report import ReportParams, seed_band, stage_times
+from codealign.params.report import ReportParams
+from codealign.report import seed_band, stage_times
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "dc30" * 16  # the base model the fixture's runs and aggregates share

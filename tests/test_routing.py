@@ -151,7 +151,8 @@ def test_sampling_is_seeded(router):
 
 @pytest.mark.slow
 def test_routing_picks_the_nearest_centroid(world, tmp_path):
-    from codealign.lm.embedding import Embedder, EmbedParams, model_identity
+    from codealign.lm.embedding import Embedder, model_identity
+    from codealign.params.lm import EmbedParams
     from codealign.specialists.cluster import embedder_spec
 
     params = EmbedParams()

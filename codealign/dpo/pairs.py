@@ -19,22 +19,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from codealign.dpo.policy import chat_answer, chat_prompt
-from codealign.params import Section, param, register
 
 log = logging.getLogger(__name__)
-
-
-@register("pairs")
-@dataclass(frozen=True)
-class PairsParams(Section):
-    batch_size: int = param(16, ge=1, doc="pairs per reference forward pass")
-    max_length: int = param(512, ge=16, doc="tokens per prompt+answer, as DPO truncates them")
 
 
 def mine_pairs(scored: Sequence[dict]) -> tuple[list[dict[str, Any]], dict[str, int]]:

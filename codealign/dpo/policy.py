@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from codealign.errors import CodealignError
+from codealign.params.dpo import POLICY_MODES
 
 log = logging.getLogger(__name__)
-
-POLICY_MODES = ("single", "routed")
 
 
 @dataclass(frozen=True)

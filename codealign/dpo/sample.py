@@ -18,27 +18,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from codealign.dpo.policy import POLICY_MODES, LoadedPolicy, PolicySpec, question_of, render_prompts
+from codealign.dpo.policy import LoadedPolicy, PolicySpec, question_of, render_prompts
 from codealign.errors import CodealignError
-from codealign.params import Section, param, register
 
 log = logging.getLogger(__name__)
-
-
-@register("sample")
-@dataclass(frozen=True)
-class SampleParams(Section):
-    n: int = param(8, ge=2, doc="completions per prompt (best-of-N needs at least 2)")
-    temperature: float = param(0.8, gt=0, le=2, doc="sampling temperature")
-    max_new_tokens: int = param(128, ge=1)
-    batch_size: int = param(32, ge=1, doc="rows per generate call")
-    policy: str = param("routed", choices=POLICY_MODES, doc="routed specialists or one policy")
-    backend: str = param("hf", choices=("hf", "vllm"), doc="vllm needs CUDA and the vllm extra")
-    limit: int = param(0, ge=0, doc="first N pool prompts (0: all)")
-    dtype: str = param("float32", choices=("float32", "bfloat16", "float16"))
 
 
 # ---- the pool ------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from typing import Any
 from codealign.dpo.evaluate import evaluate_policy, load_benchmarks
 from codealign.dpo.policy import resolve_policy
 from codealign.dpo.train import (
-    DpoParams,
     LossLog,
     boundaries,
     boundary_saver,
@@ -40,6 +39,7 @@ from codealign.dpo.train import (
 from codealign.errors import CodealignError
 from codealign.io import atomic_path, is_main_process, read_json, read_jsonl, write_json
 from codealign.lm.checkpoints import checkpoint_dir, file_digest, last_checkpoint
+from codealign.params.dpo import DpoParams
 
 log = logging.getLogger(__name__)
 

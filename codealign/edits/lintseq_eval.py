@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from codealign.errors import CodealignError
-from codealign.evaluation.evaluate import BENCHMARKS
-from codealign.params import Section, param, register
-from codealign.specialists.sft import TARGETS, SFTParams, answer_of, to_conversation
+from codealign.params.edits import LintseqEvalParams
+from codealign.params.specialists import TARGETS, SFTParams
+from codealign.specialists.sft import answer_of, to_conversation
 
 log = logging.getLogger(__name__)
 
@@ -51,40 +51,6 @@ EDIT_FAILED = "edit_failed"
 # One adapter routes nothing: the manifest's embedder is never loaded (Router, k = 1).
 NO_EMBEDDER = {"model": "none", "identity": None, "note": "K = 1: no routing"}
 RECORD_FIELDS = {"id": (str, int), "question": str, "code": str, "target": str, "sample": int}
-
-
-@register("lintseq_eval")
-@dataclass(frozen=True)
-class LintseqEvalParams(Section):
-    """Knobs of the lintseq_eval stage (edits against programs, pass@k on one benchmark)."""
-
-    benchmark: str = param(
-        "tinyeval", choices=BENCHMARKS, doc="tasks to sample on (tinyeval is empty with real data)"
-    )
-    limit: int = param(100, ge=0, doc="first N tasks of the benchmark (0: all)")
-    n: int = param(50, ge=1, doc="samples per task and model; at least the largest k")
-    ks: tuple[int, ...] = param((1, 10, 50), ge=1, doc="the pass@k reported in the metrics")
-    temperature: float = param(0.8, gt=0, le=2, doc="sampling temperature of both models")
-    max_new_tokens: int = param(
-        192,
-        ge=1,
-        doc="answer budget of both models; an edit sequence spends ~1.6x the tokens of its "
-        "program, and one cut off by the budget is edit_failed",
-    )
-    batch_size: int = param(64, ge=1, doc="answers generated per forward pass")
-    workers: int = param(2, ge=1, doc="sandbox worker processes")
-    timeout: float = param(5.0, gt=0, doc="seconds per sample in the sandbox")
-    epochs: float | None = param(
-        None, gt=0, doc="passes over the records for the code run (null: sft.epochs)"
-    )
-
-    def validate(self, prefix: str) -> None:
-        if not self.ks:
-            raise CodealignError(f"{prefix}.ks must name at least one k")
-        if self.n < max(self.ks):
-            raise CodealignError(
-                f"{prefix}.n must be >= the largest of {prefix}.ks ({max(self.ks)}), got {self.n}"
-            )
 
 
 # ---------------------------------------------------------------------------- data

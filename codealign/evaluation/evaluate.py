@@ -30,35 +30,8 @@ from typing import Any
 
 from codealign.errors import CodealignError
 from codealign.lm.generation import complete_functions, load_causal_lm
-from codealign.params import Section, param, register
 
 log = logging.getLogger(__name__)
-
-BENCHMARKS = ("tinyeval", "humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
-
-
-@register("eval")
-@dataclass(frozen=True)
-class EvalParams(Section):
-    benchmarks: tuple[str, ...] = param(("tinyeval",), doc="any of " + ", ".join(BENCHMARKS))
-    limit: int = param(0, ge=0, doc="first N tasks of each benchmark (0: all)")
-    n: int = param(10, ge=1, doc="samples per task at each temperature")
-    pass1_temperature: float = param(0.2, gt=0, le=2, doc="temperature for pass@1")
-    passk_temperature: float = param(0.8, gt=0, le=2, doc="temperature for pass@k, k up to n")
-    max_new_tokens: int = param(128, ge=1)
-    batch_size: int = param(64, ge=1)
-    workers: int = param(2, ge=1, doc="sandbox worker processes")
-    timeout: float = param(5.0, gt=0, doc="seconds per sample in the sandbox")
-
-    def validate(self, prefix: str) -> None:
-        for name in self.benchmarks:
-            if name not in BENCHMARKS:
-                raise CodealignError(
-                    f"{prefix}.benchmarks: unknown benchmark '{name}' "
-                    f"(known: {', '.join(BENCHMARKS)})"
-                )
-        if not self.benchmarks:
-            raise CodealignError(f"{prefix}.benchmarks must name at least one benchmark")
 
 
 @dataclass(frozen=True)
