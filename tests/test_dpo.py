@@ -69,6 +69,7 @@ def setup(small_world, tmp_path, monkeypatch):
             "eval_limit": 2,
             "eval_n": 1,
             "eval_max_new_tokens": 8,
+            "eval_batch_size": 32,
         },
         "dpo",
     )

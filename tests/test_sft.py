@@ -16,7 +16,12 @@ from codealign.specialists.sft import build_configs, build_trainer, train_adapte
 
 ROOT = Path(__file__).resolve().parents[1]
 # Short runs: 12 items, batch 4, 2 epochs = 6 steps, a checkpoint every 2.
-FAST = SFTParams(batch_size=4, save_steps=2, logging_steps=1, learning_rate=5e-3, lora_r=4)
+# Small and quick; epochs, lora_alpha, eval_batch_size and max_length are the values these
+# tests were written against, not params.yaml's.
+FAST = SFTParams(
+    batch_size=4, save_steps=2, logging_steps=1, learning_rate=5e-3, lora_r=4,
+    epochs=2.0, lora_alpha=16, eval_batch_size=32, max_length=512,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
