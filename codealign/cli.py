@@ -56,6 +56,7 @@ class Command(click.Command):
 # `codealign --help` stays fast and no module imports this one in a cycle.
 SUBCOMMANDS = {
     "check": "codealign.execution.cli:check",
+    "docs": "codealign.report.docs:docs_command",
     "generate": "codealign.routing:generate_command",
     "route": "codealign.routing:route_command",
     "exps": "codealign.experiments:exps_command",
