@@ -12,7 +12,8 @@ def section_ksweep(ctx: Context) -> list[str]:
     if data is None:
         return lines + [
             f"*No K sweep yet: {ctx.shown(KSWEEP)} is written by `codealign ksweep` "
-            "after a grid of `dvc exp run --queue -S k=K -S train_seed=S evaluate` (README).*"
+            "after a grid of `dvc exp run --queue -S k=K -S train_seed=S evaluate` "
+            "(docs/specialists.md).*"
         ]
     where = str(ctx.path(KSWEEP))
     metrics = need(data, "metrics", where, list)

@@ -56,7 +56,7 @@ def section_lintseq(ctx: Context) -> list[str]:
         return lines + [
             "",
             f"*One seed: {ctx.shown(LINTSEQ_SEEDS)} is written by `codealign lintseq-seeds` "
-            "after `dvc exp run --queue -S train_seed=S lintseq_eval` runs (README).*",
+            "after `dvc exp run --queue -S train_seed=S lintseq_eval` runs (docs/lintseq.md).*",
         ]
     where = str(ctx.path(LINTSEQ_SEEDS))
     by_target = need(seeds, "by_target", where, dict)

@@ -46,7 +46,7 @@ def section_mixture(ctx: Context) -> list[str]:
             f"*No ablation yet: {ctx.shown(MIXTURE)} is written by `codealign mixture` after "
             "`dvc exp run --queue -S base_model.code_share=S -S train_seed=T "
             "base_model_eval evaluate` and `-S base_model.seed=B base_model_eval` runs "
-            "(README).*",
+            "(docs/code-share.md).*",
         ]
     where = str(ctx.path(MIXTURE))
     rows = []
