@@ -129,3 +129,24 @@ def test_every_relative_link_resolves(page):
         elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
             broken.append(f"{target}: no heading with that anchor")
     assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
+
+
+def shown_code(text: str) -> str:
+    """Every inline code span and fenced block of a markdown text, one per line."""
+    spans = re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.M | re.S)
+    spans += re.findall(r"`([^`\n]+)`", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S))
+    return "\n".join(spans)
+
+
+def test_every_command_and_script_the_docs_show_exists():
+    """`codealign NAME` answers --help; `stages/…py` and `benchmarks/…py` are files."""
+    from codealign.cli import main
+
+    code = "\n".join(shown_code(page.read_text()) for page in PAGES)
+    names = set(re.findall(r"(?:^|[\s(])codealign ([a-z][a-z-]*)", code, flags=re.M))
+    assert {"check", "docs", "exps", "ksweep"} <= names
+    for name in sorted(names):
+        result = CliRunner().invoke(main, [name, "--help"])
+        assert result.exit_code == 0, f"`codealign {name} --help`: {result.output}"
+    scripts = set(re.findall(r"\b((?:stages|benchmarks)/\w+\.py)\b", code))
+    assert scripts and not [s for s in sorted(scripts) if not (ROOT / s).is_file()]
