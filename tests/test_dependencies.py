@@ -1,4 +1,4 @@
-"""Every declared dependency is used: imported by the code, or needed at run time for a stated reason."""
+"""Every declared dependency is used: imported by the code, or needed for a stated reason."""
 
 from __future__ import annotations
 
