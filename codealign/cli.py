@@ -62,6 +62,7 @@ SUBCOMMANDS = {
     "ksweep": "codealign.sweeps.experiments:ksweep_command",
     "mixture": "codealign.sweeps.mixture:mixture_command",
     "lintseq-seeds": "codealign.sweeps.lintseq_seeds:lintseq_seeds_command",
+    "profile": "codealign.profiles:profile_command",
 }
 
 
