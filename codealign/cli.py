@@ -57,12 +57,13 @@ class Command(click.Command):
 SUBCOMMANDS = {
     "check": "codealign.execution.cli:check",
     "docs": "codealign.report.docs:docs_command",
-    "generate": "codealign.routing:generate_command",
-    "route": "codealign.routing:route_command",
-    "exps": "codealign.experiments:exps_command",
-    "ksweep": "codealign.experiments:ksweep_command",
-    "mixture": "codealign.mixture_sweep:mixture_command",
-    "lintseq-seeds": "codealign.lintseq_seeds:lintseq_seeds_command",
+    "generate": "codealign.specialists.routing:generate_command",
+    "route": "codealign.specialists.routing:route_command",
+    "exps": "codealign.sweeps.experiments:exps_command",
+    "ksweep": "codealign.sweeps.experiments:ksweep_command",
+    "mixture": "codealign.sweeps.mixture:mixture_command",
+    "lintseq-seeds": "codealign.sweeps.lintseq_seeds:lintseq_seeds_command",
+    "profile": "codealign.profiles:profile_command",
 }
 
 
