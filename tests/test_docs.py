@@ -65,6 +65,23 @@ def test_results_block_follows_the_metrics_and_check_names_the_stale_file(tmp_pa
     assert CliRunner().invoke(docs_command, ["--root", str(root), "--check"]).exit_code == 0
 
 
+def test_results_block_labels_what_differs_between_profiles_and_names_a_bad_file(tmp_path):
+    root = copy_repo(tmp_path)
+    full = root / "results" / "full" / "evaluate.json"
+    evaluate = json.loads(full.read_text())
+    evaluate["tinyeval"]["models"]["routed"]["k"] = 10
+    full.write_text(json.dumps(evaluate))
+    routed = next(line for line in results_block(root).splitlines() if ", routed" in line)
+    assert routed.startswith("| tinyeval, routed: pass@1 / pass@10 (T = 0.8) | K = 5: 0.148")
+    assert "| K = 10: 0.426 / 0.625 |" in routed
+
+    del evaluate["tinyeval"]["models"]
+    full.write_text(json.dumps(evaluate))
+    result = CliRunner().invoke(docs_command, ["--root", str(root)])
+    assert result.exit_code == 2
+    assert result.output == "error: results/full/evaluate.json: missing key 'tinyeval.models'\n"
+
+
 def test_stage_graph_has_every_stage_and_follows_dvc_yaml(tmp_path):
     root = copy_repo(tmp_path)
     diagram = pipeline_mermaid(root)

@@ -51,25 +51,35 @@ def _passk_key(row: dict) -> str | None:
 
 
 def _model_rows(root: Path, dirs: dict[str, str]) -> list[list[str]]:
+    """Per benchmark: its size, then pass@1 / pass@k of each model, one column per profile."""
     data = {p: _load(root / d / "evaluate.json") for p, d in dirs.items()}
     benches = sorted({b for d in data.values() if d for b in d})
     rows = []
     for bench in benches:
-        results = {p: d[bench] for p, d in data.items() if d and bench in d}
-        tasks = []
-        for profile in dirs:
-            r = results.get(profile)
-            tasks.append(
+        models = {}
+        for profile, d in data.items():
+            if d and bench in d:
+                at = f"{dirs[profile]}/evaluate.json"
+                models[profile] = need(need(d, bench, at, dict), "models", f"{at}: {bench}", dict)
+        sizes = []
+        for d in data.values():
+            result = d.get(bench) if d else None
+            sizes.append(
                 "not run"
-                if r is None
-                else f"{r.get('tasks', '?')} tasks × {r.get('samples_per_task', '?')} samples"
+                if result is None
+                else f"{result.get('tasks', '?')} tasks × "
+                f"{result.get('samples_per_task', '?')} samples"
             )
-        rows.append([f"{bench}: tasks × samples per task", *tasks])
-        names = list(dict.fromkeys(m for r in results.values() for m in r["models"]))
-        for name in names:
+        rows.append([f"{bench}: tasks × samples per task", *sizes])
+        for name in dict.fromkeys(m for by_name in models.values() for m in by_name):
+            found = {p: by_name[name] for p, by_name in models.items() if name in by_name}
+            ks = {row.get("k") for row in found.values()}
+            keys = {_passk_key(row) for row in found.values()}
+            label = name + (f" (K = {next(iter(ks))})" if ks != {None} and len(ks) == 1 else "")
+            shown = "pass@1" + (f" / {_key_name(next(iter(keys)))}" if len(keys) == 1 else "")
             cells = []
             for profile, d in dirs.items():
-                row = results.get(profile, {}).get("models", {}).get(name)
+                row = found.get(profile)
                 if row is None:
                     cells.append("not run")
                     continue
@@ -78,16 +88,21 @@ def _model_rows(root: Path, dirs: dict[str, str]) -> list[list[str]]:
                 cell = _f(need(row, "pass@1", where, NUMBER))
                 if key:
                     cell += f" / {_f(need(row, key, where, NUMBER))}"
+                if len(keys) > 1 and key:
+                    cell += f" ({_key_name(key)})"
+                if len(ks) > 1 and row.get("k") is not None:
+                    cell = f"K = {row['k']}: {cell}"
                 cells.append(cell)
-            model = next(r["models"][name] for r in results.values() if name in r["models"])
-            label = f"{name} (K = {model['k']})" if "k" in model else name
-            key = next(
-                (_passk_key(r["models"][name]) for r in results.values() if name in r["models"]),
-                None,
-            )
-            shown = "pass@1" + (f" / {key.replace('_t', ' (T = ')})" if key else "")
             rows.append([f"{bench}, {label}: {shown}", *cells])
     return rows
+
+
+def _key_name(key: str | None) -> str:
+    """`pass@10_t0.8` as the table names it: `pass@10 (T = 0.8)`."""
+    if key is None:
+        return "–"
+    k, _, temperature = key.partition("_t")
+    return f"{k} (T = {temperature})"
 
 
 def _ksweep_rows(root: Path, dirs: dict[str, str]) -> list[list[str]]:
