@@ -167,3 +167,24 @@ def test_every_command_and_script_the_docs_show_exists():
         assert result.exit_code == 0, f"`codealign {name} --help`: {result.output}"
     scripts = set(re.findall(r"\b((?:stages|benchmarks)/\w+\.py)\b", code))
     assert scripts and not [s for s in sorted(scripts) if not (ROOT / s).is_file()]
+
+
+def test_where_does_my_change_go_names_real_modules_stages_and_tests():
+    """Every module, stage and test file in the README's map exists under that name."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Where does my change go", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    stages = set(re.findall(r"^  ([\w@]+):", (ROOT / "dvc.yaml").read_text(), flags=re.M))
+    missing = []
+    for row in rows[1:]:
+        _, modules, stage_cell, tests = (cell.strip() for cell in row.strip("|").split("|"))
+        for module in re.findall(r"`([\w/.*]+)`", modules):
+            if not list((ROOT / "codealign").glob(module.rstrip("/"))):
+                missing.append(f"codealign/{module}")
+        for stage in re.findall(r"`(\w+)", stage_cell):
+            if stage not in stages and stage not in ("codealign", "ksweep", "mixture"):
+                missing.append(f"stage {stage}")
+        for test in re.findall(r"`([\w*]+\.py)`", tests):
+            if not list((ROOT / "tests").glob(test)):
+                missing.append(f"tests/{test}")
+    assert len(rows) > 10 and not missing, missing
