@@ -118,10 +118,10 @@ def test_every_section_of_params_yaml_has_a_class_and_every_class_a_section():
     assert sections == set(SECTIONS)
 
 
-def test_code_defaults_are_the_values_of_params_yaml():
+def test_code_defaults_are_the_values_of_the_default_profile():
     """A section built in code (tests, benchmarks, a partial mapping) runs what the default
-    profile runs: every field's default is params.yaml's value for that key."""
-    resolved = load_params(ROOT / "params.yaml")
+    profile runs: every field's default is params/default.yaml's value for that key."""
+    resolved = load_params(ROOT / "params" / "default.yaml")
     differ = []
     for name, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
@@ -129,9 +129,9 @@ def test_code_defaults_are_the_values_of_params_yaml():
             code = f.default_factory() if missing else f.default
             yaml_value = getattr(resolved[name], f.name)
             if code != yaml_value or type(code) is not type(yaml_value):
-                differ.append(f"{name}.{f.name}: code {code!r}, params.yaml {yaml_value!r}")
+                differ.append(f"{name}.{f.name}: code {code!r}, profile {yaml_value!r}")
     assert not differ, differ
-    # And so a file with only the required top-level keys resolves to params.yaml.
+    # And so a file with only the required top-level keys resolves to the default profile.
     bare = parse_params({"seed": resolved.seed, "k": resolved.k})
     assert bare == resolved
 

@@ -113,7 +113,7 @@ def _codealign_imports(script: Path) -> set[str]:
 
 
 # Shared plumbing every stage imports, left out of deps so that a change there does not
-# rerun the whole DAG (the README says so): click wiring, params loading and the section
+# rerun the whole DAG (docs/pipeline.md says so): click wiring, params loading and the section
 # classes (every profile spells out every key, so no default reaches an out), atomic
 # writes, the error type. An entry ending in "/" is a package.
 PLUMBING = {"codealign/cli.py", "codealign/params/", "codealign/io.py", "codealign/errors.py"}

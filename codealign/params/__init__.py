@@ -10,8 +10,9 @@ nothing of codealign but its errors, so reading params never pulls in the librar
 the corpus, the data); `train_seed` (null: `seed`) seeds only what comes after the data
 (K-means, adapter training, sampling, DPO, lintseq_eval), so a training experiment can be
 repeated over seeds on the same curated data. Any key it does not know is an error, so a
-typo never silently falls back to a default. A field's default is params.yaml's value;
-docs/params.md lists every key (`codealign params --markdown` writes it).
+typo never silently falls back to a default. A field's default is its value in the
+default profile, params/default.yaml; docs/params.md lists every key (`codealign params
+--markdown` writes it).
 """
 
 from __future__ import annotations

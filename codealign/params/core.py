@@ -11,8 +11,9 @@ its type hint and bounds, and raises `CodealignError` with one line that names t
 `dedup.threshold must be a number in (0, 1], got 1.5`. Lists become tuples so that
 sections stay hashable and frozen.
 
-A field's default is the value params.yaml gives it (tests/test_params.py asserts so for
-every key), so a section built in code runs what the default profile runs. This module
+A field's default is the value the default profile, params/default.yaml, gives it
+(tests/test_params.py asserts so for every key), so a section built in code runs what the
+default profile runs. This module
 imports nothing of codealign but its errors.
 """
 
@@ -38,7 +39,7 @@ def param(
     choices: tuple[Any, ...] | None = None,
     doc: str,
 ) -> Any:
-    """Declare a section field: its default (params.yaml's value), optional bounds and
+    """Declare a section field: its default (params/default.yaml's value), optional bounds and
     allowed choices, and a one-line doc for docs/params.md."""
     meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "doc": doc}
     if isinstance(default, list):

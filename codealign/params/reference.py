@@ -21,6 +21,9 @@ import yaml
 from codealign.params import SECTIONS, TOP_LEVEL, load_params
 from codealign.params.core import _bounds_text, _describe
 
+# The profile whose values the code's defaults are.
+DEFAULT = Path("params/default.yaml")
+
 HEADER = """\
 # Params reference
 
@@ -29,9 +32,10 @@ HEADER = """\
 
 Every knob of the pipeline, section by section, from the section classes in
 `codealign/params/`. **default** is the value the code gives a key, which is the value
-`params.yaml` gives it (a test asserts so for every key); the profile columns show a
-profile's value only where it differs from that default. Every profile spells out every
-key, so DVC tracks each one, and an unknown key is an error naming it.
+the default profile, `params/default.yaml`, gives it (a test asserts so for every key);
+the other profiles' columns show a value only where it differs from that default. Every
+profile spells out every key, so DVC tracks each one, and an unknown key is an error
+naming it. `params.yaml` is a copy of one profile (`codealign profile NAME`).
 """
 
 
@@ -51,7 +55,8 @@ def _plain(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value) if value == "" or value != value.strip() else value
+        quoted = value == "" or value != value.strip() or " " in value
+        return json.dumps(value) if quoted else value
     return str(value)
 
 
@@ -72,7 +77,7 @@ def _table(rows: list[list[str]], profiles: list[str]) -> list[str]:
 def markdown(root: str | Path = ".") -> str:
     """The reference page for the section classes and the profiles under `root`."""
     root = Path(root)
-    paths = sorted((root / "params").glob("*.yaml"))
+    paths = [p for p in sorted((root / "params").glob("*.yaml")) if p.name != DEFAULT.name]
     names = [f"params/{p.name}" for p in paths]
     raws = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in paths]
     loaded = [load_params(p) for p in paths]
@@ -80,7 +85,7 @@ def markdown(root: str | Path = ".") -> str:
     def differing(default: Any, values: list[Any]) -> list[str]:
         return ["" if v == default else _value(v) for v in values]
 
-    default_raw = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    default_raw = yaml.safe_load((root / DEFAULT).read_text(encoding="utf-8"))
     out = [HEADER, "## Top level", ""]
     rows = []
     for key, (hint, bounds, required, doc) in TOP_LEVEL.items():

@@ -28,7 +28,7 @@ class ClusterParams(Section):
 
 @dataclass(frozen=True)
 class SFTParams(Section):
-    """LoRA/QLoRA fine-tuning of the specialists; defaults are params.yaml's (CPU)."""
+    """LoRA/QLoRA fine-tuning of the specialists; defaults are the default profile's (CPU)."""
 
     quantization: str = param(
         "none", choices=("none", "nf4"), doc="nf4: 4-bit QLoRA base (CUDA + bitsandbytes only)"
