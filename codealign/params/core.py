@@ -13,8 +13,12 @@ sections stay hashable and frozen.
 
 A field's default is the value the default profile, params/default.yaml, gives it
 (tests/test_params.py asserts so for every key), so a section built in code runs what the
-default profile runs. This module
-imports nothing of codealign but its errors.
+default profile runs. This module imports nothing of codealign but its errors.
+
+Adding a key: declare it in its section's class in `codealign/params/` with the default
+profile's value and a `doc=`, write it into every profile in params/ (and params.yaml),
+and rerun `codealign params --markdown > docs/params.md`; tests/test_params.py fails
+until all of that agrees. A new section also gets a line in `params.SECTIONS`.
 """
 
 from __future__ import annotations

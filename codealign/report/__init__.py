@@ -37,6 +37,7 @@ in `render`, and the generated parts of the docs (the README's results block and
 pipeline diagram) in `docs`.
 """
 
+from codealign.params.report import ReportParams
 from codealign.report.common import Context, need, table
 from codealign.report.dpo import read_seed_curves, seed_band
 from codealign.report.render import render_report, write_report
@@ -44,6 +45,7 @@ from codealign.report.timing import stage_times
 
 __all__ = [
     "Context",
+    "ReportParams",
     "need",
     "read_seed_curves",
     "render_report",
