@@ -15,12 +15,12 @@ from codealign.edits.lintseq_eval import (
     LintseqEvalParams,
     decode_answers,
     reason_kind,
-    score_samples,
     summarize,
 )
 from codealign.errors import CodealignError
+from codealign.evaluation.evaluate import score_decoded as score_samples
 from codealign.problems import problem_from_record
-from codealign.specialists.sft import model_digest
+from codealign.specialists.adapters import model_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 

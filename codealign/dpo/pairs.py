@@ -24,7 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from codealign.dpo.policy import chat_answer, chat_prompt
+from codealign.evaluation import chat
 from codealign.params import Section, param, register
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,9 @@ def mine_pairs(scored: Sequence[dict]) -> tuple[list[dict[str, Any]], dict[str, 
 def dpo_example(pair: dict[str, Any]) -> dict[str, Any]:
     """The conversational `prompt, chosen, rejected` example TRL trains on."""
     return {
-        "prompt": chat_prompt(pair["question"]),
-        "chosen": chat_answer(pair["chosen"]),
-        "rejected": chat_answer(pair["rejected"]),
+        "prompt": chat.messages(pair["question"]),
+        "chosen": chat.answer_messages(pair["chosen"]),
+        "rejected": chat.answer_messages(pair["rejected"]),
     }
 
 
