@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codealign.evaluation.evaluate import evaluate, load_benchmark
+from codealign.evaluation.evaluate import Evaluation, evaluate, load_benchmark
 from codealign.evaluation.policy import SamplingSpec, load_policy, resolve_policy
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def load_benchmarks(names: Sequence[str], seed_dir: Path, raw_dir: Path, limit: 
     return [load_benchmark(name, seed_dir, raw_dir, limit) for name in names]
 
 
-def evaluate_policy(
+def evaluate_runs(
     policy_dir: Path,
     benchmarks: Sequence[Any],
     *,
@@ -40,17 +40,26 @@ def evaluate_policy(
     timeout: float,
     seed: int,
     base_dir: Path | None = None,
-) -> dict[str, float]:
-    """`{"<benchmark>/pass@1": value}` and the mean over benchmarks as `pass@1`."""
+) -> dict[str, Evaluation]:
+    """Each benchmark's `Evaluation` (samples, verdicts, metrics) of the policy."""
     from codealign.execution import Limits, Sandbox
 
     policy = load_policy(resolve_policy(policy_dir, mode, base_dir))
     sampling = SamplingSpec(n, temperature, max_new_tokens, batch_size, seed)
-    result: dict[str, float] = {}
     with Sandbox(workers=workers, limits=Limits(timeout=timeout)) as sandbox:
-        for bench in benchmarks:
-            run = evaluate(policy, bench, sampling, sandbox, progress=False)
-            result[f"{bench.name}/pass@1"] = run.metrics["pass@1"]
+        return {
+            bench.name: evaluate(policy, bench, sampling, sandbox, progress=False)
+            for bench in benchmarks
+        }
+
+
+def evaluate_policy(
+    policy_dir: Path, benchmarks: Sequence[Any], **options: Any
+) -> dict[str, float]:
+    """`{"<benchmark>/pass@1": value}` and the mean over benchmarks as `pass@1`
+    (options: those of `evaluate_runs`)."""
+    runs = evaluate_runs(policy_dir, benchmarks, **options)
+    result = {f"{name}/pass@1": run.metrics["pass@1"] for name, run in runs.items()}
     values = list(result.values())
     result["pass@1"] = sum(values) / len(values) if values else 0.0
     log.info("%s: %s", policy_dir, result)
