@@ -6,11 +6,11 @@ the same number of optimizer steps (the code run's): one answers with the whole
 program (`sft.target: code`), the other with the program as a sequence of diffs
 (`sft.target: edits`), whatever `sft.target` itself says. Each model then samples `n`
 answers per benchmark task (tinyeval by default) at one temperature and the same token
-budget, asked in chat format as `codealign.evaluation.evaluate.benchmark_questions` asks the
-specialists.
+budget, through `codealign.evaluation.evaluate.evaluate`, the path every evaluation
+takes (questions in the chat format of `codealign.evaluation.chat`).
 
 Decoding. The code model's program is its answer's first fenced block or the whole
-answer (`codealign.specialists.routing.extract_code`). The edits model's diffs are applied in order
+answer (`codealign.evaluation.chat.program`). The edits model's diffs are applied in order
 to the empty program (`codealign.edits.lintseq.decode_target`). An answer with no diff, a
 diff that does not parse, or one that does not apply (context that does not match, a
 hunk outside the program, an answer cut off mid-diff by the token budget) gets the
@@ -18,7 +18,7 @@ verdict status `edit_failed` without reaching the sandbox: a failure for pass@k,
 counted apart, by reason, in the metrics. Never an exception.
 
 Scoring. Decoded programs run in the sandbox as full programs, as
-`codealign.evaluation.evaluate.RoutedScorer` scores the specialists; pass@k is the unbiased
+`evaluate` scores every chat policy; pass@k is the unbiased
 estimator over the n samples of each task, for every k from 1 to n (the plot) and for
 the reported `ks`.
 
