@@ -149,6 +149,7 @@ def reference_logps(
         for start in range(0, len(members), batch_size):
             batch_index = members[start : start + batch_size]
             batch = collator([tokenized[i] for i in batch_index])
+            batch = {key: value.to(model.device) for key, value in batch.items()}
             labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
             with torch.no_grad():
                 outputs = model(

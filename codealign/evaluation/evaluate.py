@@ -182,6 +182,7 @@ def evaluate(
     tag = f"{benchmark.name} {policy.kind} T={sampling.temperature:g}"
     task_ids = [r["task_id"] for r in benchmark.records]
     problems = benchmark_problems(benchmark)
+    clusters = [0] * len(task_ids)
     if not policy.chat:
         _, completions = policy.sample(benchmark.prompts, sampling, progress=progress, desc=tag)
         samples = samples_from(benchmark, completions)
@@ -201,7 +202,7 @@ def evaluate(
     metrics.update(solved_share(verdicts))
     metrics["statuses"] = status_counts(verdicts)
     if policy.router is not None:
-        cluster_of = dict(zip(task_ids, policy.route(benchmark_questions(benchmark)), strict=True))
+        cluster_of = dict(zip(task_ids, clusters, strict=True))
         metrics["k"] = policy.k
         metrics["tasks_by_cluster"] = tasks_by_cluster(cluster_of, policy.k)
         metrics["pass@1_by_cluster"] = pass1_by_cluster(verdicts, cluster_of, policy.k)

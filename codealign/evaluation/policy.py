@@ -174,10 +174,6 @@ class Policy:
                 self._routes[key] = self.router.route(questions)
         return list(self._routes[key])
 
-    def use(self, index: int) -> None:
-        if self.spec.adapters:
-            self.model.set_adapter(adapter_name(index))
-
     def sample(
         self,
         texts: Sequence[str],
@@ -226,6 +222,7 @@ def load_policy(
     dtype: str = "float32",
     fused_lm_head: bool = False,
     embed_cache_dir: str | Path | None = None,
+    device: str | None = None,
 ) -> Policy:
     """Load a policy; adapters go into one PeftModel as `cluster_<i>`.
 
@@ -233,13 +230,21 @@ def load_policy(
     manifest, the base model's hash and the embedder. `fused_lm_head` patches the base
     model with TRL's chunked log-prob head before the adapters wrap it, which is how
     DPOTrainer scores sequences; the reference log-probs of the `pairs` stage come from
-    that kernel.
+    that kernel. Every kind goes to `device` (default: CUDA when there is one, as `Router`
+    places routed specialists), so one policy is sampled on one device whoever asks.
     """
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if spec.router_dir is not None:
         from codealign.specialists.routing import Router
 
         router = Router(
-            spec.router_dir, base_model=spec.base_dir, dtype=dtype, embed_cache_dir=embed_cache_dir
+            spec.router_dir,
+            base_model=spec.base_dir,
+            dtype=dtype,
+            embed_cache_dir=embed_cache_dir,
+            device=device,
         )
         if fused_lm_head:
             from trl.trainer.utils import add_fused_lm_head
@@ -262,5 +267,6 @@ def load_policy(
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CodealignError(f"{spec.adapters[0]}: cannot load adapter: {first}") from None
-        model.eval()
+    model.to(device)
+    model.eval()
     return Policy(spec, tokenizer, model)
