@@ -1,9 +1,11 @@
 """Stage `evaluate`: pass@1 and pass@k of each model on the benchmarks, in one table.
 
-Models are `NAME=PATH` pairs. A directory with a router.json (the sft stage's out) is
-served as routed specialists (K = 1 included) and asked in chat format; any other is a
-plain causal LM that continues the prompt (the base model). For routed specialists the
-table adds pass@1 per cluster and how many tasks each cluster received.
+Models are `NAME=PATH` pairs, each a policy (`codealign.evaluation.policy`): a directory
+with a router.json (the sft stage's out) is served as routed specialists (K = 1
+included) and a PEFT adapter dir as that adapter over its base model, both asked in the
+chat format (`codealign.evaluation.chat`); any other is a plain causal LM that continues
+the prompt (the base model). Every run goes through `codealign.evaluation.evaluate.evaluate`.
+For an sft dir the table adds pass@1 per cluster and how many tasks each cluster received.
 """
 
 import logging
