@@ -81,7 +81,6 @@ def test_one_record_renders_to_the_same_prompt_on_every_path(tokenizer, tmp_path
 
 
 def test_every_path_takes_the_same_program_from_an_answer():
-    from codealign.dpo.score import score_samples  # noqa: F401  (imports chat.program)
     from codealign.edits.lintseq_eval import decode_answer
 
     answers = [
