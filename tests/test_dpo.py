@@ -7,10 +7,10 @@ from dpo_support import crafted_pairs, lora_adapter, tiny_model, world_texts
 
 from codealign.dpo.curriculum import build_curriculum
 from codealign.dpo.pairs import reference_logps
-from codealign.dpo.policy import load_policy, resolve_policy
 from codealign.dpo.schedule import RunContext, compare, run_shuffled, run_stage
 from codealign.dpo.train import boundaries, build_config, make_trainer, stage_steps
 from codealign.errors import CodealignError
+from codealign.evaluation.policy import load_policy, resolve_policy
 from codealign.io import write_json, write_jsonl
 from codealign.params.dpo import CurriculumParams, DpoParams
 

@@ -11,11 +11,12 @@ from stage_scripts import stage
 from tiny_specialists import ADD, ADD_CODE, make_base_model, sft_records
 
 from codealign.edits.lintseq import build_split
-from codealign.edits.lintseq_eval import decode_answers, reason_kind, score_samples, summarize
+from codealign.edits.lintseq_eval import decode_answers, reason_kind, summarize
 from codealign.errors import CodealignError
+from codealign.evaluation.evaluate import score_decoded as score_samples
 from codealign.params.edits import LintseqEvalParams, LintseqParams
 from codealign.problems import problem_from_record
-from codealign.specialists.sft import model_digest
+from codealign.specialists.adapters import model_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -75,7 +75,7 @@ def make_router_dir(
     seed: int = 0,
 ) -> Path:
     """A models/sft-style directory with one random adapter per centroid."""
-    from codealign.specialists.sft import model_digest, write_adapter_meta, write_router
+    from codealign.specialists.adapters import model_digest, write_adapter_meta, write_router
 
     out.mkdir(parents=True)
     base = model_digest(base_dir)

@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from codealign.dpo.policy import chat_answer, chat_prompt
+from codealign.evaluation import chat
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,9 @@ def mine_pairs(scored: Sequence[dict]) -> tuple[list[dict[str, Any]], dict[str, 
 def dpo_example(pair: dict[str, Any]) -> dict[str, Any]:
     """The conversational `prompt, chosen, rejected` example TRL trains on."""
     return {
-        "prompt": chat_prompt(pair["question"]),
-        "chosen": chat_answer(pair["chosen"]),
-        "rejected": chat_answer(pair["rejected"]),
+        "prompt": chat.messages(pair["question"]),
+        "chosen": chat.answer_messages(pair["chosen"]),
+        "rejected": chat.answer_messages(pair["rejected"]),
     }
 
 
@@ -140,6 +140,7 @@ def reference_logps(
         for start in range(0, len(members), batch_size):
             batch_index = members[start : start + batch_size]
             batch = collator([tokenized[i] for i in batch_index])
+            batch = {key: value.to(model.device) for key, value in batch.items()}
             labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
             with torch.no_grad():
                 outputs = model(

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from codealign.dpo.pairs import dpo_example
-from codealign.dpo.policy import PolicySpec
 from codealign.errors import CodealignError
+from codealign.evaluation.policy import PolicySpec
 from codealign.io import canonical_adapter_configs
 from codealign.params.dpo import DpoParams
 

@@ -42,14 +42,16 @@ from typing import Any
 import numpy as np
 
 from codealign.errors import CodealignError
-from codealign.io import canonical_adapter_configs, is_main_process, save_npy
+from codealign.evaluation import chat
+from codealign.io import canonical_adapter_configs, is_main_process
 from codealign.params.specialists import SFTParams
+from codealign.specialists.adapters import (
+    model_digest,
+    write_adapter_meta,
+    write_router,
+)
 
 log = logging.getLogger(__name__)
-
-ROUTER_FORMAT = "codealign-router/1"
-ROUTER_FILE = "router.json"
-ADAPTER_META = "codealign.json"
 # The record field each `sft.target` trains the assistant turn on.
 ANSWER_FIELDS = {"code": "code", "edits": "target"}
 
@@ -171,8 +173,8 @@ def to_conversation(
 ) -> dict[str, list[dict[str, str]]]:
     """One SFT record as TRL's conversational prompt/completion example."""
     return {
-        "prompt": [{"role": "user", "content": record["question"]}],
-        "completion": [{"role": "assistant", "content": answer_of(record, target)}],
+        "prompt": chat.messages(record["question"]),
+        "completion": chat.answer_messages(answer_of(record, target)),
     }
 
 
@@ -183,17 +185,6 @@ def records_digest(records: Sequence[dict[str, Any]], target: str = "code") -> s
         answer = answer_of(record, target)
         digest.update(json.dumps([str(record["id"]), record["question"], answer]).encode())
     return digest.hexdigest()
-
-
-def model_digest(model_dir: str | os.PathLike) -> dict[str, str]:
-    """sha256 of a model dir's files and of its config.json: the identity adapters are tied to."""
-    from codealign.lm.checkpoints import file_digest
-
-    model_dir = Path(model_dir)
-    config = model_dir / "config.json"
-    if not config.is_file():
-        raise CodealignError(f"{model_dir}: not a model directory (no config.json)")
-    return {"sha256": file_digest(model_dir), "config_sha256": file_digest(config)}
 
 
 # ---------------------------------------------------------------------------- training
@@ -319,45 +310,6 @@ def _mean(values: Sequence[float]) -> float:
 
 def adapter_bytes(adapter_dir: Path) -> int:
     return sum(p.stat().st_size for p in adapter_dir.glob("adapter_model.*"))
-
-
-def write_adapter_meta(
-    adapter_dir: Path, cluster: int, base_dir: str | os.PathLike, base: dict[str, str]
-) -> None:
-    """Record beside a saved adapter which base model (by sha256) it was trained on."""
-    from codealign.io import write_json
-
-    write_json(
-        adapter_dir / ADAPTER_META,
-        {"cluster": cluster, "base_model": {"path": str(base_dir), **base}},
-    )
-
-
-def write_router(
-    out_dir: Path,
-    base_dir: str | os.PathLike,
-    base: dict[str, str],
-    centroids: np.ndarray,
-    embedder: dict[str, Any],
-    adapters: Sequence[dict[str, Any]],
-    k_requested: int | None = None,
-) -> None:
-    """Write `centroids.npy` and `router.json` (adapter i serves centroid i) into `out_dir`."""
-    from codealign.io import write_json
-
-    centroids = np.asarray(centroids, dtype=np.float32)
-    save_npy(out_dir / "centroids.npy", centroids)
-    manifest = {
-        "format": ROUTER_FORMAT,
-        "k": len(centroids),
-        "k_requested": k_requested if k_requested is not None else len(centroids),
-        "base_model": {"path": str(base_dir), **base},
-        "embedder": embedder,
-        "dimension": int(centroids.shape[1]),
-        "centroids": "centroids.npy",
-        "adapters": list(adapters),
-    }
-    write_json(out_dir / ROUTER_FILE, manifest)
 
 
 def train_specialists(
