@@ -117,7 +117,7 @@ def sample_with_vllm(
         from vllm.lora.request import LoRARequest
     except ImportError:
         raise CodealignError(
-            "sample.backend 'vllm' needs the vllm extra (pip install 'codealign[vllm]')"
+            "sample.backend 'vllm' needs vllm: make install GPU=1 (the gpu extra)"
         ) from None
     if not torch.cuda.is_available():
         raise CodealignError("sample.backend 'vllm' needs a CUDA GPU; use backend 'hf' here")
