@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.errors import CodealignError
 from codealign.evaluation.evaluate import (
     RoutedScorer,
