@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "mixture": "codealign.sweeps.mixture:mixture_command",
     "lintseq-seeds": "codealign.sweeps.lintseq_seeds:lintseq_seeds_command",
     "deps": "codealign.stage_deps:deps_command",
+    "profile": "codealign.profiles:profile_command",
 }
 
 

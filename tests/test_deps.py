@@ -128,4 +128,4 @@ def test_a_missing_dvc_yaml_is_one_line(tmp_path):
 def test_no_import_cycle_among_codealign_modules():
     """Function-level imports and the CLI's lazy subcommands included; nothing ignored."""
     found = cycles(import_graph())
-    assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+    assert not found, "; ".join(f"an import cycle runs through {', '.join(c)}" for c in found)
