@@ -43,9 +43,9 @@ EXTRA_IMPORTS: dict[str, tuple[str, ...]] = {
     "codealign.execution.worker": ("codealign.execution.policy", "codealign.execution.wire"),
 }
 
-# Modules a param selects. Every choice below is imported inside the branch that the
-# param picks, so the walk finds it; the table names them so that a reader (and a
-# test) sees each param-selected module is in the closure of the module that picks it.
+# Modules a param selects, module that picks -> choice -> modules the choice runs. Each is
+# imported today inside the branch the param picks, so the walk finds it too (a test
+# checks); the table keeps them deps if a choice is ever loaded by name instead.
 PARAM_SELECTED: dict[str, dict[str, tuple[str, ...]]] = {
     # synth.backend: TinyWorldBackend, HFBackend, OpenAIBackend (make_backend).
     "codealign.synth.backends": {
@@ -113,9 +113,10 @@ def _subcommand_targets(tree: ast.Module) -> list[str]:
     return found
 
 
-def imports_of(path: Path, name: str | None) -> set[str]:
+def imports_of(path: Path, name: str | None, declared: bool = True) -> set[str]:
     """The codealign modules the file `path` (module `name`, None for a script) imports
-    by name anywhere in its body: each is the deepest module an import statement names."""
+    by name anywhere in its body: each is the deepest module an import statement names,
+    plus, unless `declared` is false, the edges of EXTRA_IMPORTS and PARAM_SELECTED."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except SyntaxError as exc:
@@ -140,18 +141,19 @@ def imports_of(path: Path, name: str | None) -> set[str]:
                 targets.add(sub if module_path(sub) else source)
     if name == f"{PACKAGE}.cli":
         targets.update(_subcommand_targets(tree))
-    targets.update(EXTRA_IMPORTS.get(name or "", ()))
-    for choices in PARAM_SELECTED.get(name or "", {}).values():
-        targets.update(choices)
+    if declared:
+        targets.update(EXTRA_IMPORTS.get(name or "", ()))
+        for choices in PARAM_SELECTED.get(name or "", {}).values():
+            targets.update(choices)
     return {t for t in targets if module_path(t) is not None and t != name}
 
 
 @cache
-def _module_imports(name: str) -> frozenset[str]:
+def _module_imports(name: str, declared: bool = True) -> frozenset[str]:
     path = module_path(name)
     if path is None:
         raise CodealignError(f"{name}: no such module in {PACKAGE_DIR}")
-    return frozenset(imports_of(path, name))
+    return frozenset(imports_of(path, name, declared))
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -159,8 +161,9 @@ def import_graph() -> dict[str, set[str]]:
     return {name: set(_module_imports(name)) for name in all_modules()}
 
 
-def closure(roots: Iterable[str]) -> set[str]:
-    """Every module that importing `roots` can run: imports and parent packages, transitively."""
+def closure(roots: Iterable[str], declared: bool = True) -> set[str]:
+    """Every module that importing `roots` can run: imports and parent packages, transitively
+    (without the declared edges when `declared` is false)."""
     seen: set[str] = set()
     todo = list(roots)
     while todo:
@@ -169,7 +172,7 @@ def closure(roots: Iterable[str]) -> set[str]:
             continue
         seen.add(name)
         todo.extend(_parents(name))
-        todo.extend(_module_imports(name))
+        todo.extend(_module_imports(name, declared))
     return seen
 
 

@@ -59,7 +59,7 @@ def test_cli_subcommands_worker_script_and_param_choices_are_edges():
     ]
     for module, choices in PARAM_SELECTED.items():
         for choice in choices.values():
-            assert set(choice) <= closure([module]), (module, choice)
+            assert set(choice) <= closure([module], declared=False), (module, choice)
 
 
 def test_closure_runs_parent_packages_and_reads_declared_data():
