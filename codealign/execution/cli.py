@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command
+from codealign.command import Command
 from codealign.errors import CodealignError
 from codealign.execution.policy import Policy
 from codealign.execution.pool import Limits, Sandbox
