@@ -302,15 +302,15 @@ def _top_level_names(body: list[ast.stmt]) -> set[str]:
 
 
 @dataclass(frozen=True)
-class TesterPlan:
-    """How check-mode test code sees the program (see `tester_plan`)."""
+class CheckNamespace:
+    """How check-mode test code sees the program (see `check_namespace`)."""
 
     prelude: str  # trusted code the tester runs before the test: helpers and imports
     proxied: tuple[str, ...]  # the only names bound to calls into the program
 
 
 @functools.lru_cache(maxsize=4096)
-def tester_plan(problem: Problem) -> TesterPlan:
+def check_namespace(problem: Problem) -> CheckNamespace:
     """The namespace general test code runs in: the test's own, not the program's.
 
     Builtins are the real ones. The prompt's helpers and imports (HumanEval/32's `poly`,
@@ -343,7 +343,7 @@ def tester_plan(problem: Problem) -> TesterPlan:
             continue
         proxied |= (_top_level_names([stmt]) & free) - prompt_names
     proxied -= {n for stmt in imports for n in _import_names(ast.parse(stmt).body[0])}
-    return TesterPlan(prelude + "".join(imports), tuple(sorted(proxied)))
+    return CheckNamespace(prelude + "".join(imports), tuple(sorted(proxied)))
 
 
 def prompt_helpers(prompt: str, entry_point: str | None) -> str:

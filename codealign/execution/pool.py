@@ -33,7 +33,7 @@ from codealign.errors import CodealignError
 from codealign.execution import wire
 from codealign.execution.policy import Policy
 from codealign.execution.verdicts import decide
-from codealign.problems import NO_EXPECTED, Problem, instrument, tester_plan
+from codealign.problems import NO_EXPECTED, Problem, check_namespace, instrument
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ class Sandbox:
         else:
             job["mode"] = "check"
             source, _ = instrument(problem)
-            plan = tester_plan(problem)
+            plan = check_namespace(problem)
             tests = {
                 "source": source,
                 "prelude": plan.prelude,

@@ -956,7 +956,7 @@ def _proxy_for(name, sock, reader):
         except wire.Unencodable as exc:
             raise TypeError(f"test arguments are not plain data: {exc}") from None
         try:
-            sock.sendall(wire.dumps(request))
+            sock.sendall(wire.dumps(request), socket.MSG_NOSIGNAL)  # EPIPE, not SIGPIPE
             line = reader.readline(wire.MAX_FRAME)
         except OSError:
             line = b""
