@@ -56,6 +56,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import evalplus
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "raw" / "evalplus" / "HumanEvalPlus.jsonl.gz"
 FORMAT = 1  # bump when the mutants or their classification change
@@ -536,6 +538,7 @@ def main() -> None:
                     "codealign_workers": args.workers,
                     "codealign_timeout": args.timeout,
                     "evalplus_parallel": args.parallel,
+                    "evalplus_version": evalplus.__version__,
                     "mutants_per_kind": args.mutants,
                     "cpus": os.cpu_count(),
                 },
