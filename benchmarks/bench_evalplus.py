@@ -490,7 +490,7 @@ def main() -> None:
             times["evalplus"].append(round(seconds, 2))
 
     kinds: dict[str, dict] = {}
-    disagreements = []
+    disagreements, both_wrong = [], []
     right = {"codealign": 0, "evalplus": 0}
     for s, v, ep in zip(samples, verdicts, ep_passed, strict=True):
         ca = v["passed"]
@@ -503,6 +503,10 @@ def main() -> None:
         k["agree"] += ca == ep
         right["codealign"] += ca == s["reference"]
         right["evalplus"] += ep == s["reference"]
+        if ca == ep != s["reference"]:
+            both_wrong.append(
+                {"task_id": s["task_id"], "kind": s["kind"], "codealign": v["status"]}
+            )
         if ca != ep:
             disagreements.append(
                 {
@@ -526,6 +530,7 @@ def main() -> None:
                 "agreement": round(1 - len(disagreements) / len(samples), 4),
                 "right": right,
                 "disagreements": disagreements,
+                "both_wrong": both_wrong,
                 "seconds": {
                     "codealign": ca_s,
                     "evalplus": ep_s,
