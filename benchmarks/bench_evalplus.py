@@ -17,8 +17,8 @@ canonical solution in a child process, with evalplus's comparison (exact, or wit
 `atol` (1e-6 for floats) and HumanEval/32's "is a root" oracle); mutants that behave
 the same on every input, or do not finish, are dropped. So every kept mutant is wrong,
 and the reference verdict of every sample is known: each disagreement says which side
-is right. evalplus's HumanEval/32 check compares |poly(x)| with the task's `atol` of 0
-and so never passes; that disagreement is evalplus's.
+is right. evalplus's HumanEval/32 oracle (`find_zero`) `continue`s past the line that
+records a passing input, so no program passes it there; that disagreement is evalplus's.
 
 Timing: evalplus (`python -m evalplus.evaluate --parallel P`, its ground-truth cache
 warmed first and not timed) against `codealign check --workers W`, each a fresh process
