@@ -9,7 +9,19 @@ learned to cheat, or by anyone. What is defended:
   pickle); the parent compares with exact types. General test code (HumanEval `check`
   with loops, helpers) runs in a separate tester process under another uid, which reaches
   the program only as proxy functions over a socket carrying plain data, and reports
-  per-assertion results on a pipe the program does not hold. Exiting early (`sys.exit`,
+  per-assertion results on a pipe the program does not hold. The test's namespace is its
+  own (`problems.check_namespace`): the real builtins, the prompt's helpers and imports
+  as trusted copies run from the problem's text (HumanEval/32's `poly`, /38's
+  `encode_cyclic`), the canonical solution's imports that the test relies on, and
+  proxies for exactly the entry point (`candidate`) and the names the test uses that
+  only the canonical solution defines (MBPP/601's `Pair`). A program that defines `abs`,
+  `range`, `zip` or `poly` changes only its own process. Whatever a call raises in the
+  program (`StopIteration`, `GeneratorExit`, `KeyboardInterrupt`, `SystemExit`, any
+  `BaseException`) reaches the test as one `ProgramError(Exception)` carrying the type's
+  name and message, never as the program's exception, so it cannot end the test's loops
+  (`zip(map(candidate, ...))`, `all(...)`) early or escape its `except Exception`; a
+  call during which the program's process dies or leaves the protocol raises
+  `ProgramGone`, a `ProgramError` too. Exiting early (`sys.exit`,
   `os._exit`, `atexit`, `__del__`), printing, always-equal objects, subclasses of the
   expected type, patched builtins or harness modules, and reading the harness's frames
   all change at most what the program itself returns, never what it was expected to
@@ -39,6 +51,16 @@ kills a sample's descendants found in /proc, the audit hook, and file permission
 a program can read host files, reach the network if the policy is off, and fill the disk
 up to the file-size limit per file within its timeout. `Sandbox().isolation` reports what
 the kernel allowed. Test code itself (the benchmark's `check`) is trusted.
+
+Not defended in the tester: a value the program returns is its answer, and test code
+that treats a truthy, empty or equal value as success accepts it as Python would
+(`assert candidate(x)` passes on any non-empty list). Objects that are not plain data do
+not cross: a proxy returns an opaque marker for them, and test code that builds its own
+objects (MBPP/367's tree of `Node`s) or hands back what a proxy returned (MBPP/601's
+`Pair`s) cannot pass them to the program, so those tasks fail for every program. Test
+code that expects a particular exception type from the program sees `ProgramError` and
+must compare its `type_name` instead. A test that uses a name only the canonical
+solution defines gets the program's version of it, by the benchmark's design.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from codealign.errors import CodealignError
 from codealign.execution import wire
 from codealign.execution.policy import Policy
 from codealign.execution.verdicts import decide
-from codealign.problems import NO_EXPECTED, Problem, instrument, referenced_names
+from codealign.problems import NO_EXPECTED, Problem, check_namespace, instrument
 
 log = logging.getLogger(__name__)
 
@@ -309,10 +309,11 @@ class Sandbox:
         else:
             job["mode"] = "check"
             source, _ = instrument(problem)
+            plan = check_namespace(problem)
             tests = {
                 "source": source,
-                "prelude": problem.prompt if problem.prompt_prefix else "",
-                "names": referenced_names(problem.test),
+                "prelude": plan.prelude,
+                "names": list(plan.proxied),
                 "fast": fast,
             }
         return job, tests

@@ -918,8 +918,78 @@ def run_stdio(job, code, report, config, sample_dir) -> None:
     report.send(["done"])
 
 
+class ProgramError(Exception):
+    """What test code sees when a call into the program does not return a value.
+
+    The program's own exception never reaches the test: whatever it raised
+    (`StopIteration`, `GeneratorExit`, `KeyboardInterrupt`, `SystemExit`, a
+    `BaseException` subclass of its own) arrives as this one `Exception` subclass, so it
+    cannot end the test's loops early (`zip(map(candidate, ...))`, `all(...)`), escape the
+    test's `except Exception`, or stop the tester. `type_name` is the name of the type the
+    program raised, `text` its message (both cut short).
+    """
+
+    def __init__(self, type_name: str, text: str) -> None:
+        super().__init__(f"{type_name}: {text}")
+        self.type_name = type_name
+        self.text = text
+
+
+class ProgramGone(ProgramError):
+    """The program's process died, hung up or broke the protocol during a call."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("ProgramGone", text)
+
+
+def _proxy_for(name, sock, reader):
+    """A trusted function that calls the program's `name` with plain data.
+
+    Arguments are encoded by the tester (a test passing something that is not plain data
+    gets a TypeError of its own); the reply is plain data decoded by `wire`, or a
+    `ProgramError`. Nothing the program sends is called, raised or returned as it is.
+    """
+
+    def proxy(*args, **kwargs):
+        try:
+            request = ["call", name, wire.encode(list(args)), wire.encode(dict(kwargs))]
+        except wire.Unencodable as exc:
+            raise TypeError(f"test arguments are not plain data: {exc}") from None
+        try:
+            sock.sendall(wire.dumps(request), socket.MSG_NOSIGNAL)  # EPIPE, not SIGPIPE
+            line = reader.readline(wire.MAX_FRAME)
+        except OSError:
+            line = b""
+        if not line:
+            raise ProgramGone("the program's process is gone")
+        try:
+            reply = wire.loads(line)
+            kind = reply[0] if type(reply) is list and len(reply) in (2, 3) else None
+            if kind == "r" and len(reply) == 2:
+                value, failure = wire.decode(reply[1]), None
+            elif kind == "x" and len(reply) == 3:
+                failure = (str(reply[1])[:80], str(reply[2])[:300])
+            else:
+                raise ValueError("unexpected reply")
+        except Exception:
+            raise ProgramGone("the program's process broke the protocol") from None
+        if failure is not None:
+            raise ProgramError(*failure)
+        return value
+
+    proxy.__name__ = proxy.__qualname__ = name
+    return proxy
+
+
 def run_tester(tests, job, report_fd, sock) -> None:
-    """Check mode, trusted side: run the test code; the program is reachable only as proxies."""
+    """Check mode, trusted side: run the test code in a namespace of its own.
+
+    The namespace holds the real builtins, the trusted prelude (the prompt's helpers and
+    imports, from the problem's text) and proxies for exactly the names the parent chose
+    (`tests["names"]`: the entry point and what only the canonical solution defines), with
+    `candidate` the entry point's. What the program defines otherwise, and the names it
+    announces, are never bound here.
+    """
     report = Reporter(report_fd)
     _prctl(PR_SET_DUMPABLE, 0)
     reader = sock.makefile("rb")
@@ -935,46 +1005,18 @@ def run_tester(tests, job, report_fd, sock) -> None:
     if type(hello) is not list or not hello or hello[0] != "ready":
         report.send(["peer_failed"])
         return
-    available = set(n for n in hello[1] if type(n) is str) if len(hello) > 1 else set()
     fast = bool(tests.get("fast"))
 
     class StopTests(BaseException):
         pass
 
-    class CandidateGone(RuntimeError):
-        pass
-
-    def proxy_for(name):
-        def proxy(*args, **kwargs):
-            try:
-                request = ["call", name, wire.encode(list(args)), wire.encode(dict(kwargs))]
-            except wire.Unencodable as exc:
-                raise TypeError(f"test arguments are not plain data: {exc}") from None
-            try:
-                sock.sendall(wire.dumps(request))
-                reply = reader.readline(wire.MAX_FRAME)
-            except OSError:
-                reply = b""
-            if not reply:
-                raise CandidateGone("the program's process is gone")
-            reply = wire.loads(reply)
-            if type(reply) is list and len(reply) == 2 and reply[0] == "r":
-                return wire.decode(reply[1])
-            if type(reply) is list and len(reply) == 3 and reply[0] == "x":
-                exc_type = getattr(builtins, str(reply[1]), None)
-                if not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
-                    exc_type = RuntimeError
-                try:
-                    raise exc_type(str(reply[2]))
-                except TypeError:
-                    raise RuntimeError(f"{reply[1]}: {reply[2]}") from None
-            raise CandidateGone("the program's process broke the protocol")
-
-        proxy.__name__ = name
-        return proxy
-
     def report_unit(index, ok, exc=None):
-        detail = "" if ok else f"{_exc_name(exc)}: {_exc_text(exc)}"[:300]
+        if ok:
+            detail = ""
+        elif isinstance(exc, ProgramError):
+            detail = str(exc)[:300]
+        else:
+            detail = f"{_exc_name(exc)}: {_exc_text(exc)}"[:300]
         report.send(["u", index, bool(ok), detail])
         if fast and not ok:
             raise StopTests
@@ -984,12 +1026,14 @@ def run_tester(tests, job, report_fd, sock) -> None:
     if prelude:
         try:
             exec(compile(prelude, "<prompt>", "exec"), namespace)
-        except BaseException:
+        except BaseException as exc:
+            report.send(["test_error", _exc_name(exc), f"in the prompt: {_exc_text(exc)}"])
             namespace = {"__name__": "__test__", "__builtins__": builtins}
     for name in tests.get("names", []):
-        if name in available:
-            namespace[name] = proxy_for(name)
-    namespace["candidate"] = proxy_for(job["entry"]) if job["entry"] else None
+        if type(name) is str:
+            namespace[name] = _proxy_for(name, sock, reader)
+    entry = job["entry"]
+    namespace["candidate"] = _proxy_for(entry, sock, reader) if entry else None
     namespace["__report"] = report_unit
     try:
         exec(compile(tests["source"], "<test>", "exec"), namespace)
