@@ -175,6 +175,7 @@ def test_comparison_is_pythons_equality_on_plain_data():
     assert not same_value([1], (1,)) and same_value({1}, frozenset({1}))
     assert not same_value(10**17 + 1, 1e17) and not same_value(1e17, 10**17 + 1)
     assert not same_value(1.5, 1 << 2000) and not same_value(1 << 2000, 1.5, atol=1e-6)
+    assert not same_value(1.5, 1 << 2000, atol=1e-6)  # no OverflowError
     assert not same_value(float("nan"), float("nan"))
     assert not same_value(float("nan"), float("nan"), atol=1e-6)
     assert same_value(0.1 + 0.2, 0.3, atol=1e-9) and not same_value(0.1 + 0.2, 0.3)
