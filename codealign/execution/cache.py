@@ -31,7 +31,7 @@ from codealign.problems import NO_EXPECTED, Problem
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: times include encoding the result
 
 
 def default_cache_dir() -> Path:
