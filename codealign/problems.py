@@ -51,6 +51,7 @@ class TestCase:
     variants: tuple[tuple[tuple, dict], ...]
     expected: Any = NO_EXPECTED
     source: str = ""
+    identity: bool = False  # `f(x) is True/False/None`: the very object, not just `==`
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +146,8 @@ def _value_case(stmt: ast.stmt, callee: set[str]) -> TestCase | None:
     ok, expected = _literal(right)
     if not ok:
         return None
-    return TestCase(((tuple(args), kwargs),), expected, ast.unparse(stmt.test)[:300])
+    identity = isinstance(op, ast.Is)
+    return TestCase(((tuple(args), kwargs),), expected, ast.unparse(stmt.test)[:300], identity)
 
 
 def _is_noise(stmt: ast.stmt) -> bool:

@@ -25,7 +25,22 @@ learned to cheat, or by anyone. What is defended:
   `os._exit`, `atexit`, `__del__`), printing, always-equal objects, subclasses of the
   expected type, patched builtins or harness modules, and reading the harness's frames
   all change at most what the program itself returns, never what it was expected to
-  return: a result that is missing, malformed or duplicated is a failure.
+  return: a result that is missing, malformed or duplicated is a failure. Results are
+  compared with Python's `==` on that plain data (`0 == False`, `1 == 1.0`, but
+  `10**17 + 1 != 1e17`); floats within a tolerance only where the benchmark sets one
+  (HumanEval+/MBPP+ `atol`, evalplus's 1e-6 default), never for an expected int.
+- The run. Nothing a program returns, raises or prints can crash or flood the parent:
+  huge ints, values nested or sized past the wire's limits, lone surrogates, line
+  separators, exceptions whose `__str__` misbehaves, forged or endless report lines all
+  end as that sample's status with a one-line `detail` of at most 300 characters
+  (escaped, always valid UTF-8), and every other sample is still judged. The parent
+  reads a report line by line as it arrives, holding at most one line (64 MiB) and
+  parsing no more messages than the sample may send; a worker keeps at most 256 MiB of
+  report per sample. A limit tripped gets a status that names it: `too_large` (a
+  program over `Limits.program_mb`, never sent to a worker), `output_limit` (a result
+  or report over its limit), `timeout` (the sample's or one test's time), `oom`.
+  Every limit is sized so that HumanEval+'s canonical solutions pass; per-test time
+  limits come from the canonical solution's own time (evalplus's rule).
 - The host. Each worker runs in new mount, PID, network, IPC and UTS namespaces (inside a
   new user namespace when not root), chrooted into a size-capped noexec tmpfs, so a
   sample sees no host file, no network (only a down loopback) and no other process.
@@ -67,6 +82,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from codealign.execution.cache import ExpectedCache, default_cache_dir
 from codealign.execution.policy import DEFAULT_MODULES, Policy
 from codealign.execution.pool import Limits, Sandbox, prepare_samples
 from codealign.execution.verdicts import STATUSES, same_value
@@ -76,10 +92,12 @@ from codealign.problems import Problem
 __all__ = [
     "DEFAULT_MODULES",
     "STATUSES",
+    "ExpectedCache",
     "Limits",
     "Policy",
     "Problem",
     "Sandbox",
+    "default_cache_dir",
     "estimate_pass_at_k",
     "pass_at_k",
     "prepare_samples",
@@ -102,7 +120,8 @@ def score(
     """Judge samples `{task_id, completion[, completion_id][, full_program]}` in the sandbox.
 
     Returns one verdict per sample, in order: `task_id, completion_id, passed, status,
-    tests_passed, tests_total, detail`, status one of STATUSES. For HumanEval-format
+    tests_passed, tests_total, detail`, status one of STATUSES, detail one line of at
+    most 300 characters. For HumanEval-format
     problems the program is `prompt + completion` unless `full_program` (argument or
     per-sample key) says the completion is a whole program. `fast` stops at the first
     failing test (tests_passed then counts the tests before it). Pass a `sandbox` to reuse
