@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import importlib.util
 import itertools
 import json
 import logging
@@ -40,15 +41,91 @@ log = logging.getLogger(__name__)
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 ANOMALIES = frozenset({"timeout", "crashed", "policy", "oom"})
 UID_SLOTS = 64  # workers a pool starts before its uids come round again; 2 uids each
+UID_BASE = 3_000_000
+UID_BLOCKS = 10_000
 
 
-def uid_block(pid: int | None = None) -> range:
-    """The uids that a pool in process `pid` (default: this one) runs samples as: two per
-    worker slot (candidate, tester), in a block chosen by the pid, so that pools in other
-    processes on the machine use other uids."""
-    pid = os.getpid() if pid is None else pid
-    start = 3_000_000 + (pid % 10_000) * 2 * UID_SLOTS
-    return range(start, start + 2 * UID_SLOTS)
+def _lock_dir() -> Path:
+    """Where uid blocks are claimed: one directory for every process on the machine."""
+    shared = Path("/run/lock")
+    base = shared if shared.is_dir() and os.access(shared, os.W_OK) else None
+    directory = (base or Path(tempfile.gettempdir())) / "codealign-uid-blocks"
+    directory.mkdir(mode=0o755, exist_ok=True)
+    return directory
+
+
+def _live_uids() -> set[int]:
+    """Every real, effective, saved and filesystem uid of every process on the machine."""
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/status", "rb") as handle:
+                    for line in handle:
+                        if line.startswith(b"Uid:"):
+                            found.update(int(v) for v in line.split()[1:])
+                            break
+            except (OSError, ValueError):
+                pass
+    return found
+
+
+class UidBlock:
+    """The 2 * UID_SLOTS uids one Sandbox runs samples as (candidate and tester per
+    worker slot), held for the Sandbox's life by an exclusive lock on the block's file.
+
+    A block is taken only if no other holder has it locked (concurrent runs, in this
+    process or any other) and no process on the machine has one of its uids (what a
+    killed run left). Blocks are handed out round-robin, so successive runs move on to
+    the next block instead of taking the one just released.
+    """
+
+    def __init__(self, index: int, fd: int) -> None:
+        self.index, self.fd = index, fd
+        start = UID_BASE + index * 2 * UID_SLOTS
+        self.uids = range(start, start + 2 * UID_SLOTS)
+
+    @classmethod
+    def acquire(cls) -> UidBlock:
+        directory = _lock_dir()
+        turn = os.open(directory / "next.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            try:
+                first = int(os.pread(turn, 16, 0) or b"0") % UID_BLOCKS
+            except ValueError:
+                first = 0
+            live = _live_uids()
+            for step in range(UID_BLOCKS):
+                index = (first + step) % UID_BLOCKS
+                block = cls._take(directory, index, live)
+                if block is not None:
+                    os.ftruncate(turn, 0)
+                    os.pwrite(turn, str((index + 1) % UID_BLOCKS).encode(), 0)
+                    return block
+        finally:
+            os.close(turn)
+        raise CodealignError("every sandbox uid block is in use")
+
+    @classmethod
+    def _take(cls, directory: Path, index: int, live: set[int]) -> UidBlock | None:
+        block = cls(index, -1)
+        if not live.isdisjoint(block.uids):
+            return None
+        path = directory / f"block-{index}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        block.fd = fd
+        return block
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # the lock goes with the descriptor
+            self.fd = -1
 
 
 PRELOAD_EXTRA = (
@@ -101,8 +178,19 @@ class Sample:
     expected: list | None = field(default=None, repr=False)
 
 
+HEADER_KEYS = ("id", "mode", "entry", "limits", "policy")
+
+
 def _frames(job: dict, tests: dict) -> bytes:
-    return wire.frame(job) + wire.frame(tests)
+    """A sample's three frames for a worker: the header it reads (no program, input or
+    test in it), then the candidate's part and the tester's, which it passes on unread."""
+    header = {key: job[key] for key in HEADER_KEYS}
+    payload = {key: value for key, value in job.items() if key not in HEADER_KEYS}
+    return wire.frame(header) + wire.frame(payload) + wire.frame(tests)
+
+
+def _lines(data: bytes) -> list[str]:
+    return [line.decode("ascii", "replace") for line in data.split(b"\n") if line]
 
 
 @dataclass
@@ -142,26 +230,44 @@ class _Worker:
         self.isolation = hello["hello"]
 
     def _read(self, timeout: float) -> dict | None:
-        fd = self.proc.stdout.fileno()
+        """The next report: a JSON frame, and for a sample the raw bytes of its streams
+        (`sizes`: candidate reports, tester reports, output), split here into lines."""
         deadline = time.monotonic() + timeout
-        data = b""
-        need = 4
-        header = True
-        while True:
+        size = self._read_exact(4, deadline)
+        if size is None or int.from_bytes(size, "big") > wire.MAX_FRAME * 2:
+            return None
+        data = self._read_exact(int.from_bytes(size, "big"), deadline)
+        if data is None:
+            return None
+        message = json.loads(data)
+        sizes = message.pop("sizes", None) if type(message) is dict else None
+        if sizes is not None:
+            if type(sizes) is not list or len(sizes) != 3:
+                return None
+            streams = []
+            for count in sizes:
+                if type(count) is not int or not 0 <= count <= wire.MAX_FRAME * 2:
+                    return None
+                streams.append(self._read_exact(count, deadline))
+                if streams[-1] is None:
+                    return None
+            message["c"], message["t"] = _lines(streams[0]), _lines(streams[1])
+            message["out"] = streams[2].decode("utf-8", "replace")
+        return message
+
+    def _read_exact(self, count: int, deadline: float) -> bytes | None:
+        fd = self.proc.stdout.fileno()
+        chunks, need = [], count
+        while need:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
                 return None
-            chunk = os.read(fd, need - len(data))
+            chunk = os.read(fd, min(need, 1 << 20))
             if not chunk:
                 return None
-            data += chunk
-            if len(data) == need:
-                if not header:
-                    return json.loads(data)
-                need = int.from_bytes(data, "big")
-                if need > wire.MAX_FRAME * 2:
-                    return None
-                data, header = b"", False
+            chunks.append(chunk)
+            need -= len(chunk)
+        return b"".join(chunks)
 
     def send(self, data: bytes) -> bool:
         """Write a sample's frames (job, then tests); False if the worker is gone."""
@@ -235,6 +341,9 @@ class Sandbox:
         self._oracle: dict[str, list] = {}
         self._closed = False
         self.isolation: dict = {}
+        # Only a root parent's workers switch uids; elsewhere samples keep the worker's.
+        self._uid_block = UidBlock.acquire() if os.geteuid() == 0 else None
+        self.uids = self._uid_block.uids if self._uid_block else range(0)
 
     # ---- worker lifecycle ----------------------------------------------------------------
 
@@ -246,7 +355,8 @@ class Sandbox:
             "modules": list(self.policy.modules),
             "namespaces": self.namespaces,
             "disk_mb": self.limits.disk_mb,
-            "uid": uid_block()[slot * 2],
+            "uid": self.uids[slot * 2] if self.uids else None,
+            "seccomp_module": _seccomp_module(),
         }
 
     def _spawn(self) -> _Worker:
@@ -283,6 +393,8 @@ class Sandbox:
         for worker in workers:
             worker.close()
         shutil.rmtree(self._jail, ignore_errors=True)
+        if self._uid_block is not None:
+            self._uid_block.release()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -466,6 +578,14 @@ class Sandbox:
             }
             for sample, (status, passed, total, detail) in zip(prepared, results, strict=True)
         ]
+
+
+@functools.lru_cache(maxsize=1)
+def _seccomp_module() -> str | None:
+    """The file of the `pyseccomp` binding for workers to load by path (they run without
+    site-packages); None if it is not installed, and workers then say so in `isolation`."""
+    spec = importlib.util.find_spec("pyseccomp")
+    return spec.origin if spec is not None and spec.origin else None
 
 
 @functools.lru_cache(maxsize=4096)

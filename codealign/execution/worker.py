@@ -33,6 +33,7 @@ import ctypes
 import errno
 import gc
 import json
+import mmap
 import os
 import resource
 import select
@@ -60,9 +61,71 @@ PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+CLONE_NEWCGROUP = 0x02000000
+NAMESPACE_FLAGS = (
+    CLONE_NEWNS,
+    CLONE_NEWUTS,
+    CLONE_NEWIPC,
+    CLONE_NEWUSER,
+    CLONE_NEWPID,
+    CLONE_NEWNET,
+    CLONE_NEWCGROUP,
+)
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 
 POLICY_EXIT = 86
+# Refused with EPERM to every sample (and to the worker once it has set up): nothing a
+# program, a test or the harness does needs them. Debugging and reading other processes
+# (ptrace, process_vm_*), kernel objects that outlive a process (keyrings, SysV and POSIX
+# IPC), running code that is not the program's Python (exec*, memfd_create), leaving the
+# jail or changing the namespaces (unshare, setns, clone with CLONE_NEW*, mount family,
+# chroot, pivot_root), and attack surface no program needs (bpf, perf_event_open,
+# userfaultfd, io_uring, personality, kernel modules, kexec, handles to host files).
+DENIED_SYSCALLS = (
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "add_key",
+    "keyctl",
+    "request_key",
+    "memfd_create",
+    "memfd_secret",
+    "execve",
+    "execveat",
+    "shmget",
+    "shmat",
+    "msgget",
+    "semget",
+    "mq_open",
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
+    "mount_setattr",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "personality",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "open_by_handle_at",
+    "name_to_handle_at",
+)
 DEBUG = False
 HOOK: dict | None = None  # the dormant audit hook's state, set once per worker
 REPORT_CAP = 32 * 1024 * 1024
@@ -113,6 +176,45 @@ def _clear_capabilities() -> None:
         raise OSError(ctypes.get_errno(), "capset failed")
 
 
+class _Buffer:
+    """Bytes that a sample's processes sent, kept in an anonymous mapping that no fork
+    inherits (MADV_DONTFORK) and that is emptied (MADV_DONTNEED) once passed on: the
+    worker relays them to the parent without a copy in its heap."""
+
+    def __init__(self, size: int) -> None:
+        self.map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self.map.madvise(mmap.MADV_DONTFORK)
+        self.view = memoryview(self.map)
+        self.size, self.used, self.total = size, 0, 0
+
+    def fill(self, fd: int, scratch: memoryview) -> bool:
+        """Read what `fd` has; past `size` bytes it is counted and dropped. False at EOF."""
+        if self.used < self.size:
+            got = os.readv(fd, [self.view[self.used :]])
+            self.used += got
+        else:
+            got = os.readv(fd, [scratch])
+        self.total += got
+        return got > 0
+
+    def clear(self) -> None:
+        if self.used:
+            self.map.madvise(mmap.MADV_DONTNEED, 0, self.used)
+        self.used = self.total = 0
+
+    def close(self) -> None:
+        self.view.release()
+        self.map.close()
+
+
+def _own_frame(fd: int):
+    """In a sample's process: read the frame the worker passed on for it, then close fd."""
+    try:
+        return wire.read_frame(fd)
+    finally:
+        os.close(fd)
+
+
 class Worker:
     def __init__(self, config: dict) -> None:
         self.config = config
@@ -129,10 +231,16 @@ class Worker:
             "uid_drop": False,
             "userns": False,
             "pid1": False,
+            "heap_clean": True,
+            "seccomp": False,
+            "ipc_private": False,
+            "keyrings_private": False,
         }
         self.real_root = os.geteuid() == 0
         self.uid_candidate = self.uid_tester = None
         self.served = 0
+        self.buffers: dict[str, _Buffer] = {}
+        self.scratch = _Buffer(1 << 16).view
 
     # ---- start-up ---------------------------------------------------------------------
 
@@ -205,14 +313,61 @@ class Worker:
             self.uid_candidate, self.uid_tester = base, base + 1
             self.info["uid_drop"] = True
 
+    def build_seccomp(self):
+        """The syscall filter every sample inherits (see DENIED_SYSCALLS), built with
+        libseccomp through `pyseccomp` before the chroot hides the library; None, with
+        the reason in `isolation["seccomp_reason"]`, where either is missing."""
+        path = self.config.get("seccomp_module")
+        if not path:
+            self.info["seccomp_reason"] = "the pyseccomp package is not installed"
+            return None
+        try:
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location("pyseccomp", path)
+            seccomp = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(seccomp)
+            rules = seccomp.SyscallFilter(seccomp.ALLOW)
+            deny = seccomp.ERRNO(errno.EPERM)
+            for name in DENIED_SYSCALLS:
+                # a name this architecture or libseccomp version does not know is skipped
+                with contextlib.suppress(OSError, ValueError, RuntimeError):
+                    rules.add_rule(deny, name)
+            # clone(2) may still fork, but not into new namespaces; clone3's flags sit
+            # in memory a filter cannot read, so it reports ENOSYS and libc falls back.
+            for flag in NAMESPACE_FLAGS:
+                rules.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+            rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+        except Exception as exc:  # no libseccomp, or one too old: degrade, say why
+            self.info["seccomp_reason"] = f"{type(exc).__name__}: {exc}"[:200]
+            return None
+        return rules
+
+    def load_seccomp(self, rules) -> None:
+        if rules is not None:
+            try:
+                rules.load()
+            except OSError as exc:
+                self.info["seccomp_reason"] = f"seccomp_load failed: {exc}"[:200]
+            else:
+                self.info.update(seccomp=True, ipc_private=True, keyrings_private=True)
+        if not self.info["seccomp"] and self.info["namespaces"]:
+            # Without the filter each sample gets an IPC namespace of its own instead
+            # (see _enter_sandbox); keyrings then stay shared per uid.
+            self.info["ipc_private"] = True
+
     def prepare_children(self) -> None:
         """What every sample process would set the same way, set once here and inherited
         through fork: an empty environment, umask 077, default signal dispositions, an
         empty capability bounding set, no_new_privs, and one fixed `random` state."""
         os.environ.clear()
         os.umask(0o077)
-        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
             signal.signal(sig, signal.SIG_DFL)
+        # A write to a pipe whose reader is gone fails with EPIPE instead of killing the
+        # writer, as in any Python program: the worker passes frames to sample processes
+        # that may already be dead.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         _drop_bounding_set()
         if not _prctl(PR_SET_NO_NEW_PRIVS, 1):
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
@@ -229,8 +384,10 @@ class Worker:
         self.isolate()
         self.preload()
         self.uid_processes = self._count_uid_processes()
+        syscalls = self.build_seccomp()
         self.enter_jail()
         self.prepare_children()
+        self.load_seccomp(syscalls)
         global HOOK
         _purge_modules(set(self.config["modules"]))
         HOOK = install_audit_hook(self.config["modules"])
@@ -242,11 +399,16 @@ class Worker:
                 return
             if job.get("op") == "exit":
                 return
-            result = self.run_job(job)
-            wire.write_frame(self.proto_out, result)
+            self.run_job(job)
             self.served += 1
 
     def run_job(self, job: dict) -> dict:
+        """Run one sample. `job` is its header (id, mode, limits, policy): the program,
+        its inputs and its tests follow on the pipe as two frames that this process
+        passes on to the sample's processes with splice(2) without ever reading them, and
+        what the sample's processes report comes back through mappings no fork inherits
+        (`_Buffer`). So nothing of one sample is ever in this process's heap, and a later
+        sample, forked from it, cannot find it there, freed or not."""
         limits = job["limits"]
         sample_dir = os.path.join(self.jail, f"sample-{job['id']}")
         os.mkdir(sample_dir, 0o700)
@@ -254,42 +416,53 @@ class Worker:
             os.chown(sample_dir, self.uid_candidate, self.uid_candidate)
         out_r, out_w = os.pipe()
         crep_r, crep_w = os.pipe()
+        job_r, job_w = os.pipe()
         pids: dict[str, int] = {}
         fds = {crep_r: "c", out_r: "out"}
         sock_c = sock_t = None
         if job["mode"] == "check":
             sock_c, sock_t = socket.socketpair()
-        keep = [crep_w] + ([sock_c.fileno()] if sock_c else [])
+        keep = [crep_w, job_r] + ([sock_c.fileno()] if sock_c else [])
         pids["c"] = self._fork(
-            lambda: self.run_candidate(job, sample_dir, crep_w, sock_c),
+            lambda: self.run_candidate(job, job_r, sample_dir, crep_w, sock_c),
             sample_dir,
             self.uid_candidate,
             limits,
             out_w,
             keep,
         )
-        # The test payload is read only now, so the candidate's memory never held it.
-        tests = wire.read_frame(self.proto_in)
+        os.close(job_r)
+        self._pass_frame(job_w)
         reporter = "c"
         if job["mode"] == "check":
             trep_r, trep_w = os.pipe()
+            tests_r, tests_w = os.pipe()
             fds[trep_r] = "t"
             sock_c.close()
             pids["t"] = self._fork(
-                lambda: run_tester(tests, job, trep_w, sock_t),
+                lambda: run_tester(_own_frame(tests_r), job, trep_w, sock_t),
                 self.jail,
                 self.uid_tester,
                 limits,
                 self.devnull,
-                [trep_w, sock_t.fileno()],
+                [trep_w, tests_r, sock_t.fileno()],
             )
             os.close(trep_w)
+            os.close(tests_r)
             sock_t.close()
+            self._pass_frame(tests_w)
             reporter = "t"
-        tests = None  # the worker keeps no test code between samples
+        else:
+            self._pass_frame(None)  # no tester: the (empty) tests frame goes nowhere
         os.close(out_w)
         os.close(crep_w)
-        streams, statuses, timed_out = self._collect(fds, pids, reporter, limits)
+        buffers = {
+            "c": self._buffer("c", REPORT_CAP),
+            "out": self._buffer("out", limits["output_bytes"]),
+        }
+        if "t" in fds.values():
+            buffers["t"] = self._buffer("t", REPORT_CAP)
+        timed_out, statuses = self._collect(fds, pids, reporter, limits, buffers)
         reaped = self._kill_everything(pids)
         for key, pid in pids.items():
             if key not in statuses:
@@ -297,20 +470,56 @@ class Worker:
         for fd in fds:
             os.close(fd)
         self._remove(sample_dir)
-        out = streams["out"]
-        return {
+        sent = [buffers.get(name) for name in ("c", "t", "out")]
+        header = {
             "id": job["id"],
             "timeout": timed_out,
             "exit": statuses,
-            "c": self._lines(streams["c"]),
-            "t": self._lines(streams.get("t", b"")),
-            "out": out[: limits["output_bytes"]].decode("utf-8", "replace"),
-            "out_bytes": self._out_total,
+            "out_bytes": buffers["out"].total,
+            "sizes": [0 if b is None else b.used for b in sent],
         }
+        wire.write_frame(self.proto_out, header)
+        for buffer in sent:
+            if buffer is not None:
+                wire.write_all(self.proto_out, buffer.view[: buffer.used])
+                buffer.clear()
+        return header
 
-    @staticmethod
-    def _lines(data: bytes) -> list[str]:
-        return [line.decode("ascii", "replace") for line in data.split(b"\n") if line]
+    def _buffer(self, name: str, size: int) -> _Buffer:
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.size < size:
+            if buffer is not None:
+                buffer.close()
+            buffer = self.buffers[name] = _Buffer(max(size, 1))
+        return buffer
+
+    def _pass_frame(self, dst: int | None) -> None:
+        """Move the next frame on the protocol pipe into `dst` (a pipe a sample's process
+        reads; None: nowhere) in the kernel, then close `dst`. If the reader is gone, the
+        rest of the frame is dropped so the next one starts where it should."""
+        header = wire.read_exact(self.proto_in, 4)
+        size = int.from_bytes(header, "big")
+        if size > wire.MAX_FRAME:
+            raise EOFError("a frame over the limit")
+        target = self.devnull if dst is None else dst
+        try:
+            if dst is not None:
+                wire.write_all(dst, header)
+        except OSError:
+            target = self.devnull
+        while size:
+            try:
+                moved = os.splice(self.proto_in, target, size)
+            except OSError:
+                if target == self.devnull:
+                    raise
+                target = self.devnull
+                continue
+            if not moved:
+                raise EOFError("pipe closed")
+            size -= moved
+        if dst is not None:
+            os.close(dst)
 
     def _fork(self, body, cwd, uid, limits, out_fd, keep) -> int:
         # Frozen objects are never traversed by a collection in the child, so their pages
@@ -358,6 +567,10 @@ class Worker:
             (resource.RLIMIT_NPROC, limits["processes"] + (0 if uid else self.uid_processes)),
         ):
             resource.setrlimit(res, (value, value))
+        # no filter to refuse IPC objects: whatever this sample makes dies with it
+        ipc_namespace = self.info["ipc_private"] and not self.info["seccomp"]
+        if ipc_namespace and _libc.unshare(CLONE_NEWIPC) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWIPC) failed")
         if uid is not None:
             os.setgroups([])
             os.setgid(uid)
@@ -365,11 +578,9 @@ class Worker:
         elif self.info["userns"]:
             _clear_capabilities()
 
-    def _collect(self, fds, pids, reporter, limits):
+    def _collect(self, fds, pids, reporter, limits, buffers):
         """Read reports and output until the reporting child exits or the deadline passes."""
         deadline = time.monotonic() + limits["timeout"]
-        streams = {name: bytearray() for name in fds.values()}
-        self._out_total = 0
         statuses: dict[str, int] = {}
         poller = select.poll()
         open_fds = set(fds)
@@ -396,7 +607,7 @@ class Worker:
                     poller.unregister(fd)
                     os.close(fd)
                     statuses[name] = self._reap(pids[name])
-                elif fd in open_fds and not self._drain(fd, fds[fd], streams, limits):
+                elif fd in open_fds and not buffers[fds[fd]].fill(fd, self.scratch):
                     poller.unregister(fd)
                     open_fds.discard(fd)
             if not pidfds:
@@ -408,27 +619,13 @@ class Worker:
         for fd in list(open_fds):
             os.set_blocking(fd, False)
             try:
-                while self._drain(fd, fds[fd], streams, limits):
+                while buffers[fds[fd]].fill(fd, self.scratch):
                     pass
             except BlockingIOError:
                 pass
         for fd in pidfds:
             os.close(fd)
-        return {k: bytes(v) for k, v in streams.items()}, statuses, timed_out
-
-    def _drain(self, fd, name, streams, limits) -> bool:
-        data = os.read(fd, 1 << 16)
-        if not data:
-            return False
-        buf = streams[name]
-        if name == "out":
-            self._out_total += len(data)
-            room = limits["output_bytes"] - len(buf)
-            if room > 0:
-                buf += data[:room]
-        elif len(buf) < REPORT_CAP:
-            buf += data
-        return True
+        return timed_out, statuses
 
     @staticmethod
     def _reap(pid: int, block: bool = True):
@@ -517,8 +714,13 @@ class Worker:
 
     # ---- inside the children ------------------------------------------------------------
 
-    def run_candidate(self, job, sample_dir, report_fd, sock) -> None:
+    def run_candidate(self, header, job_fd, sample_dir, report_fd, sock) -> None:
         report = Reporter(report_fd)
+        try:
+            job = {**_own_frame(job_fd), **header}
+        except MemoryError:
+            report.send(["oom", "loading"])
+            return
         program = job["program"]
         try:
             code = compile(program, "<program>", "exec", dont_inherit=True)
@@ -1002,7 +1204,7 @@ def run_tester(tests, job, report_fd, sock) -> None:
 
 def main() -> None:
     config = json.loads(sys.argv[1])
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
         Worker(config).serve()
     except OSError as exc:
