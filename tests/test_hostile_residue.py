@@ -41,6 +41,14 @@ def policy(request) -> Policy:
     return Policy(enabled=request.param)
 
 
+@pytest.fixture(params=[True, False], ids=["jail", "no-namespaces"])
+def namespaces(request) -> bool:
+    """The full jail, where samples cannot reach ctypes at all, and the fallback without
+    namespaces, where the worker keeps ctypes (for the parent-death signal) and so the
+    attacks below get to make their syscalls: there the seccomp filter must hold."""
+    return request.param
+
+
 # The attacker's way in: a worker frame through a stdlib callback, then its globals.
 GRAB = """
 import random, operator, sys
@@ -175,7 +183,7 @@ if LIBC is not None and osmod is not None:
     osmod.close(r)
     osmod.close(w)
 if osmod is not None:
-    for base, dirs, files in osmod.walk('/'):
+    for base, dirs, files in osmod.walk(osmod.path.dirname(osmod.getcwd())):
         for name in files:
             try:
                 with open(osmod.path.join(base, name), 'rb') as handle:
@@ -205,7 +213,7 @@ SCAN_CHECK = Problem(
 )
 
 
-def test_a_sample_finds_nothing_of_earlier_samples_in_memory(policy):
+def test_a_sample_finds_nothing_of_earlier_samples_in_memory(policy, namespaces):
     """Issue 21, item 2: the heap a sample inherits holds nothing of other samples."""
     problems, samples = planted()
     scans = [
@@ -213,7 +221,7 @@ def test_a_sample_finds_nothing_of_earlier_samples_in_memory(policy):
         for p in (SCAN_VALUES, SCAN_CHECK)
     ]
     limits = Limits(timeout=20.0)
-    with Sandbox(workers=1, limits=limits, policy=policy) as box:
+    with Sandbox(workers=1, limits=limits, policy=policy, namespaces=namespaces) as box:
         verdicts = box.score(
             problems + [SCAN_VALUES, SCAN_CHECK], samples + scans + samples + scans
         )
@@ -226,18 +234,134 @@ def test_a_sample_finds_nothing_of_earlier_samples_in_memory(policy):
 
 def test_the_scan_finds_markers_of_its_own_sample(policy):
     """The scan is not blind: bytes that only its own heap holds (a bytearray, which the
-    `gc` half of the scan skips), it finds."""
+    `gc` half of the scan skips), it finds, where ctypes is in reach (no namespaces)."""
     own = SCAN.replace(
         "found = set()\n",
         "found = set()\nKEEP = bytearray((PREFIX + 'program:x').encode())\n",
     )
-    with Sandbox(workers=1, limits=Limits(timeout=20.0), policy=policy) as box:
+    with Sandbox(workers=1, limits=Limits(timeout=20.0), policy=policy, namespaces=False) as box:
         [verdict] = box.score(
             [SCAN_VALUES],
             [{"task_id": SCAN_VALUES.task_id, "completion": own, "full_program": True}],
         )
     assert verdict["status"] == "failed", verdict
     assert verdict["detail"] == "scan() == []: got ['program']"
+
+
+def _worker_memory(pid: int) -> list[bytes]:
+    """Every mapping of process `pid` that a fork would copy (smaps VmFlags without `dc`),
+    read through /proc/PID/mem."""
+    regions, current = [], None
+    with open(f"/proc/{pid}/smaps") as handle:
+        for line in handle:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and ":" not in fields[0]:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                current = [start, end, fields[1].startswith("r"), fields[-1]]
+                regions.append(current)
+            elif fields[0] == "VmFlags:" and current is not None:
+                current.append("dc" in fields[1:])
+    chunks = []
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for start, end, readable, name, *flags in regions:
+            if not readable or (flags and flags[0]) or name in ("[vvar]", "[vsyscall]"):
+                continue
+            try:
+                mem.seek(start)
+                chunks.append(mem.read(end - start))
+            except OSError:
+                pass
+    return chunks
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs /proc")
+def test_the_forking_worker_holds_nothing_of_a_sample(policy):
+    """Read from outside: after samples ran, nothing of their tests, programs, inputs,
+    outputs or results is in any memory of the worker that a fork would pass on."""
+    problems, samples = planted()
+    with Sandbox(workers=1, limits=Limits(timeout=10.0), policy=policy) as box:
+        box.score(problems, samples)
+        worker = box._idle.get_nowait()
+        outer = worker.proc.pid
+        with open(f"/proc/{outer}/task/{outer}/children") as handle:
+            children = [int(x) for x in handle.read().split()]
+        pid = children[0] if children else outer  # PID 1 of its namespace, or itself
+        try:
+            memory = _worker_memory(pid)
+        except PermissionError:
+            pytest.skip("this process may not read the worker's memory")
+        box._idle.put(worker)
+    assert sum(len(chunk) for chunk in memory) > 1 << 20  # the scan saw the heap
+    texts = [s["completion"] for s in samples] + [p.test or "" for p in problems]
+    texts += [str(p.cases) for p in problems] + [str(p.stdio) for p in problems]
+    markers = {m for text in texts for m in _markers(text)}
+    assert len(markers) >= 7
+    leaked = sorted(m for m in markers if any(m.encode() in chunk for chunk in memory))
+    assert leaked == []
+
+
+def _markers(text: str) -> list[str]:
+    found, at = [], text.find(PREFIX)
+    while at >= 0:
+        end = text.index(":", at + len(PREFIX)) + 13
+        found.append(text[at:end])
+        at = text.find(PREFIX, at + 1)
+    return found
+
+
+CTYPES_PROBE = (
+    GRAB
+    + """
+reached = []
+if CTYPES is not None or WORKER.get('_libc') is not None:
+    reached.append('worker globals')
+load = operator.attrgetter('__import__')(WORKER['__builtins__'])
+for name in ('ctypes', '_ctypes'):
+    try:
+        load(name)
+        reached.append('import ' + name)
+    except BaseException:
+        pass
+try:
+    class Spec:
+        name = '_ctypes'
+        origin = ORIGIN
+    load('_imp').create_dynamic(Spec())
+    reached.append('extension cache')
+except BaseException:
+    pass
+gc = WORKER.get('gc')
+if gc is not None:
+    for o in gc.get_objects():
+        if 'ctypes' in str(operator.attrgetter('__module__')(type(o))):
+            reached.append('a ctypes object')
+            break
+
+def probe():
+    return reached
+"""
+)
+
+
+def test_ctypes_is_out_of_reach_of_a_sample(policy):
+    """Stage 2 never loaded ctypes: not in the worker's globals, not importable, not
+    revivable from the extension cache (by the path the parent's copy came from), no
+    object of it alive."""
+    import _ctypes
+
+    problem = Problem(
+        task_id="residue/ctypes",
+        prompt="def probe():\n",
+        entry_point="probe",
+        cases=(TestCase((((), {}),), [], "probe() == []"),),
+    )
+    program = f"ORIGIN = {_ctypes.__file__!r}\n" + CTYPES_PROBE
+    sample = {"task_id": problem.task_id, "completion": program, "full_program": True}
+    with Sandbox(workers=1, limits=Limits(timeout=5.0), policy=policy) as box:
+        [verdict] = box.score([problem], [sample])
+        isolation = box.isolation
+    assert isolation.get("ctypes_free"), isolation
+    assert verdict["status"] == "passed", verdict
 
 
 # ---- kernel objects ----------------------------------------------------------------------
@@ -311,7 +435,7 @@ def _result(verdict: dict) -> str:
 
 
 @pytest.mark.parametrize("kind", sorted(KERNEL_OBJECTS))
-def test_kernel_objects_of_one_sample_are_invisible_to_later_samples(kind, policy):
+def test_kernel_objects_of_one_sample_are_invisible_to_later_samples(kind, policy, namespaces):
     if "keyring" in kind and platform.machine() not in ARCH_SYSCALLS:
         pytest.skip(f"no keyring syscall numbers for {platform.machine()}")
     make, find = KERNEL_OBJECTS[kind]
@@ -321,16 +445,22 @@ def test_kernel_objects_of_one_sample_are_invisible_to_later_samples(kind, polic
     limits = Limits(timeout=5.0)
     found = []
     # the same worker: one worker, samples in turn
-    with Sandbox(workers=1, limits=limits, policy=policy) as box:
+    options = {"limits": limits, "policy": policy, "namespaces": namespaces}
+    with Sandbox(workers=1, **options) as box:
         found += [_result(v) for v in _run(box, [maker, finder, finder])[1:]]
     # another worker: each worker retires after one sample
-    with Sandbox(workers=1, limits=limits, policy=policy, recycle_after=1) as box:
+    with Sandbox(workers=1, recycle_after=1, **options) as box:
         found += [_result(v) for v in _run(box, [maker, finder])[1:]]
-        made = _run(box, [maker])
+        made = _result(_run(box, [maker])[0])
+        isolation = box.isolation
     # a second sandbox, after the first is gone
-    with Sandbox(workers=1, limits=limits, policy=policy) as box:
+    with Sandbox(workers=1, **options) as box:
         found += [_result(v) for v in _run(box, [finder])]
-    assert found == ["absent"] * len(found), (kind, found, made)
+    assert not any("found" in result for result in found), (kind, found, made)
+    # Either the sample cannot make the call at all (no ctypes in reach) or the kernel
+    # refuses it: nothing was ever made.
+    expected = "no ctypes" if isolation["ctypes_free"] else "denied"
+    assert expected in made, (kind, made, isolation)
 
 
 # ---- uids ----------------------------------------------------------------------------------
@@ -391,6 +521,8 @@ DENIED = {
 
 @pytest.mark.parametrize("family", sorted(DENIED))
 def test_denied_syscalls_fail_with_eperm(family, policy):
+    """Run where ctypes is in reach of a sample (no namespaces), so that each call is
+    really made; in the jail no sample can make them at all (test above)."""
     pyseccomp = pytest.importorskip("pyseccomp")
     numbers = {
         name: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) for name in DENIED[family]
@@ -416,7 +548,7 @@ def test_denied_syscalls_fail_with_eperm(family, policy):
         entry_point="probe",
         cases=(TestCase((((), {}),), expected, "probe() == [EPERM, ...]"),),
     )
-    with Sandbox(workers=1, limits=Limits(timeout=5.0), policy=policy) as box:
+    with Sandbox(workers=1, limits=Limits(timeout=5.0), policy=policy, namespaces=False) as box:
         [verdict] = box.score(
             [problem], [{"task_id": problem.task_id, "completion": program, "full_program": True}]
         )

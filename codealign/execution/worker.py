@@ -29,7 +29,6 @@ ran it, or when.
 from __future__ import annotations
 
 import builtins
-import ctypes
 import errno
 import gc
 import json
@@ -75,12 +74,13 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 
 POLICY_EXIT = 86
 # Refused with EPERM to every sample (and to the worker once it has set up): nothing a
-# program, a test or the harness does needs them. Debugging and reading other processes
-# (ptrace, process_vm_*), kernel objects that outlive a process (keyrings, SysV and POSIX
-# IPC), running code that is not the program's Python (exec*, memfd_create), leaving the
-# jail or changing the namespaces (unshare, setns, clone with CLONE_NEW*, mount family,
-# chroot, pivot_root), and attack surface no program needs (bpf, perf_event_open,
+# program, a test or the harness needs them. Reading or steering other processes
+# (ptrace, process_vm_*, kcmp), kernel objects that outlive a process (keyrings, SysV
+# and POSIX IPC), running anything but the program's Python (exec*, memfd_create),
+# changing namespaces or mounts (unshare, setns, clone with CLONE_NEW*, the mount
+# family, pivot_root), and attack surface no program needs (bpf, perf_event_open,
 # userfaultfd, io_uring, personality, kernel modules, kexec, handles to host files).
+# chroot stays allowed, for stage 2's own; it needs a capability no sample holds.
 DENIED_SYSCALLS = (
     "ptrace",
     "process_vm_readv",
@@ -92,7 +92,6 @@ DENIED_SYSCALLS = (
     "memfd_create",
     "memfd_secret",
     "execve",
-    "execveat",
     "shmget",
     "shmat",
     "msgget",
@@ -103,7 +102,6 @@ DENIED_SYSCALLS = (
     "mount",
     "umount2",
     "pivot_root",
-    "chroot",
     "move_mount",
     "open_tree",
     "fsopen",
@@ -130,16 +128,32 @@ DEBUG = False
 HOOK: dict | None = None  # the dormant audit hook's state, set once per worker
 REPORT_CAP = 32 * 1024 * 1024
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc_fork = _libc.fork
+EXEC_FD = 1023  # the interpreter's file, open only from stage 1's filter to its execveat
+AT_EMPTY_PATH = 0x1000
+
+# ctypes is loaded only where a step needs a libc call that Python lacks: always in stage
+# 1, and in stage 2 only for what the kernel's setup left to do per sample (see
+# Worker.serve). Where stage 2 never loads it, no sample can reach it: not as a module,
+# not through the worker's globals, not revived from the interpreter's extension cache.
+ctypes = None
+_libc = None
+_CAPS = None
+
+
+def _load_libc():
+    global ctypes, _libc
+    if _libc is None:
+        import ctypes as module
+
+        ctypes = module
+        _libc = module.CDLL(None, use_errno=True)
+    return _libc
 
 
 def _raw_fork() -> int:
-    """glibc's fork without Python's at-fork hooks (see Worker._fork); raises on failure."""
-    pid = _libc_fork()
-    if pid < 0:
-        raise OSError(ctypes.get_errno(), "fork failed")
-    return pid
+    """os.fork, which runs no at-fork hooks in a worker: none were registered (see
+    Worker.preload), so `random` keeps its fixed state and no page is touched for them."""
+    return os.fork()
 
 
 _write = os.write
@@ -147,15 +161,7 @@ _exit = os._exit
 
 
 def _prctl(option: int, arg: int) -> bool:
-    return _libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) == 0
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("e", ctypes.c_uint32), ("p", ctypes.c_uint32), ("i", ctypes.c_uint32)]
+    return _load_libc().prctl(option, ctypes.c_ulong(arg), 0, 0, 0) == 0
 
 
 def _drop_bounding_set() -> None:
@@ -166,13 +172,21 @@ def _drop_bounding_set() -> None:
         _prctl(PR_CAPBSET_DROP, cap)
 
 
-_CAP_HEADER = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-_CAP_NONE = (_CapData * 2)()
-
-
 def _clear_capabilities() -> None:
     """Empty the effective, permitted and inheritable capability sets of this process."""
-    if _libc.capset(ctypes.byref(_CAP_HEADER), _CAP_NONE) != 0:
+    global _CAPS
+    libc = _load_libc()
+    if _CAPS is None:
+
+        class Header(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+        class Data(ctypes.Structure):
+            _fields_ = [("e", ctypes.c_uint32), ("p", ctypes.c_uint32), ("i", ctypes.c_uint32)]
+
+        # _LINUX_CAPABILITY_VERSION_3, this process; two empty sets of 32 bits each
+        _CAPS = (Header(0x20080522, 0), (Data * 2)())
+    if libc.capset(ctypes.byref(_CAPS[0]), _CAPS[1]) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
 
 
@@ -216,15 +230,14 @@ def _own_frame(fd: int):
 
 
 class Worker:
-    def __init__(self, config: dict) -> None:
+    """Stage 1 (`start`) sets up what needs libc calls: namespaces, PID 1, the tmpfs, the
+    seccomp filter; then it execs a fresh interpreter, stage 2 (`serve`), which never
+    saw ctypes, to preload the allowed modules, chroot and fork the samples."""
+
+    def __init__(self, config: dict, info: dict | None = None) -> None:
         self.config = config
         self.jail = config["jail"]
-        self.proto_in = os.dup(0)
-        self.proto_out = os.dup(1)
-        self.devnull = os.open("/dev/null", os.O_RDWR)
-        os.dup2(self.devnull, 0)
-        os.dup2(self.devnull, 1)
-        self.info = {
+        self.info = info or {
             "namespaces": False,
             "network_namespace": False,
             "chroot": False,
@@ -235,12 +248,27 @@ class Worker:
             "seccomp": False,
             "ipc_private": False,
             "keyrings_private": False,
+            "ctypes_free": False,
         }
-        self.real_root = os.geteuid() == 0
+        self.real_root = os.geteuid() == 0 and not self.info["userns"]
         self.uid_candidate = self.uid_tester = None
         self.served = 0
         self.buffers: dict[str, _Buffer] = {}
-        self.scratch = _Buffer(1 << 16).view
+
+    def start(self) -> None:
+        """Stage 1: isolate, build and load the filter, then exec stage 2 in place."""
+        _load_libc()
+        self.isolate()
+        rules = self.build_seccomp()
+        fd = os.open(sys.executable, os.O_RDONLY | os.O_CLOEXEC)
+        os.dup2(fd, EXEC_FD, inheritable=False)
+        os.close(fd)
+        if not _prctl(PR_SET_NO_NEW_PRIVS, 1):
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        self.load_seccomp(rules)
+        argv = [sys.executable, "-s", "-P", "-S", "-B", os.path.abspath(__file__)]
+        argv += [json.dumps(self.config), json.dumps(self.info)]
+        os.execve(EXEC_FD, argv, {"PYTHONHASHSEED": "0"})
 
     # ---- start-up ---------------------------------------------------------------------
 
@@ -251,8 +279,9 @@ class Worker:
         uid, gid = os.getuid(), os.getgid()
         user = 0 if self.real_root else CLONE_NEWUSER
         flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | user
-        if _libc.unshare(flags) != 0:
-            if _libc.unshare(CLONE_NEWNET | user) == 0:
+        libc = _load_libc()
+        if libc.unshare(flags) != 0:
+            if libc.unshare(CLONE_NEWNET | user) == 0:
                 self.info["network_namespace"] = True
                 self.info["userns"] = bool(user)
                 if user:
@@ -275,10 +304,10 @@ class Worker:
             _exit(os.waitstatus_to_exitcode(status) & 0xFF)
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         self.info.update(namespaces=True, network_namespace=True, pid1=os.getpid() == 1)
-        if _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
+        if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
             opts = f"size={int(self.config['disk_mb'])}m,mode=0755".encode()
             flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
-            if _libc.mount(b"tmpfs", self.jail.encode(), b"tmpfs", flags, opts) == 0:
+            if libc.mount(b"tmpfs", self.jail.encode(), b"tmpfs", flags, opts) == 0:
                 self.info["tmpfs"] = True
 
     @staticmethod
@@ -295,9 +324,18 @@ class Worker:
                 pass
 
     def preload(self) -> None:
-        for name in self.config["preload"]:
-            with contextlib.suppress(Exception):
-                __import__(name)
+        # Modules register at-fork hooks as they are imported (`random` reseeds from the
+        # OS in every child, `threading` resets its state); none are needed here, where
+        # every sample must start from the same `random` state and no thread runs. They
+        # are not registered, so os.fork runs none.
+        register = os.register_at_fork
+        os.register_at_fork = lambda **hooks: None
+        try:
+            for name in self.config["preload"]:
+                with contextlib.suppress(Exception):
+                    __import__(name)
+        finally:
+            os.register_at_fork = register
 
     def enter_jail(self) -> None:
         if self.info["namespaces"] and self.info.get("tmpfs"):
@@ -329,6 +367,11 @@ class Worker:
             spec.loader.exec_module(seccomp)
             rules = seccomp.SyscallFilter(seccomp.ALLOW)
             deny = seccomp.ERRNO(errno.EPERM)
+            # exec is refused, but for stage 1's own exec of stage 2: execveat of the
+            # interpreter's descriptor, a number no sample can hold (RLIMIT_NOFILE), and
+            # closed by that exec.
+            rules.add_rule(deny, "execveat", seccomp.Arg(0, seccomp.NE, EXEC_FD))
+            rules.add_rule(deny, "execveat", seccomp.Arg(4, seccomp.NE, AT_EMPTY_PATH))
             for name in DENIED_SYSCALLS:
                 # a name this architecture or libseccomp version does not know is skipped
                 with contextlib.suppress(OSError, ValueError, RuntimeError):
@@ -368,9 +411,10 @@ class Worker:
         # writer, as in any Python program: the worker passes frames to sample processes
         # that may already be dead.
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        _drop_bounding_set()
-        if not _prctl(PR_SET_NO_NEW_PRIVS, 1):
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        # no_new_privs came from stage 1 (execve keeps it): no exec gains a capability
+        # or a uid, so the bounding set matters only where capabilities stay in reach.
+        if _libc is not None:
+            _drop_bounding_set()
         # Samples are forked without Python's at-fork hooks (see _fork), so `random` is
         # not reseeded per sample: every sample starts from this state, whichever worker
         # runs it.
@@ -381,13 +425,26 @@ class Worker:
     # ---- the loop ---------------------------------------------------------------------
 
     def serve(self) -> None:
-        self.isolate()
+        """Stage 2: everything after the exec, then the loop over samples."""
+        self.proto_in = os.dup(0)
+        self.proto_out = os.dup(1)
+        self.devnull = os.open("/dev/null", os.O_RDWR)
+        os.dup2(self.devnull, 0)
+        os.dup2(self.devnull, 1)
+        self.scratch = _Buffer(1 << 16).view
+        info = self.info
+        # What still needs libc per sample: without a PID namespace, the parent-death
+        # signal (and the subreaper); in a user namespace, dropping capabilities; without
+        # the filter, an IPC namespace per sample.
+        if not info["pid1"] or info["userns"] or (info["ipc_private"] and not info["seccomp"]):
+            _load_libc()
+            if not info["pid1"]:
+                _prctl(PR_SET_CHILD_SUBREAPER, 1)
         self.preload()
         self.uid_processes = self._count_uid_processes()
-        syscalls = self.build_seccomp()
         self.enter_jail()
         self.prepare_children()
-        self.load_seccomp(syscalls)
+        info["ctypes_free"] = _libc is None and "ctypes" not in sys.modules
         global HOOK
         _purge_modules(set(self.config["modules"]))
         HOOK = install_audit_hook(self.config["modules"])
@@ -1123,7 +1180,8 @@ def run_stdio(job, code, report, config, sample_dir) -> None:
 def run_tester(tests, job, report_fd, sock) -> None:
     """Check mode, trusted side: run the test code; the program is reachable only as proxies."""
     report = Reporter(report_fd)
-    _prctl(PR_SET_DUMPABLE, 0)
+    if _libc is not None:  # elsewhere the uid switch already made it non-dumpable
+        _prctl(PR_SET_DUMPABLE, 0)
     reader = sock.makefile("rb")
     line = reader.readline(wire.MAX_FRAME)
     if not line:
@@ -1205,8 +1263,11 @@ def run_tester(tests, job, report_fd, sock) -> None:
 def main() -> None:
     config = json.loads(sys.argv[1])
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if len(sys.argv) < 3:
+        Worker(config).start()  # does not return: it execs stage 2
+        return
     try:
-        Worker(config).serve()
+        Worker(config, json.loads(sys.argv[2])).serve()
     except OSError as exc:
         if exc.errno != errno.EPIPE:
             raise
