@@ -1,29 +1,36 @@
 """A warm sandbox worker: pre-imports the allowed modules, then forks one jailed child per sample.
 
 The parent pool starts this file as `python -s -P -S -B worker.py CONFIG` with an
-environment of `PYTHONHASHSEED=0` alone; it uses only the standard library and `wire.py`
-beside it. It speaks to the parent in length-prefixed JSON frames on its stdin/stdout and
-never sees expected results: it receives programs, call arguments and stdin texts, and
-sends back exactly what the jailed children reported. The parent alone decides verdicts.
+environment of `PYTHONHASHSEED=0` alone; it uses only the standard library, `wire.py`
+beside it and, where installed, the `pyseccomp` binding of libseccomp. It speaks to the
+parent in length-prefixed frames on its stdin/stdout and never sees expected results.
+Nor does it hold any sample's data: of each sample it reads only a header (id, mode,
+entry point, limits, policy); the program, its inputs and its tests follow as frames it
+moves into the sample's processes' pipes with splice(2) unread, and what those processes
+report goes back to the parent through MADV_DONTFORK mappings. So a sample forked from
+the worker inherits nothing of any earlier sample, live or freed.
 
-Start-up, in order: new user (when not root), mount, PID, network, IPC and UTS namespaces
+Start-up, stage 1: new user (when not root), mount, PID, network, IPC and UTS namespaces
 where the kernel allows; fork so that the worker is PID 1 of its PID namespace (killing
 everything left of a sample is then one `kill(-1)`, and the kernel kills the whole
 namespace if the worker dies); a size-capped tmpfs over the jail directory, mounted
-nosuid,nodev,noexec; the allowed modules imported; `chroot` into the jail; then what every
-sample inherits: an empty environment, umask 077, default signal handlers, an empty
-capability bounding set, no_new_privs, and `random` seeded with 0. Without namespaces it
-falls back to being a child subreaper that hunts a sample's descendants through /proc.
+nosuid,nodev,noexec; no_new_privs and the seccomp filter (DENIED_SYSCALLS); then an exec
+of a fresh interpreter through a descriptor only the filter's one exception admits.
+Stage 2, which never loads ctypes unless a fallback needs it: the allowed modules
+imported without at-fork hooks; `chroot` into the jail; then what every sample inherits:
+an empty environment, umask 077, default signal handlers (SIGPIPE ignored, as in any
+Python program), and `random` seeded with 0. Without namespaces it falls back to being a
+child subreaper that hunts a sample's descendants through /proc.
 
-Per sample: a private directory in the jail as cwd; a child (glibc's fork, without
-Python's at-fork hooks) that starts a new session, takes the limits (address space, CPU
-seconds, file size, open files, processes, no core dumps), stdin from /dev/null,
-stdout/stderr into a capped pipe, drops to an unprivileged uid (or clears its
-capabilities inside a user namespace), and only then compiles and runs the program, with
-an audit hook watching it when the policy asks. General test code runs in a second child
-with another uid that the program can reach only through a socket carrying plain data.
-With string hashing and `random` fixed, a sample's result does not depend on which worker
-ran it, or when.
+Per sample: a private directory in the jail as cwd; a child that starts a new session,
+takes the limits (address space, CPU seconds, file size, open files, processes, no core
+dumps), stdin from /dev/null, stdout/stderr into a capped pipe, drops to an unprivileged
+uid (or clears its capabilities inside a user namespace), reads its own job from its
+pipe, and only then compiles and runs the program, with an audit hook watching it when
+the policy asks. General test code runs in a second child with another uid, which reads
+the tests from a pipe of its own; the program reaches it only through a socket carrying
+plain data. With string hashing and `random` fixed, a sample's result does not depend on
+which worker ran it, or when.
 """
 
 from __future__ import annotations
