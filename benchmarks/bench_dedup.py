@@ -28,14 +28,14 @@ import tracemalloc
 import click
 import numpy as np
 
-from codealign.dedup import (
+from codealign.curation.dedup import (
     approximate_pairs,
     default_nlist,
     faiss_available,
     greedy_dedup,
     greedy_from_pairs,
 )
-from codealign.embedding import l2_normalize
+from codealign.lm.embedding import l2_normalize
 
 THRESHOLD = 0.95
 

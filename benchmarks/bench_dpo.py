@@ -8,7 +8,7 @@ Prints one JSON object:
   reports wall time of training only (best of `--repeat`), the speed-up, and the largest
   difference between the two runs' per-sample losses (pair by pair, step by step).
   The one-off cost of storing the reference log-probs is reported beside it.
-- `sampling`: completions per second from `codealign.generation.generate`, batched
+- `sampling`: completions per second from `codealign.lm.generation.generate`, batched
   against one prompt at a time, on the same prompts and lengths.
 
     python benchmarks/bench_dpo.py [--pairs 48] [--batch-size 8] [--repeat 2]
@@ -28,7 +28,7 @@ def tiny_policy(work: Path, world, hidden: int, layers: int) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from codealign.base_model import BaseModelParams, build_model, train_tokenizer
+    from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
 
     texts = [t.prompt + t.canonical_solution for t in world.train] + [
         t.instruction for t in world.train
@@ -99,7 +99,7 @@ def dpo_epoch(sft: Path, pairs, params, work: Path, stored: bool):
 
 def sampling(sft: Path, world, prompts: int, max_new_tokens: int) -> dict:
     from codealign.dpo.policy import load_policy, render_prompts, resolve_policy
-    from codealign.generation import generate
+    from codealign.lm.generation import generate
 
     policy = load_policy(resolve_policy(sft))
     texts = render_prompts(policy.tokenizer, [t.instruction for t in world.pool[:prompts]])

@@ -29,7 +29,7 @@ import time
 
 import click
 
-from codealign.embedding import Embedder, EmbedParams
+from codealign.lm.embedding import Embedder, EmbedParams
 
 VERBS = ("Write", "Implement", "Create", "Define", "Build", "Design")
 THINGS = ("function", "program", "method", "routine", "helper", "class")

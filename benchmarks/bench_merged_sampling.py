@@ -19,7 +19,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from codealign.evaluation import benchmark_questions, load_benchmark
+from codealign.evaluation.evaluate import benchmark_questions, load_benchmark
 
 
 def timed(model, encoded, tokenizer, args) -> tuple[float, torch.Tensor]:

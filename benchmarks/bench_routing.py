@@ -66,8 +66,13 @@ def build_world(root: Path, k: int, hidden: int, layers: int, rank: int) -> dict
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from codealign.base_model import BaseModelParams, build_model, train_tokenizer
-    from codealign.sft import adapter_bytes, model_digest, write_adapter_meta, write_router
+    from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
+    from codealign.specialists.sft import (
+        adapter_bytes,
+        model_digest,
+        write_adapter_meta,
+        write_router,
+    )
 
     corpus = [q + "\n    return values\n" for q in QUESTIONS] * 20
     tokenizer = train_tokenizer(corpus, 1024)
@@ -134,8 +139,8 @@ def run_memory_case(case: str, base_dir: str, sft_dir: str, k: int, batch: int, 
     import torch
     from peft import PeftModel  # noqa: F401  (every case pays the same imports)
 
-    from codealign.generation import load_causal_lm
-    from codealign.routing import Router, chat_prompt
+    from codealign.lm.generation import load_causal_lm
+    from codealign.specialists.routing import Router, chat_prompt
 
     torch.set_num_threads(1)
     before = _rss_bytes()
@@ -222,7 +227,7 @@ def timed(fn, repeats: int) -> float:
 
 
 def measure_throughput(world: dict, k: int, batch: int, new_tokens: int, repeats: int) -> dict:
-    from codealign.routing import Router
+    from codealign.specialists.routing import Router
 
     router = Router(world["sft_dir"])
     # A fixed number of new tokens: every case then produces batch x new_tokens tokens.

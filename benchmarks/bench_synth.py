@@ -21,8 +21,8 @@ from pathlib import Path
 
 import click
 
+from codealign.curation.seed import tinyworld_seed_sets, write_seed_sets
 from codealign.params import load_params
-from codealign.seed import tinyworld_seed_sets, write_seed_sets
 from codealign.synth import SynthParams, load_seed_sets, make_backend, run_synth
 from codealign.synth.stub_server import StubServer
 

@@ -28,10 +28,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from codealign.checkpoints import file_digest
 from codealign.dpo.stats import bootstrap_ci
-from codealign.experiments import experiment_rows, same_configuration
 from codealign.io import write_json
+from codealign.lm.checkpoints import file_digest
+from codealign.sweeps.experiments import experiment_rows, same_configuration
 
 METRICS = "metrics/dpo_compare.json"
 BASE_MODEL = Path("models/base_model")

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import click
 
-from codealign.base_model import pretrain, save_existing
-from codealign.checkpoints import checkpoint_dir, file_digest
 from codealign.cli import Command, setup_logging
-from codealign.evaluation import evaluate_model
+from codealign.evaluation.evaluate import evaluate_model
 from codealign.io import atomic_path, read_jsonl, write_json
+from codealign.lm.checkpoints import checkpoint_dir, file_digest
 from codealign.params import load_params
+from codealign.pretraining.base_model import pretrain, save_existing
 from codealign.tinyworld.corpus import EDIT_FORMAT, corpus_from_file
 
 log = logging.getLogger("stages.base_model")

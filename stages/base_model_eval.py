@@ -1,8 +1,9 @@
 """Stage `base_model_eval`: held-out English and code perplexity and English instructions.
 
-The metrics of the code-share ablation (codealign.mixture, `codealign mixture`). With
-`base_model.name: tiny` the stage rebuilds the pretraining corpus from the same inputs
-as `base_model`, so that no held-out document the model trained on is scored.
+The metrics of the code-share ablation (codealign.pretraining.base_model_eval,
+`codealign mixture`). With `base_model.name: tiny` the stage rebuilds the pretraining
+corpus from the same inputs as `base_model`, so that no held-out document the model
+trained on is scored.
 """
 
 import logging
@@ -10,11 +11,11 @@ from pathlib import Path
 
 import click
 
-from codealign.checkpoints import file_digest
 from codealign.cli import Command, setup_logging
 from codealign.io import write_json
-from codealign.mixture import corpus_documents, measure
+from codealign.lm.checkpoints import file_digest
 from codealign.params import load_params
+from codealign.pretraining.base_model_eval import corpus_documents, measure
 from codealign.tinyworld.corpus import read_code
 
 log = logging.getLogger("stages.base_model_eval")

@@ -6,7 +6,9 @@ from pathlib import Path
 import click
 
 from codealign.cli import Command, setup_logging
-from codealign.cluster import (
+from codealign.io import atomic_path, write_json, write_jsonl
+from codealign.params import load_params
+from codealign.specialists.cluster import (
     ClusterModel,
     fit_clusters,
     load_embeddings,
@@ -14,8 +16,6 @@ from codealign.cluster import (
     save_cluster_model,
     silhouette,
 )
-from codealign.io import atomic_path, write_json, write_jsonl
-from codealign.params import load_params
 
 log = logging.getLogger("stages.cluster")
 

@@ -5,15 +5,15 @@ import logging
 import click
 
 from codealign.cli import Command, setup_logging
-from codealign.dataset_metrics import (
+from codealign.curation.dataset_metrics import (
     dataset_metrics,
     parse_dataset_spec,
     render_markdown,
     table_order,
 )
-from codealign.dedup import load_named_dataset, read_sft_jsonl
-from codealign.embedding import Embedder
+from codealign.curation.dedup import load_named_dataset, read_sft_jsonl
 from codealign.io import write_json, write_text
+from codealign.lm.embedding import Embedder
 from codealign.params import load_params
 
 log = logging.getLogger("stages.dataset_metrics")

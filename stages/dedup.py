@@ -6,9 +6,9 @@ import logging
 import click
 
 from codealign.cli import Command, setup_logging
-from codealign.dedup import curate, gather_eval_tasks, gather_records
-from codealign.embedding import Embedder
+from codealign.curation.dedup import curate, gather_eval_tasks, gather_records
 from codealign.io import atomic_path, write_json, write_jsonl
+from codealign.lm.embedding import Embedder
 from codealign.params import load_params
 
 log = logging.getLogger("stages.dedup")

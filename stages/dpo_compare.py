@@ -5,11 +5,11 @@ from pathlib import Path
 
 import click
 
-from codealign.checkpoints import file_digest
 from codealign.cli import Command, setup_logging
 from codealign.dpo.plots import pass_curves
 from codealign.dpo.schedule import compare
 from codealign.io import read_json, write_json
+from codealign.lm.checkpoints import file_digest
 from codealign.params import load_params
 
 log = logging.getLogger("stages.dpo_compare")

@@ -6,11 +6,11 @@ from pathlib import Path
 import click
 
 from codealign.cli import Command, setup_logging
-from codealign.cluster import EmbeddedSplits, embedder_spec, save_embeddings
-from codealign.dedup import read_sft_jsonl
-from codealign.embedding import Embedder, model_identity
+from codealign.curation.dedup import read_sft_jsonl
 from codealign.io import atomic_path
+from codealign.lm.embedding import Embedder, model_identity
 from codealign.params import load_params
+from codealign.specialists.cluster import EmbeddedSplits, embedder_spec, save_embeddings
 
 log = logging.getLogger("stages.embed")
 

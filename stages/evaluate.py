@@ -11,10 +11,9 @@ from pathlib import Path
 
 import click
 
-from codealign.checkpoints import file_digest
 from codealign.cli import Command, setup_logging
 from codealign.errors import CodealignError
-from codealign.evaluation import (
+from codealign.evaluation.evaluate import (
     RoutedScorer,
     Scorer,
     load_benchmark,
@@ -25,8 +24,9 @@ from codealign.evaluation import (
 )
 from codealign.execution import pass_at_k
 from codealign.io import atomic_path, write_json, write_jsonl, write_text
+from codealign.lm.checkpoints import file_digest
 from codealign.params import load_params
-from codealign.sft import ROUTER_FILE
+from codealign.specialists.sft import ROUTER_FILE
 
 log = logging.getLogger("stages.evaluate")
 

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import click
 
-from codealign.checkpoints import file_digest
 from codealign.cli import Command, setup_logging
-from codealign.edits_eval import (
+from codealign.edits.lintseq_eval import (
     answer_lengths,
     evaluate_pair,
     plot_pass_at_k,
     read_edit_records,
     train_pair,
 )
-from codealign.evaluation import load_benchmark
+from codealign.evaluation.evaluate import load_benchmark
 from codealign.io import atomic_path, write_json, write_jsonl
+from codealign.lm.checkpoints import file_digest
 from codealign.params import load_params
 
 log = logging.getLogger("stages.lintseq_eval")

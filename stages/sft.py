@@ -11,12 +11,12 @@ import click
 import numpy as np
 
 from codealign.cli import Command, setup_logging
-from codealign.cluster import load_cluster_model, load_embeddings
-from codealign.dedup import read_sft_jsonl
+from codealign.curation.dedup import read_sft_jsonl
 from codealign.errors import CodealignError
 from codealign.io import atomic_path, read_jsonl, write_json
 from codealign.params import load_params
-from codealign.sft import train_specialists
+from codealign.specialists.cluster import load_cluster_model, load_embeddings
+from codealign.specialists.sft import train_specialists
 
 log = logging.getLogger("stages.sft")
 

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def stage(name: str):
-    """A stage script's click command, loaded as `dvc repro` runs it."""
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def tiny_model(out: Path, texts: list[str], seed: int = 0) -> Path:
     """A randomly initialised 2-layer Llama with a BPE tokenizer and the chat template."""
-    from codealign.base_model import BaseModelParams, build_model, train_tokenizer
+    from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
 
     params = BaseModelParams(
         vocab_size=400, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from codealign.base_model import BaseModelParams, pack, train_tokenizer
-from codealign.training import logging_interval
+from codealign.lm.training import logging_interval
+from codealign.pretraining.base_model import BaseModelParams, pack, train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,5 @@
 """Clusters of question embeddings: k guards, the tiny-cluster policy, files without pickle."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -8,8 +7,10 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from stage_scripts import stage
 
-from codealign.cluster import (
+from codealign.errors import CodealignError
+from codealign.specialists.cluster import (
     ClusterModel,
     ClusterParams,
     EmbeddedSplits,
@@ -21,7 +22,6 @@ from codealign.cluster import (
     save_cluster_model,
     save_embeddings,
 )
-from codealign.errors import CodealignError
 
 ROOT = Path(__file__).resolve().parents[1]
 EMBEDDER = {
@@ -31,13 +31,6 @@ EMBEDDER = {
     "normalize": True,
     "max_seq_length": None,
 }
-
-
-def stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def blobs(n_per: int, centers: int, dim: int = 8, seed: int = 0) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,8 +10,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from lexicalrichness import LexicalRichness
+from stage_scripts import stage
 
-from codealign.dataset_metrics import (
+from codealign.curation.dataset_metrics import (
     METRIC_KEYS,
     DatasetMetricsParams,
     complexity_summary,
@@ -23,9 +23,9 @@ from codealign.dataset_metrics import (
     sample_indices,
     spread,
 )
-from codealign.dedup import load_named_dataset
-from codealign.embedding import l2_normalize
+from codealign.curation.dedup import load_named_dataset
 from codealign.errors import CodealignError
+from codealign.lm.embedding import l2_normalize
 
 # Halstead by hand: operators >, +, unary - (h1=3, N1=3); operands x, 0, 1 (h2=3, N2=5):
 # vocabulary 6, length 8, difficulty h1/2 * N2/h2 = 2.5; one `if`: cyclomatic 2.
@@ -160,10 +160,7 @@ def test_the_vendored_reference_sets_load_as_sft_records():
 
 
 def test_the_stage_writes_json_and_table(tmp_path):
-    path = Path(__file__).resolve().parents[1] / "stages" / "dataset_metrics.py"
-    spec = importlib.util.spec_from_file_location("stage_dataset_metrics", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    main = stage("dataset_metrics")
 
     data = tmp_path / "set.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in tiny_set()))
@@ -184,12 +181,12 @@ def test_the_stage_writes_json_and_table(tmp_path):
         "--cache-dir",
         str(tmp_path / "cache"),
     ]
-    result = CliRunner().invoke(module.main, args)
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads(out.read_text())
     assert metrics["curated"]["data_points"] == 6 and metrics["seed_s1"]["data_points"] == 3
     rows = [line.split(" | ")[0] for line in table.read_text().splitlines()[2:]]
     assert rows == ["| curated", "| seed_s1"]
 
-    bad = CliRunner().invoke(module.main, ["--params", str(params), "--dataset", "nopath"])
+    bad = CliRunner().invoke(main, ["--params", str(params), "--dataset", "nopath"])
     assert bad.exit_code == 2 and "error: --dataset must be NAME=PATH" in bad.output

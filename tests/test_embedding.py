@@ -7,14 +7,14 @@ import hashlib
 import numpy as np
 import pytest
 
-from codealign.embedding import (
+from codealign.errors import CodealignError
+from codealign.lm.embedding import (
     BUNDLED_MODEL,
     Embedder,
     EmbedParams,
     model_identity,
     resolve_model,
 )
-from codealign.errors import CodealignError
 
 
 class CountingEncoder:

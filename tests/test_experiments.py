@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from codealign.experiments import ExperimentRow, ksweep_command, same_configuration
+from codealign.sweeps.experiments import ExperimentRow, ksweep_command, same_configuration
 
 FIXTURE = Path(__file__).parent / "fixtures" / "exp_show.json"
 

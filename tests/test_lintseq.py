@@ -1,6 +1,5 @@
 """LintSeq: sequences rebuild their program exactly, every state lints, decoding fails clearly."""
 
-import importlib.util
 import itertools
 import json
 import re
@@ -11,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from stage_scripts import stage
 
-from codealign.datasets import load_mbpp
-from codealign.errors import CodealignError
-from codealign.lintseq import (
+from codealign.curation.datasets import load_mbpp
+from codealign.edits.lintseq import (
     EditError,
     LintseqParams,
     PyflakesLinter,
@@ -31,6 +30,7 @@ from codealign.lintseq import (
     sample_states,
     seeded_rng,
 )
+from codealign.errors import CodealignError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,7 +152,7 @@ def test_the_same_seed_gives_the_same_sequences_and_another_seed_differs(program
 
 def test_sampling_does_not_depend_on_the_process_hash_seed():
     script = (
-        "from codealign.lintseq import *\n"
+        "from codealign.edits.lintseq import *\n"
         "code = 'import os\\nx = 1\\ny = 2\\nz = x + y\\nprint(os.sep, z)\\n'\n"
         "p = prepare(code, 100, PyflakesLinter())\n"
         "print(repr(edit_sequences(p, 3, 7, 'rec/1')))\n"
@@ -270,13 +270,6 @@ def test_bad_params_name_the_key(raw, message):
 # ---------------------------------------------------------------------------- the stage
 
 
-def load_stage():
-    spec = importlib.util.spec_from_file_location("stage_lintseq", ROOT / "stages" / "lintseq.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def record(rid, code):
     return {"id": rid, "question": f"question {rid}", "code": code, "source": "s3"}
 
@@ -295,7 +288,7 @@ def stage_dir(tmp_path):
 
 def run_stage(tmp_path):
     return CliRunner().invoke(
-        load_stage(),
+        stage("lintseq"),
         [
             *("--params", str(tmp_path / "params.yaml")),
             *("--train", str(tmp_path / "train.jsonl")),

@@ -1,6 +1,5 @@
 """Edits against programs: params, decoding failures counted not raised, pass@k, the stage."""
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -8,9 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from stage_scripts import stage
 from tiny_specialists import ADD, ADD_CODE, make_base_model, sft_records
 
-from codealign.edits_eval import (
+from codealign.edits.lintseq import LintseqParams, build_split
+from codealign.edits.lintseq_eval import (
     LintseqEvalParams,
     decode_answers,
     reason_kind,
@@ -18,19 +19,10 @@ from codealign.edits_eval import (
     summarize,
 )
 from codealign.errors import CodealignError
-from codealign.lintseq import LintseqParams, build_split
 from codealign.problems import problem_from_record
-from codealign.sft import model_digest
+from codealign.specialists.sft import model_digest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_stage():
-    path = ROOT / "stages" / "lintseq_eval.py"
-    spec = importlib.util.spec_from_file_location("stage_lintseq_eval", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def tinyeval_task(i: int) -> dict:
@@ -59,7 +51,8 @@ def test_n_below_the_largest_k_is_one_error_line_and_writes_nothing(tmp_path):
     params.write_text(yaml.safe_dump({"seed": 0, "k": 1, "lintseq_eval": {"n": 20}}))
     metrics = tmp_path / "metrics.json"
     result = CliRunner().invoke(
-        load_stage(), ["--params", str(params), "--metrics", str(metrics), "--data-dir", "nowhere"]
+        stage("lintseq_eval"),
+        ["--params", str(params), "--metrics", str(metrics), "--data-dir", "nowhere"],
     )
     assert result.exit_code == 2
     assert result.output == (
@@ -196,7 +189,7 @@ def test_the_stage_trains_both_for_equal_steps_and_reports_pass_at_k(tmp_path, m
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "outs"
     result = CliRunner().invoke(
-        load_stage(),
+        stage("lintseq_eval"),
         [
             *("--params", str(tmp_path / "params.yaml")),
             *("--data-dir", str(data), "--seed-dir", str(seed_dir), "--base", str(base)),
@@ -294,7 +287,7 @@ def _seeds_listing() -> list:
 
 
 def _collect_seeds(tmp_path: Path, listing):
-    from codealign.lintseq_seeds import lintseq_seeds_command
+    from codealign.sweeps.lintseq_seeds import lintseq_seeds_command
 
     path = tmp_path / "exp_show.json"
     path.write_text(listing if isinstance(listing, str) else json.dumps(listing))

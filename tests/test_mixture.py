@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from dpo_support import stage
+from stage_scripts import stage
 
-from codealign.base_model import BaseModelParams
+from codealign.edits.lintseq import LintseqParams
 from codealign.errors import CodealignError
-from codealign.lintseq import LintseqParams
-from codealign.mixture import (
+from codealign.pretraining.base_model import BaseModelParams
+from codealign.pretraining.base_model_eval import (
     BaseModelEvalParams,
     answer_instructions,
     corpus_documents,
@@ -33,7 +33,7 @@ from codealign.mixture import (
     measure,
     score_texts,
 )
-from codealign.mixture_sweep import log_scale, mixture_command, zoom_shares
+from codealign.sweeps.mixture import log_scale, mixture_command, zoom_shares
 from codealign.tinyworld.corpus import edit_documents, make_corpus
 from codealign.tinyworld.text import _instruction_doc, english_document, instruction_pair
 
@@ -141,7 +141,7 @@ def trained(tmp_path_factory):
     """A 2-layer Llama trained for a few seconds on tiny-world English; its corpus."""
     import torch
 
-    from codealign.base_model import BaseModelParams, build_model, pack, train_tokenizer
+    from codealign.pretraining.base_model import BaseModelParams, build_model, pack, train_tokenizer
 
     rng = random.Random(0)
     documents = [english_document(rng) for _ in range(600)]
@@ -169,7 +169,7 @@ def trained(tmp_path_factory):
 
 @pytest.mark.slow
 def test_perplexity_is_lower_on_text_like_the_training_data_than_on_noise(trained):
-    from codealign.generation import load_causal_lm
+    from codealign.lm.generation import load_causal_lm
 
     model_dir, seen = trained
     tokenizer, model = load_causal_lm(model_dir)
@@ -197,7 +197,7 @@ def test_perplexity_is_lower_on_text_like_the_training_data_than_on_noise(traine
 
 @pytest.mark.slow
 def test_measure_scores_english_code_and_instructions(trained):
-    from codealign.generation import load_causal_lm
+    from codealign.lm.generation import load_causal_lm
 
     model_dir, seen = trained
     params = _params()

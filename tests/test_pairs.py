@@ -5,7 +5,7 @@ from dpo_support import crafted_pairs, lora_adapter, tiny_model, world_texts
 
 from codealign.dpo.pairs import mine_pairs, reference_logps
 from codealign.dpo.policy import load_policy, resolve_policy
-from codealign.generation import load_causal_lm
+from codealign.lm.generation import load_causal_lm
 
 
 def scored(task, cid, score, passed=None):

@@ -1,6 +1,5 @@
 """The report stage: every section, valid figures, "Not run" for missing inputs, stable bytes."""
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -8,10 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from stage_scripts import stage
 
 from codealign.errors import CodealignError
 from codealign.params import parse_params
-from codealign.report import ReportParams, seed_band, stage_times
+from codealign.report.dpo import seed_band
+from codealign.report.params import ReportParams
+from codealign.report.timing import stage_times
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "dc30" * 16  # the base model the fixture's runs and aggregates share
@@ -31,13 +33,6 @@ SECTIONS = (
     "## Training curves",
     "## Wall time per stage",
 )
-
-
-def stage():
-    spec = importlib.util.spec_from_file_location("stage_report", ROOT / "stages" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def dump(path: Path, obj) -> None:
@@ -285,7 +280,7 @@ def run_report(tmp_path: Path, params: Path | None = None, metrics: Path | None 
     metrics = metrics or tmp_path / "metrics"
     args = ["--params", str(params or make_params(tmp_path)), "--metrics-dir", str(metrics)]
     args += ["--out", str(metrics / "report.md"), "--figures", str(metrics / "report")]
-    return CliRunner().invoke(stage(), args, catch_exceptions=False)
+    return CliRunner().invoke(stage("report"), args, catch_exceptions=False)
 
 
 def image_links(md: Path) -> list[str]:
@@ -423,7 +418,7 @@ def test_malformed_json_is_one_error_naming_the_file_and_no_report(tmp_path):
     write_metrics(metrics)
     (metrics / "evaluate.json").write_text('{"tinyeval": {"models": ')
     result = CliRunner().invoke(
-        stage(),
+        stage("report"),
         ["--params", str(make_params(tmp_path)), "--metrics-dir", str(metrics)]
         + ["--out", str(metrics / "report.md"), "--figures", str(metrics / "report")],
     )
@@ -440,7 +435,7 @@ def test_wrong_shape_names_the_key(tmp_path):
     data["tinyeval"]["models"]["base"]["pass@1"] = "high"
     dump(metrics / "evaluate.json", data)
     result = CliRunner().invoke(
-        stage(),
+        stage("report"),
         ["--params", str(make_params(tmp_path)), "--metrics-dir", str(metrics)]
         + ["--out", str(metrics / "report.md"), "--figures", str(metrics / "report")],
     )

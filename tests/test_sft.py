@@ -11,7 +11,13 @@ from tiny_specialists import make_base_model, sft_records
 
 from codealign.errors import CodealignError
 from codealign.params import load_params, parse_params
-from codealign.sft import SFTParams, build_configs, build_trainer, train_adapter, train_specialists
+from codealign.specialists.sft import (
+    SFTParams,
+    build_configs,
+    build_trainer,
+    train_adapter,
+    train_specialists,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Short runs: 12 items, batch 4, 2 epochs = 6 steps, a checkpoint every 2.
@@ -208,7 +214,7 @@ def test_qlora_step_on_cuda(base_dir, tmp_path):
 
 def edit_records(n_per_family: int) -> list[dict]:
     """sft_records with their first LintSeq edit sequence as `target`, as data/lintseq has."""
-    from codealign.lintseq import LintseqParams, build_split
+    from codealign.edits.lintseq import LintseqParams, build_split
 
     result = build_split(sft_records(n_per_family), LintseqParams(samples=1), 0, progress=False)
     return result.records

@@ -1,20 +1,13 @@
 """Stage scripts as a user runs them: CliRunner, bad params, no half-written outs."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
+from stage_scripts import stage
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def smoke_params(tmp_path: Path, **changes) -> Path:
@@ -120,7 +113,7 @@ def _codealign_imports(script: Path) -> set[str]:
 
 
 # Shared plumbing every stage imports, left out of deps so that a change there does not
-# rerun the whole DAG (the README says so): click wiring, params loading, atomic writes,
+# rerun the whole DAG (docs/pipeline.md says so): click wiring, params loading, atomic writes,
 # the error type.
 PLUMBING = {"codealign/cli.py", "codealign/params.py", "codealign/io.py", "codealign/errors.py"}
 

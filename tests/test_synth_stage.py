@@ -1,12 +1,12 @@
 """The synth stage end to end: tiny world, sandbox verdicts, openai via a stub, the CLI."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from stage_scripts import stage
 
 from codealign.synth import (
     Backend,
@@ -24,17 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"items_per_cycle": 8, "s3_requests": 16, "s4_requests": 8, "s5_requests": 16}
 
 
-def stage():
-    spec = importlib.util.spec_from_file_location("stage_synth", ROOT / "stages" / "synth.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 @pytest.fixture(scope="module")
 def seed_dir(tmp_path_factory):
+    from codealign.curation.seed import tinyworld_seed_sets, write_seed_sets
     from codealign.params import load_params
-    from codealign.seed import tinyworld_seed_sets, write_seed_sets
 
     params = load_params(ROOT / "params" / "smoke.yaml")
     out = tmp_path_factory.mktemp("seed")
@@ -191,7 +184,7 @@ def test_stage_writes_sets_rejections_and_metrics(seed_dir, tmp_path):
         str(metrics),
         "--no-progress",
     ]
-    result = CliRunner().invoke(stage(), args)
+    result = CliRunner().invoke(stage("synth"), args)
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
     assert names == [
@@ -237,12 +230,12 @@ def test_stage_with_openai_backend_reruns_from_the_cache(seed_dir, tmp_path):
             str(tmp_path / "m.json"),
             "--no-progress",
         ]
-        first = CliRunner().invoke(stage(), args)
+        first = CliRunner().invoke(stage("synth"), args)
         assert first.exit_code == 0, first.output
         hits = server.hits
         assert hits == 8 + 8 + 16 + 8 + 16
         s3 = (tmp_path / "synth" / "s3.jsonl").read_text()
-        second = CliRunner().invoke(stage(), args)
+        second = CliRunner().invoke(stage("synth"), args)
         assert second.exit_code == 0, second.output
         assert server.hits == hits
         assert (tmp_path / "synth" / "s3.jsonl").read_text() == s3
@@ -259,7 +252,7 @@ def test_unreachable_endpoint_is_one_line_and_no_outs(seed_dir, tmp_path):
     )
     out = tmp_path / "synth"
     result = CliRunner().invoke(
-        stage(),
+        stage("synth"),
         ["--params", str(params), "--seed-dir", str(seed_dir), "--out", str(out), "--no-progress"],
     )
     assert result.exit_code == 2
@@ -283,7 +276,7 @@ def test_bad_input_gives_one_line(seed_dir, tmp_path, synth, missing, message):
             (seeds / path.name).write_bytes(path.read_bytes())
     out = tmp_path / "synth"
     result = CliRunner().invoke(
-        stage(),
+        stage("synth"),
         [
             "--params",
             str(write_params(tmp_path, **synth)),
@@ -339,7 +332,7 @@ def test_stage_cut_short_by_the_budget_resumes_without_paying_twice(seed_dir, tm
                 str(metrics),
                 "--no-progress",
             ]
-            result = CliRunner().invoke(stage(), args)
+            result = CliRunner().invoke(stage("synth"), args)
             assert result.exit_code == 0, result.output
             return json.loads(metrics.read_text())
 

@@ -1,7 +1,7 @@
 """Tiny base models, SFT records and untrained adapters for the cluster/sft/routing tests.
 
 Everything here builds in seconds on a CPU: a ~20k-parameter Llama with a real BPE
-tokenizer and chat template (codealign.base_model), and LoRA adapters created with
+tokenizer and chat template (codealign.pretraining.base_model), and LoRA adapters created with
 PEFT and saved as the sft stage saves them, with random (non-zero) weights so that
 each adapter changes the model's output.
 """
@@ -37,7 +37,7 @@ def sft_records(n_per_family: int, start: int = 0) -> list[dict]:
 
 def make_base_model(path: Path, seed: int = 0, hidden: int = 32) -> Path:
     """Save a tiny random Llama with a BPE tokenizer and the project's chat template."""
-    from codealign.base_model import BaseModelParams, build_model, train_tokenizer
+    from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
 
     texts = [r["question"] + "\n" + r["code"] for r in sft_records(30)]
     tokenizer = train_tokenizer(texts * 3, 320)
@@ -74,7 +74,7 @@ def make_router_dir(
     seed: int = 0,
 ) -> Path:
     """A models/sft-style directory with one random adapter per centroid."""
-    from codealign.sft import model_digest, write_adapter_meta, write_router
+    from codealign.specialists.sft import model_digest, write_adapter_meta, write_router
 
     out.mkdir(parents=True)
     base = model_digest(base_dir)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def load_benchmarks(names: Sequence[str], seed_dir: Path, raw_dir: Path, limit: int):
-    from codealign.evaluation import load_benchmark
+    from codealign.evaluation.evaluate import load_benchmark
 
     return [load_benchmark(name, seed_dir, raw_dir, limit) for name in names]
 

@@ -7,7 +7,7 @@ A policy path is one of:
   the adapter's `base_model_name_or_path` unless a base dir is given explicitly;
 - an SFT dir with `router.json` and `adapter_<i>/` (issue 6): with mode `single` it must
   hold one adapter (K = 1); with mode `routed` every adapter is loaded over ONE base
-  model and each question goes to its nearest centroid's adapter (`codealign.routing`).
+  model and each question goes to its nearest centroid's adapter (`codealign.specialists.routing`).
 
 Prompts follow the SFT format: the question is the user turn of the model's chat template
 and the answer is a whole function, so completions are scored as full programs.
@@ -132,17 +132,18 @@ def load_policy(
 ) -> LoadedPolicy:
     """Load a policy; adapters go into one PeftModel as `cluster_<i>`.
 
-    Routed specialists load through `codealign.routing.Router`, which checks the manifest,
-    the base model's hash and the embedder. `fused_lm_head` patches the base model with
-    TRL's chunked log-prob head before the adapters wrap it, which is how DPOTrainer
-    scores sequences; the reference log-probs of the `pairs` stage come from that kernel.
+    Routed specialists load through `codealign.specialists.routing.Router`, which checks
+    the manifest, the base model's hash and the embedder. `fused_lm_head` patches the base
+    model with TRL's chunked log-prob head before the adapters wrap it, which is how
+    DPOTrainer scores sequences; the reference log-probs of the `pairs` stage come from that kernel.
     """
     if spec.routed:
         try:
-            from codealign.routing import Router
+            from codealign.specialists.routing import Router
         except ImportError:
             raise CodealignError(
-                "sample.policy 'routed' needs codealign.routing (the specialists' router)"
+                "sample.policy 'routed' needs codealign.specialists.routing "
+                "(the specialists' router)"
             ) from None
         router = Router(spec.router_dir, base_model=spec.base_dir, dtype=dtype)
         if fused_lm_head:
@@ -151,7 +152,7 @@ def load_policy(
             add_fused_lm_head(router.model.get_base_model())
         return LoadedPolicy(spec, router.tokenizer, router.model, router)
 
-    from codealign.generation import load_causal_lm
+    from codealign.lm.generation import load_causal_lm
 
     tokenizer, model = load_causal_lm(spec.base_dir, dtype)
     if fused_lm_head:

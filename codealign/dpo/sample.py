@@ -6,7 +6,7 @@ description) is normalised (case, whitespace) and hashed, and one shared hash fa
 stage naming the tasks. `pool_problems` refuses a pool task without unit tests, since
 its samples could not be scored.
 
-Sampling is batched and seeded (`codealign.generation.generate`): N completions per
+Sampling is batched and seeded (`codealign.lm.generation.generate`): N completions per
 prompt at a temperature, each the raw answer up to the end-of-sequence token. With
 routed specialists, questions are grouped by adapter and each group is sampled with its
 adapter active over the one base model. The `vllm` backend (CUDA only) does the same
@@ -110,7 +110,7 @@ def sample_completions(
     progress: bool = True,
 ) -> tuple[list[list[str]], list[int]]:
     """N answers per question (and the adapter index that wrote them), batched per adapter."""
-    from codealign.generation import generate
+    from codealign.lm.generation import generate
 
     routes = policy.route(questions)
     groups: dict[int, list[int]] = defaultdict(list)
@@ -164,7 +164,7 @@ def sample_with_vllm(
     prompts = render_prompts(tokenizer, questions)
     routes = [0] * len(questions)
     if spec.routed:
-        from codealign.routing import Router
+        from codealign.specialists.routing import Router
 
         routes = Router(spec.router_dir, base_model=spec.base_dir).route(questions)
     llm = LLM(

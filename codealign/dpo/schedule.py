@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codealign.checkpoints import checkpoint_dir, file_digest, last_checkpoint
 from codealign.dpo.evaluate import evaluate_policy, load_benchmarks
 from codealign.dpo.policy import resolve_policy
 from codealign.dpo.train import (
@@ -40,6 +39,7 @@ from codealign.dpo.train import (
 )
 from codealign.errors import CodealignError
 from codealign.io import atomic_path, is_main_process, read_json, read_jsonl, write_json
+from codealign.lm.checkpoints import checkpoint_dir, file_digest, last_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ pair id, from the policy log-probs of the same forward pass the trainer differen
 (a forward hook on the model), so logging costs no extra pass.
 
 Resuming. Checkpoints go every `dpo.save_steps` steps to a work dir keyed by everything
-the run depends on (codealign.checkpoints); a killed stage resumes from the last one.
+the run depends on (codealign.lm.checkpoints); a killed stage resumes from the last one.
 The per-sample loss log lives there too (`LossLog`): on resume it keeps the rows of the
 steps the checkpoint holds and drops those logged after it, so the log of a resumed run
 is that of an uninterrupted one.
@@ -225,7 +225,7 @@ def load_trainable(spec: PolicySpec, params: DpoParams):
     """(tokenizer, model, peft_config): continue a single adapter, or a new LoRA otherwise."""
     from peft import LoraConfig, PeftModel
 
-    from codealign.generation import load_causal_lm
+    from codealign.lm.generation import load_causal_lm
 
     tokenizer, model = load_causal_lm(spec.base_dir, params.dtype)
     if len(spec.adapters) == 1:

@@ -269,7 +269,7 @@ class HFBackend(Backend):
 
     def _load(self) -> tuple[Any, Any]:
         if self._loaded is None:
-            from codealign.generation import load_causal_lm
+            from codealign.lm.generation import load_causal_lm
 
             self._loaded = load_causal_lm(self.path)
         return self._loaded
@@ -291,7 +291,7 @@ class HFBackend(Backend):
         return text
 
     def _complete(self, requests: list[Request], store: Store, bar: tqdm) -> None:
-        from codealign.generation import generate
+        from codealign.lm.generation import generate
 
         tokenizer, model = self._load()
         limit = getattr(model.config, "max_position_embeddings", None)

@@ -5,7 +5,7 @@ docstring, body), drawn with replacement from the `code` given; English document
 `codealign.tinyworld.text`. The pool and eval splits never enter the corpus.
 
 A share of the code characters (`edit_share`) is the same functions written as LintSeq
-edit sequences: unified diffs joined by the separator line, as `codealign.lintseq` renders
+edit sequences: unified diffs joined by the separator line, as `codealign.edits.lintseq` renders
 training targets. Real pretraining data holds patches and a real base model has seen
 diff syntax; without them the tiny model's `@`, `+` and separator tokens keep their
 random initial embeddings, and a LoRA adapter, which leaves the embeddings frozen, cannot
@@ -74,7 +74,7 @@ def make_corpus(
 def edit_documents(code: Sequence[str], lintseq: Any, seed: int) -> list[str]:
     """Each distinct program of `code` as one LintSeq edit sequence in `lintseq`'s format
     (separator, context, linter, max_lines); programs it cannot sample are left out."""
-    from codealign.lintseq import build_split
+    from codealign.edits.lintseq import build_split
 
     records = [{"id": f"corpus/{i}", "code": p} for i, p in enumerate(dict.fromkeys(code))]
     one = replace(lintseq, samples=1)

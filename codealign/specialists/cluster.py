@@ -87,7 +87,7 @@ def embedder_spec(params, identity: str) -> dict[str, Any]:
 
 def embed_params_from_spec(spec: dict[str, Any], where: str):
     """`EmbedParams` for the embedder a manifest describes (device and batch size default)."""
-    from codealign.embedding import EmbedParams
+    from codealign.lm.embedding import EmbedParams
 
     keys = ("model", "prefix", "normalize", "max_seq_length")
     missing = [key for key in keys if key not in spec]

@@ -68,9 +68,9 @@ def chat_prompt(tokenizer, question: str) -> str:
 
 def read_router_manifest(model_dir: str | Path) -> dict[str, Any]:
     """The validated `router.json` of a `models/sft`-style directory."""
-    from codealign.cluster import check_manifest_keys
     from codealign.io import read_json
-    from codealign.sft import ROUTER_FILE, ROUTER_FORMAT
+    from codealign.specialists.cluster import check_manifest_keys
+    from codealign.specialists.sft import ROUTER_FILE, ROUTER_FORMAT
 
     model_dir = Path(model_dir)
     where = model_dir / ROUTER_FILE
@@ -112,7 +112,7 @@ def read_router_manifest(model_dir: str | Path) -> dict[str, Any]:
 def check_adapter_dir(adapter_dir: Path, base_sha256: str, where: str) -> None:
     """One error line unless `adapter_dir` holds a PEFT adapter trained on that base model."""
     from codealign.io import read_json
-    from codealign.sft import ADAPTER_META
+    from codealign.specialists.sft import ADAPTER_META
 
     if not adapter_dir.is_dir():
         raise CodealignError(f"{adapter_dir}: adapter directory not found ({where})")
@@ -224,9 +224,9 @@ class Router:
         import torch
         from peft import PeftModel
 
-        from codealign.cluster import read_centroids
-        from codealign.generation import load_causal_lm
-        from codealign.sft import model_digest
+        from codealign.lm.generation import load_causal_lm
+        from codealign.specialists.cluster import read_centroids
+        from codealign.specialists.sft import model_digest
 
         self.model_dir = Path(model_dir)
         self.manifest = read_router_manifest(self.model_dir)
@@ -274,8 +274,8 @@ class Router:
     # -------------------------------------------------------------------- routing
 
     def _embedder_for(self):
-        from codealign.cluster import embed_params_from_spec
-        from codealign.embedding import Embedder, model_identity
+        from codealign.lm.embedding import Embedder, model_identity
+        from codealign.specialists.cluster import embed_params_from_spec
 
         if self._embedder is None:
             spec = self.manifest["embedder"]
@@ -292,7 +292,7 @@ class Router:
 
     def route(self, questions: Sequence[str]) -> list[int]:
         """The cluster (adapter index) of each question: its nearest centroid."""
-        from codealign.cluster import nearest_centroid
+        from codealign.specialists.cluster import nearest_centroid
 
         if self.k == 1:
             return [0] * len(questions)
@@ -477,8 +477,12 @@ def generate_command(
 @click.argument("questions", nargs=-1)
 def route_command(model_dir: Path, questions: tuple[str, ...]) -> None:
     """Print the cluster (specialist) each of QUESTIONS is routed to, without generating."""
-    from codealign.cluster import embed_params_from_spec, nearest_centroid, read_centroids
-    from codealign.embedding import Embedder
+    from codealign.lm.embedding import Embedder
+    from codealign.specialists.cluster import (
+        embed_params_from_spec,
+        nearest_centroid,
+        read_centroids,
+    )
 
     asked = _read_questions(questions)
     manifest = read_router_manifest(model_dir)

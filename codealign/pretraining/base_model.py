@@ -168,8 +168,8 @@ def pretrain(
         set_seed,
     )
 
-    from codealign.checkpoints import last_checkpoint
-    from codealign.training import CurveLogger, logging_interval
+    from codealign.lm.checkpoints import last_checkpoint
+    from codealign.lm.training import CurveLogger, logging_interval
 
     set_seed(seed)
     tokenizer = train_tokenizer(documents, params.vocab_size)
@@ -208,7 +208,7 @@ def pretrain(
     dataset = Dataset.from_dict({"input_ids": blocks})
     collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=False)
     resume = last_checkpoint(checkpoint_dir)
-    # resume=False: a resumed run replays its earlier rows (codealign.training).
+    # resume=False: a resumed run replays its earlier rows (codealign.lm.training).
     with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=False) as live:
         trainer = Trainer(
             model=model,

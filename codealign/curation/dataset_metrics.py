@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from codealign.dedup import NAMED_DATASETS
-from codealign.embedding import l2_normalize
+from codealign.curation.dedup import NAMED_DATASETS
 from codealign.errors import CodealignError
+from codealign.lm.embedding import l2_normalize
 from codealign.params import Section, param, register
 
 METRIC_KEYS = (

@@ -6,19 +6,19 @@ the same number of optimizer steps (the code run's): one answers with the whole
 program (`sft.target: code`), the other with the program as a sequence of diffs
 (`sft.target: edits`), whatever `sft.target` itself says. Each model then samples `n`
 answers per benchmark task (tinyeval by default) at one temperature and the same token
-budget, asked in chat format as `codealign.evaluation.benchmark_questions` asks the
+budget, asked in chat format as `codealign.evaluation.evaluate.benchmark_questions` asks the
 specialists.
 
 Decoding. The code model's program is its answer's first fenced block or the whole
-answer (`codealign.routing.extract_code`). The edits model's diffs are applied in order
-to the empty program (`codealign.lintseq.decode_target`). An answer with no diff, a
+answer (`codealign.specialists.routing.extract_code`). The edits model's diffs are applied in order
+to the empty program (`codealign.edits.lintseq.decode_target`). An answer with no diff, a
 diff that does not parse, or one that does not apply (context that does not match, a
 hunk outside the program, an answer cut off mid-diff by the token budget) gets the
 verdict status `edit_failed` without reaching the sandbox: a failure for pass@k, and
 counted apart, by reason, in the metrics. Never an exception.
 
 Scoring. Decoded programs run in the sandbox as full programs, as
-`codealign.evaluation.RoutedScorer` scores the specialists; pass@k is the unbiased
+`codealign.evaluation.evaluate.RoutedScorer` scores the specialists; pass@k is the unbiased
 estimator over the n samples of each task, for every k from 1 to n (the plot) and for
 the reported `ks`.
 
@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from codealign.errors import CodealignError
-from codealign.evaluation import BENCHMARKS
+from codealign.evaluation.evaluate import BENCHMARKS
 from codealign.params import Section, param, register
-from codealign.sft import TARGETS, SFTParams, answer_of, to_conversation
+from codealign.specialists.sft import TARGETS, SFTParams, answer_of, to_conversation
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def train_pair(
     `out_dir` must not exist. Returns each run's adapter metrics (steps, best_step,
     eval_loss, ...) by target.
     """
-    from codealign.sft import train_specialists
+    from codealign.specialists.sft import train_specialists
 
     if not train:
         raise CodealignError("no training records (is data/lintseq empty?)")
@@ -192,8 +192,8 @@ def decode_answers(
 ) -> list[dict[str, Any]]:
     """One sample record per answer: `task_id, completion_id, answer, completion, decode,
     reason, edits`. `decode` is ok (completion is the program) or edit_failed (None)."""
-    from codealign.lintseq import decode_target
-    from codealign.routing import extract_code
+    from codealign.edits.lintseq import decode_target
+    from codealign.specialists.routing import extract_code
 
     samples = []
     for task_id, texts in zip(task_ids, answers, strict=True):
@@ -269,7 +269,7 @@ def summarize(
 ) -> tuple[dict[str, Any], dict[int, float]]:
     """(metrics of one model, its pass@k curve). pass@k at `ks`, verdict statuses, and the
     decoding failures: how many, their share of the samples, and their reasons by kind."""
-    from codealign.evaluation import solved_share, status_counts
+    from codealign.evaluation.evaluate import solved_share, status_counts
 
     curve = pass_at_k_curve(verdicts, n)
     missing = [k for k in ks if k not in curve]
@@ -343,10 +343,10 @@ def evaluate_pair(
     seed: int,
 ) -> dict[str, ModelResult]:
     """Sample, decode and score `models_dir/{code,edits}` on `benchmark`, one warm sandbox."""
-    from codealign.evaluation import benchmark_questions
+    from codealign.evaluation.evaluate import benchmark_questions
     from codealign.execution import Limits, Sandbox
     from codealign.problems import problem_from_record
-    from codealign.routing import Router
+    from codealign.specialists.routing import Router
 
     questions = benchmark_questions(benchmark)
     task_ids = [r["task_id"] for r in benchmark.records]

@@ -12,7 +12,7 @@ writes, all in `data/seed/`:
 - `pool.jsonl`: the DPO prompt pool (HumanEval format).
 
 `data.source: real` builds S1, S2 and the vocabulary from MBPP train+validation (see
-`codealign.datasets.real_seed_sets`) and the DPO pool from MBPP train (MBPP records);
+`codealign.curation.datasets.real_seed_sets`) and the DPO pool from MBPP train (MBPP records);
 `train.jsonl` and `tinyeval.jsonl` are then empty, since an existing base model needs
 no corpus and the real profile evaluates on HumanEval and MBPP test.
 """
@@ -90,7 +90,7 @@ def tinyworld_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
 
 def real_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
     """Everything `data/seed/` holds, built from the vendored real datasets."""
-    from codealign import datasets
+    from codealign.curation import datasets
 
     raw_dir = Path(params.raw_dir)
     sets = datasets.real_seed_sets(raw_dir)

@@ -40,16 +40,16 @@ from typing import Any
 
 import numpy as np
 
-from codealign.embedding import l2_normalize
 from codealign.errors import CodealignError
 from codealign.io import iter_jsonl, require_fields
+from codealign.lm.embedding import l2_normalize
 from codealign.params import Section, param, register
 
 log = logging.getLogger(__name__)
 
 EMBED_FIELDS = ("question", "code", "question_code")
 
-# Vendored datasets by name (codealign.datasets reads them from data/raw): SFT records ...
+# Vendored datasets by name (codealign.curation.datasets reads them from data/raw): SFT records ...
 NAMED_DATASETS = ("code_alpaca_2k", "mbpp", "mbpp_train")
 # ... and evaluation sets (HumanEval and MBPP test; MBPP+ is a subset of MBPP test).
 EVAL_SETS = ("humaneval", "mbpp", "mbpp_plus")
@@ -169,7 +169,7 @@ def read_eval_jsonl(path: str | Path, source: str | None = None) -> list[EvalTas
 
 def load_named_dataset(name: str, raw_dir: str | Path) -> list[dict[str, Any]]:
     """SFT records of a vendored dataset: code_alpaca_2k, mbpp (all 974) or mbpp_train."""
-    from codealign import datasets
+    from codealign.curation import datasets
 
     if name == "code_alpaca_2k":
         records = datasets.load_code_alpaca(raw_dir)
@@ -184,7 +184,7 @@ def load_named_dataset(name: str, raw_dir: str | Path) -> list[dict[str, Any]]:
 
 def load_eval_set(name: str, raw_dir: str | Path) -> list[EvalTask]:
     """A vendored evaluation set: humaneval, mbpp (the test split) or mbpp_plus."""
-    from codealign import datasets
+    from codealign.curation import datasets
 
     if name == "humaneval":
         records = datasets.load_humaneval()

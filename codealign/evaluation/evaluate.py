@@ -14,7 +14,7 @@ function, scored as a full program).
 Chat models (the SFT specialists, routed or K = 1) are asked in their own format
 instead: the task as the user turn of the chat template (`benchmark_questions`: the
 record's `instruction` when it has one, as tinyeval's do; else the prompt inside a
-request to complete it), and the answer's program (`codealign.routing.extract_code`)
+request to complete it), and the answer's program (`codealign.specialists.routing.extract_code`)
 is scored as a full program. `RoutedScorer` does that for a `models/sft`-style dir
 and records which cluster each task was routed to.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from codealign.errors import CodealignError
-from codealign.generation import complete_functions, load_causal_lm
+from codealign.lm.generation import complete_functions, load_causal_lm
 from codealign.params import Section, param, register
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class Benchmark:
 
 
 def load_benchmark(name: str, seed_dir: Path, raw_dir: Path, limit: int = 0) -> Benchmark:
-    from codealign import datasets
+    from codealign.curation import datasets
     from codealign.io import read_jsonl
 
     if name == "tinyeval":
@@ -263,7 +263,7 @@ class RoutedScorer:
         embed_cache_dir: str | Path | None = None,
     ) -> None:
         from codealign.execution import Limits, Sandbox
-        from codealign.routing import Router
+        from codealign.specialists.routing import Router
 
         self.router = Router(model_dir, embed_cache_dir=embed_cache_dir)
         self.sandbox = Sandbox(workers=workers, limits=Limits(timeout=timeout))
@@ -296,7 +296,7 @@ class RoutedScorer:
     ) -> tuple[list[dict], list[dict]]:
         """Samples (with their `cluster`) and verdicts; answers are scored as full programs."""
         from codealign.problems import problem_from_record
-        from codealign.routing import extract_code
+        from codealign.specialists.routing import extract_code
 
         cluster_of = self.routes(benchmark)
         ids = [r["task_id"] for r in benchmark.records]

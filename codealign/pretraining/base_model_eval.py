@@ -11,7 +11,7 @@
   them (`Instruction: ...\\nAnswer:`), answered greedily; a hit is an exact match of the
   first line of the answer.
 - Code pass@1 after SFT is not measured here: `evaluate` already scores the K = 1 model,
-  and the collector (`codealign mixture`, in codealign.mixture_sweep) reads it from
+  and the collector (`codealign mixture`, in codealign.sweeps.mixture) reads it from
   metrics/evaluate.json.
 
 Perplexity is per token, but every code share trains its own BPE tokenizer, so tokens
@@ -30,7 +30,7 @@ since nearly every one of the ~210 possible pairs occurs in a corpus of any usef
 That also makes the instruction check a test of what pretraining taught, not of
 generalisation: the metrics report how many of its prompts occur in the corpus.
 
-Scoring runs on the CPU, like the rest of base-model evaluation (codealign.evaluation).
+Scoring runs on the CPU, like the rest of base-model evaluation (codealign.evaluation.evaluate).
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def instruction_accuracy(
 
 def answer_instructions(model, tokenizer, questions: Sequence[str], params: BaseModelEvalParams):
     """Greedy continuations of the instruction prompts, each started as a corpus document."""
-    from codealign.generation import generate
+    from codealign.lm.generation import generate
 
     start = tokenizer.eos_token or ""
     prompts = [start + instruction_prompt(q) for q in questions]
@@ -234,7 +234,7 @@ def measure(
     which are scored (all when 0); `seen` is the set of training-corpus documents: held-out
     English and code found in it are skipped and counted.
     """
-    from codealign.generation import load_causal_lm
+    from codealign.lm.generation import load_causal_lm
 
     tokenizer, model = load_causal_lm(model_dir)
     english, english_seen = heldout_english(params.english_docs, seed, params.salt, seen)

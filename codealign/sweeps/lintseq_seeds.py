@@ -1,9 +1,9 @@
 """`codealign lintseq-seeds`: the LintSeq comparison over training seeds run as DVC experiments.
 
-Reads what the `lintseq_eval` stage (codealign.edits_eval) writes to
+Reads what the `lintseq_eval` stage (codealign.edits.lintseq_eval) writes to
 metrics/lintseq_eval.json in every finished experiment, aggregates pass@k and the
 edit_failed share per target over seeds, and plots them. Kept out of
-codealign.edits_eval, a dependency of that stage, so that changing the collector does
+codealign.edits.lintseq_eval, a dependency of that stage, so that changing the collector does
 not rerun it.
 """
 
@@ -17,8 +17,10 @@ from typing import Any
 import click
 
 from codealign.cli import Command
-from codealign.edits_eval import EDIT_FAILED
-from codealign.experiments import (
+from codealign.edits.lintseq_eval import EDIT_FAILED
+from codealign.io import atomic_path, write_json
+from codealign.specialists.sft import TARGETS
+from codealign.sweeps.experiments import (
     format_stats,
     no_runs_error,
     only_value,
@@ -28,8 +30,6 @@ from codealign.experiments import (
     spread,
     sweep_options,
 )
-from codealign.io import atomic_path, write_json
-from codealign.sft import TARGETS
 
 SEEDS_FILE = "metrics/lintseq_eval.json"
 SWEPT = ("seed", "train_seed")

@@ -4,10 +4,10 @@ Each record `question, code` becomes a conversational prompt/completion pair (th
 question as the user turn, the code as the assistant turn) rendered with the base
 model's chat template, so TRL's `SFTTrainer` computes the loss on the answer only.
 With `sft.target: edits` the assistant turn is the record's `target` instead: the
-program as a LintSeq edit sequence (`codealign.lintseq`, records of data/lintseq).
+program as a LintSeq edit sequence (`codealign.edits.lintseq`, records of data/lintseq).
 Every cluster gets its own adapter over the same frozen base model; K = 1 is plain
 fine-tuning on all data (the baseline). The trainer checkpoints every
-`sft.save_steps` in a `codealign.checkpoints` directory, evaluates the loss on the
+`sft.save_steps` in a `codealign.lm.checkpoints` directory, evaluates the loss on the
 cluster's validation items (validation questions assigned to the nearest centroid)
 at each checkpoint and at the end, and keeps the checkpoint with the lowest of them
 (`load_best_model_at_end`). A cluster with no validation item keeps its last step.
@@ -24,7 +24,7 @@ whatever device there is.
 The stage writes `models/sft/adapter_<i>/` (each loadable by
 `PeftModel.from_pretrained(base, path)`, plus `codealign.json` naming the base model
 it was trained on), `centroids.npy` and `router.json`, the manifest
-`codealign.routing.Router` serves from. Training curves of every adapter go to one
+`codealign.specialists.routing.Router` serves from. Training curves of every adapter go to one
 dvclive directory as `adapter_<i>/train/{loss,grad_norm,learning_rate}` and
 `adapter_<i>/eval/eval_loss`, keyed by step.
 """
@@ -244,7 +244,7 @@ def records_digest(records: Sequence[dict[str, Any]], target: str = "code") -> s
 
 def model_digest(model_dir: str | os.PathLike) -> dict[str, str]:
     """sha256 of a model dir's files and of its config.json: the identity adapters are tied to."""
-    from codealign.checkpoints import file_digest
+    from codealign.lm.checkpoints import file_digest
 
     model_dir = Path(model_dir)
     config = model_dir / "config.json"
@@ -314,8 +314,8 @@ def train_adapter(
     `<curve_prefix>train/...` and `<curve_prefix>eval/eval_loss`. A positive
     `max_steps` trains that many optimizer steps whatever `params.epochs` says.
     """
-    from codealign.checkpoints import last_checkpoint
-    from codealign.training import CurveLogger
+    from codealign.lm.checkpoints import last_checkpoint
+    from codealign.lm.training import CurveLogger
 
     class EvalCurveLogger(CurveLogger):
         """The validation-loss curve; a class of its own as Trainer warns on two of one class."""
@@ -440,7 +440,7 @@ def train_specialists(
     `router.json`. Returns the metrics of every adapter. A positive `max_steps` trains
     each adapter that many optimizer steps instead of `params.epochs` passes.
     """
-    from codealign.checkpoints import checkpoint_dir
+    from codealign.lm.checkpoints import checkpoint_dir
 
     centroids = np.asarray(centroids, dtype=np.float32)
     k = len(centroids)
@@ -475,7 +475,7 @@ def train_specialists(
         from dvclive import Live
 
         # One Live for all adapters (curves `adapter_<i>/train/...`), so that its plots
-        # dir holds only curves; a resumed adapter replays its rows (codealign.training).
+        # dir holds only curves; a resumed adapter replays its rows (codealign.lm.training).
         live = Live(str(live_root), dvcyaml=None, save_dvc_exp=False, resume=False)
     adapters, per_adapter = [], []
     try:

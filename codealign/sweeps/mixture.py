@@ -1,9 +1,9 @@
 """`codealign mixture`: the code-share ablation run as DVC experiments, per code share.
 
-Reads what the `base_model_eval` stage (codealign.mixture) writes to
+Reads what the `base_model_eval` stage (codealign.pretraining.base_model_eval) writes to
 metrics/base_model_eval.json and the K = 1 model's pass@1 in metrics/evaluate.json of
 every finished experiment, aggregates them per `base_model.code_share`, and plots them.
-Kept out of codealign.mixture, a dependency of that stage, so that changing the
+Kept out of codealign.pretraining.base_model_eval, a dependency of that stage, so that changing the
 collector does not rerun it.
 """
 
@@ -19,7 +19,8 @@ from typing import Any
 import click
 
 from codealign.cli import Command
-from codealign.experiments import (
+from codealign.io import atomic_path, write_json
+from codealign.sweeps.experiments import (
     PARAMS_FILE,
     ExperimentRow,
     format_stats,
@@ -35,7 +36,6 @@ from codealign.experiments import (
     stale_seed,
     sweep_options,
 )
-from codealign.io import atomic_path, write_json
 
 BASE_EVAL_FILE = "metrics/base_model_eval.json"
 EVALUATE_FILE = "metrics/evaluate.json"

@@ -1,0 +1,4 @@
+"""Curating the instruction data.
+
+Seed sets, vendored datasets, dedup and decontamination, dataset metrics.
+"""

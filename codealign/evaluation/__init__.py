@@ -1,0 +1,1 @@
+"""Evaluating a policy on a benchmark: sampling, scoring in the sandbox, pass@k (`evaluate`)."""

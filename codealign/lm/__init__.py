@@ -1,0 +1,1 @@
+"""Causal LMs and sentence embedders: loading, sampling, training curves and checkpoints."""

@@ -1,0 +1,4 @@
+"""Experiments run as DVC experiment grids and collected.
+
+The K sweep, LintSeq seeds, the code-share sweep.
+"""
