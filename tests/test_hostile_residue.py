@@ -466,6 +466,7 @@ def test_kernel_objects_of_one_sample_are_invisible_to_later_samples(kind, polic
 # ---- uids ----------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="uid blocks are used only when run as root")
 def test_concurrent_sandboxes_never_share_a_uid_block():
     with Sandbox(workers=1) as one, Sandbox(workers=1) as two:
         assert set(one.uids).isdisjoint(two.uids)
@@ -475,7 +476,7 @@ def test_concurrent_sandboxes_never_share_a_uid_block():
 @pytest.mark.skipif(os.geteuid() != 0, reason="uid blocks are used only when run as root")
 def test_a_uid_block_with_a_live_process_is_skipped():
     free = UidBlock.acquire()
-    uids = free.uids
+    index, uids = free.index, free.uids
     free.release()
     pid = os.fork()
     if pid == 0:  # a leftover process of that block, as a killed run might leave
@@ -487,17 +488,26 @@ def test_a_uid_block_with_a_live_process_is_skipped():
             os._exit(0)
     try:
         deadline = time.monotonic() + 10
-        while os.stat(f"/proc/{pid}").st_uid != uids.start:
+        while uids.start not in _uids_of(pid):
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        block = UidBlock.acquire()
+        block = UidBlock.acquire(start=index)
         try:
-            assert not set(block.uids) & set(uids)
+            assert block.index != index and not set(block.uids) & set(uids)
         finally:
             block.release()
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+    again = UidBlock.acquire(start=index)  # with nothing of it alive, it is free again
+    again.release()
+    assert again.index == index
+
+
+def _uids_of(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/status") as handle:
+        line = next(x for x in handle if x.startswith("Uid:"))
+    return [int(uid) for uid in line.split()[1:]]
 
 
 # ---- denied syscalls -------------------------------------------------------------------------

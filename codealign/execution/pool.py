@@ -86,7 +86,9 @@ class UidBlock:
         self.uids = range(start, start + 2 * UID_SLOTS)
 
     @classmethod
-    def acquire(cls) -> UidBlock:
+    def acquire(cls, start: int | None = None) -> UidBlock:
+        """Claim a block: the first free one from `start` (default: the one after the
+        block last handed out on this machine)."""
         directory = _lock_dir()
         turn = os.open(directory / "next.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
@@ -95,6 +97,8 @@ class UidBlock:
                 first = int(os.pread(turn, 16, 0) or b"0") % UID_BLOCKS
             except ValueError:
                 first = 0
+            if start is not None:
+                first = start % UID_BLOCKS
             live = _live_uids()
             for step in range(UID_BLOCKS):
                 index = (first + step) % UID_BLOCKS
