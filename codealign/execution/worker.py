@@ -626,7 +626,9 @@ class Worker:
             (resource.RLIMIT_DATA, mem),
             (resource.RLIMIT_CPU, cpu),
             (resource.RLIMIT_FSIZE, limits["file_bytes"]),
-            (resource.RLIMIT_NOFILE, limits["open_files"]),
+            # below EXEC_FD, so that no sample can hold the one descriptor the filter
+            # lets execveat use
+            (resource.RLIMIT_NOFILE, min(limits["open_files"], EXEC_FD)),
             (resource.RLIMIT_CORE, 0),
             (resource.RLIMIT_NPROC, limits["processes"] + (0 if uid else self.uid_processes)),
         ):
