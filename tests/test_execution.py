@@ -219,12 +219,16 @@ def test_humaneval_canonical_solutions_all_pass(sandbox):
     assert not any(v["passed"] for v in verdicts[164:])
 
 
-def test_pools_in_other_processes_run_samples_as_other_uids():
-    from codealign.execution.pool import UID_SLOTS, uid_block
+def test_pools_held_at_once_run_samples_as_other_uids():
+    from codealign.execution.pool import UID_SLOTS, UidBlock
 
-    mine, other = uid_block(4_001), uid_block(4_002)
-    assert len(mine) == len(other) == 2 * UID_SLOTS
-    assert not set(mine) & set(other)
+    mine, other = UidBlock.acquire(), UidBlock.acquire()
+    try:
+        assert len(mine.uids) == len(other.uids) == 2 * UID_SLOTS
+        assert not set(mine.uids) & set(other.uids)
+    finally:
+        mine.release()
+        other.release()
 
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]

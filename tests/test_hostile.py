@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from codealign.execution import Limits, Policy, Sandbox
-from codealign.execution.pool import uid_block
 from codealign.problems import Problem, TestCase
 
 pytestmark = pytest.mark.slow
@@ -198,21 +197,20 @@ def sandbox(request):
     assert not Path(jail).exists()
 
 
-def _uid_processes() -> list[int]:
-    """Processes still running under this test process's private sandbox uids.
-
-    A pool's uids depend on its parent's pid (`uid_block`), so sandboxes that other
-    processes on the machine run at the same time do not count.
-    """
-    block = uid_block()
+def _uid_processes(uids: range) -> list[int]:
+    """Processes still running under a sandbox's private uids (real, effective, saved or
+    filesystem uid: a sample that switched uids is not dumpable, so /proc/PID's owner
+    says root)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid in block:
-                    found.append(int(entry))
-            except OSError:
-                pass
+                with open(f"/proc/{entry}/status") as handle:
+                    line = next(x for x in handle if x.startswith("Uid:"))
+            except (OSError, StopIteration):
+                continue
+            if any(int(uid) in uids for uid in line.split()[1:]):
+                found.append(int(entry))
     return found
 
 
@@ -281,4 +279,4 @@ def test_after_the_suite_the_pool_still_judges_correctly(sandbox):
     ]
     verdicts = sandbox.score([ADD, ADD_CHECK], samples)
     assert [v["status"] for v in verdicts] == ["passed", "passed", "failed"]
-    assert _uid_processes() == []
+    assert _uid_processes(sandbox.uids) == []

@@ -36,9 +36,10 @@ learned to cheat, or by anyone. What is defended:
   (escaped, always valid UTF-8), and every other sample is still judged. The parent
   reads a report line by line as it arrives, holding at most one line (64 MiB) and
   parsing no more messages than the sample may send; a worker keeps at most 256 MiB of
-  report per sample. A limit tripped gets a status that names it: `too_large` (a
-  program over `Limits.program_mb`, never sent to a worker), `output_limit` (a result
-  or report over its limit), `timeout` (the sample's or one test's time), `oom`.
+  each report stream per sample, in a mapping no fork inherits (see below). A limit
+  tripped gets a status that names it: `too_large` (a program over `Limits.program_mb`,
+  never sent to a worker), `output_limit` (a result or report over its limit),
+  `timeout` (the sample's or one test's time), `oom`.
   Every limit is sized so that HumanEval+'s canonical solutions pass; per-test time
   limits come from the canonical solution's own time (evalplus's rule).
 - The host. Each worker runs in new mount, PID, network, IPC and UTS namespaces (inside a
@@ -49,23 +50,58 @@ learned to cheat, or by anyone. What is defended:
   rlimits on address space, CPU seconds, file size, open files, processes and core
   dumps, a dropped uid (or no capabilities), no_new_privs, and a wall-clock timeout after
   which the whole namespace except the worker is SIGKILLed, setsid daemons included.
-  Samples cannot see each other: each is a fresh fork, and a worker is replaced after any
-  anomaly. Each starts from the same interpreter state (string hashing and `random`
-  seeded 0), so its result does not depend on the worker that ran it. The parent and
-  the workers run no program code.
+  Each starts from the same interpreter state (string hashing and `random` seeded 0),
+  so its result does not depend on the worker that ran it. The parent and the workers
+  run no program code.
+- No residue between samples, by construction: it holds with the policy and the audit
+  hook off, and against a program that defeats the hook.
+  Memory: the worker that forks samples never holds their data. It reads only a
+  header per sample (id, mode, entry point, limits, policy); the program, its inputs
+  and its tests go from the parent's pipe into the sample's own processes with
+  splice(2), and their reports and output come back through mappings no fork inherits
+  (MADV_DONTFORK), which the worker relays unparsed behind a small header frame, for
+  the parent to judge line by line as it arrives. So no sample, scanning everything it
+  can reach (its heap through ctypes where it has it, `gc`, the files of the jail),
+  finds another's tests, program, inputs, outputs or results, freed or not; the
+  check-mode tester is forked from the same clean worker and reads only its own
+  sample's tests.
+  ctypes: stage 1 of a worker makes the libc calls (namespaces, mounts, filter), then
+  execs a fresh interpreter that forks the samples and never loads ctypes, so no
+  sample can import it, take it from the worker's globals or revive it from the
+  interpreter's extension cache (`isolation["ctypes_free"]`). Only the fallbacks
+  (no PID namespace, a user namespace, no seccomp) load it again.
+  Kernel: a seccomp filter (libseccomp through `pyseccomp`) refuses with EPERM, to the
+  samples, the tester and the worker once set up: ptrace, process_vm_readv/writev,
+  kcmp; add_key, keyctl, request_key; memfd_create and every exec; shmget, shmat,
+  msgget, semget, mq_open; unshare, setns, clone into new namespaces, mount and its
+  relatives, pivot_root; bpf, perf_event_open, userfaultfd, io_uring, personality,
+  kernel modules, kexec and file handles (worker.DENIED_SYSCALLS). No sample needs
+  any of them: stdio programs and tests run in forks of the same interpreter. So no
+  IPC object or key is ever made, and none can outlive its sample. Without the filter
+  each sample gets an IPC namespace of its own.
+  Uids: each Sandbox holds a block of 128 uids by an exclusive lock file
+  (/run/lock/codealign-uid-blocks), taken round-robin and only if no process on the
+  machine has one of its uids, so concurrent and successive runs never share uids
+  while anything of the other lives.
 - Defence in depth, configurable with `Policy`: an AST check (import allowlist; no
   exec/eval/compile, no introspection dunders or frame attributes; Unicode-normalised
   names) and a runtime audit hook (no processes, sockets, ctypes, signals, writes outside
   the sample dir, dynamic code from the program's own frames). A hit is status `policy`.
 
-What is not defended: kernel exploits and side channels; CPU time stolen from other
-samples within the limits; a program that computes the right answer by reading the
-problem's canonical solution where no chroot is possible. Where the kernel refuses
-namespaces (some containers), the sandbox degrades to rlimits, a child subreaper that
-kills a sample's descendants found in /proc, the audit hook, and file permissions; then
-a program can read host files, reach the network if the policy is off, and fill the disk
-up to the file-size limit per file within its timeout. `Sandbox().isolation` reports what
-the kernel allowed. Test code itself (the benchmark's `check`) is trusted.
+What is not defended: kernel exploits and side channels (timing, the page cache, CPU
+caches); CPU time stolen from other samples within the limits; a program that computes
+the right answer by reading the problem's canonical solution where no chroot is
+possible. Where the kernel refuses namespaces (some containers), the sandbox degrades to
+rlimits, a child subreaper that kills a sample's descendants found in /proc, the audit
+hook, and file permissions; then a program can read host files, reach the network if
+the policy is off, and fill the disk up to the file-size limit per file within its
+timeout, and ctypes is in reach (the filter still holds). Without libseccomp (or the
+`pyseccomp` package) kernel objects are contained only by the per-sample IPC namespace:
+user keyrings then persist per uid, and a later run that gets the same uid block (after
+10,000 other runs) could read them. Inside a user namespace (a non-root parent) every
+sample and its tester share one uid and are kept apart by cleared capabilities, the
+filter and non-dumpable testers rather than by uids. Test code itself (the benchmark's
+`check`) is trusted.
 
 Not defended in the tester: a value the program returns is its answer, and test code
 that treats a truthy, empty or equal value as success accepts it as Python would
@@ -76,6 +112,16 @@ objects (MBPP/367's tree of `Node`s) or hands back what a proxy returned (MBPP/6
 code that expects a particular exception type from the program sees `ProgramError` and
 must compare its `type_name` instead. A test that uses a name only the canonical
 solution defines gets the program's version of it, by the benchmark's design.
+
+`Sandbox().isolation` reports what the kernel allowed, for the last worker started:
+`namespaces` (mount, PID, network, IPC, UTS), `network_namespace`, `userns` (inside a
+user namespace: not root), `pid1` (the worker is PID 1 of its namespace), `tmpfs` and
+`chroot` (the jail), `uid_drop` (samples run as uids of the Sandbox's block),
+`heap_clean` (the worker holds no sample data; always true), `seccomp` (the filter is
+loaded; else `seccomp_reason` says why not), `ipc_private` (no IPC object outlives its
+sample: the filter, or an IPC namespace per sample), `keyrings_private` (keyrings
+refused by the filter), `ctypes_free` (the interpreter samples fork from never loaded
+ctypes).
 """
 
 from __future__ import annotations

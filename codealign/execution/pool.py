@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import importlib.util
 import itertools
 import json
 import logging
@@ -51,15 +52,95 @@ ANOMALIES = frozenset({"timeout", "crashed", "policy", "oom", "output_limit"})
 MAX_TIMEOUT = 24 * 3600.0  # no limit in seconds may be longer than a day
 READ_STALL = 60.0  # seconds a worker may pause in the middle of a report
 UID_SLOTS = 64  # workers a pool starts before its uids come round again; 2 uids each
+UID_BASE = 3_000_000
+UID_BLOCKS = 10_000
 
 
-def uid_block(pid: int | None = None) -> range:
-    """The uids that a pool in process `pid` (default: this one) runs samples as: two per
-    worker slot (candidate, tester), in a block chosen by the pid, so that pools in other
-    processes on the machine use other uids."""
-    pid = os.getpid() if pid is None else pid
-    start = 3_000_000 + (pid % 10_000) * 2 * UID_SLOTS
-    return range(start, start + 2 * UID_SLOTS)
+def _lock_dir() -> Path:
+    """Where uid blocks are claimed: one directory for every process on the machine."""
+    shared = Path("/run/lock")
+    base = shared if shared.is_dir() and os.access(shared, os.W_OK) else None
+    directory = (base or Path(tempfile.gettempdir())) / "codealign-uid-blocks"
+    directory.mkdir(mode=0o755, exist_ok=True)
+    return directory
+
+
+def _live_uids() -> set[int]:
+    """Every real, effective, saved and filesystem uid of every process on the machine."""
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/status", "rb") as handle:
+                    for line in handle:
+                        if line.startswith(b"Uid:"):
+                            found.update(int(v) for v in line.split()[1:])
+                            break
+            except (OSError, ValueError):
+                pass
+    return found
+
+
+class UidBlock:
+    """The 2 * UID_SLOTS uids one Sandbox runs samples as (candidate and tester per
+    worker slot), held for the Sandbox's life by an exclusive lock on the block's file.
+
+    A block is taken only if no other holder has it locked (concurrent runs, in this
+    process or any other) and no process on the machine has one of its uids (what a
+    killed run left). Blocks are handed out round-robin, so successive runs move on to
+    the next block instead of taking the one just released.
+    """
+
+    def __init__(self, index: int, fd: int) -> None:
+        self.index, self.fd = index, fd
+        start = UID_BASE + index * 2 * UID_SLOTS
+        self.uids = range(start, start + 2 * UID_SLOTS)
+
+    @classmethod
+    def acquire(cls, start: int | None = None) -> UidBlock:
+        """Claim a block: the first free one from `start` (default: the one after the
+        block last handed out on this machine)."""
+        directory = _lock_dir()
+        turn = os.open(directory / "next.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            try:
+                first = int(os.pread(turn, 16, 0) or b"0") % UID_BLOCKS
+            except ValueError:
+                first = 0
+            if start is not None:
+                first = start % UID_BLOCKS
+            live = _live_uids()
+            for step in range(UID_BLOCKS):
+                index = (first + step) % UID_BLOCKS
+                block = cls._take(directory, index, live)
+                if block is not None:
+                    os.ftruncate(turn, 0)
+                    os.pwrite(turn, str((index + 1) % UID_BLOCKS).encode(), 0)
+                    return block
+        finally:
+            os.close(turn)
+        raise CodealignError("every sandbox uid block is in use")
+
+    @classmethod
+    def _take(cls, directory: Path, index: int, live: set[int]) -> UidBlock | None:
+        block = cls(index, -1)
+        if not live.isdisjoint(block.uids):
+            return None
+        path = directory / f"block-{index}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        block.fd = fd
+        return block
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # the lock goes with the descriptor
+            self.fd = -1
 
 
 PRELOAD_EXTRA = (
@@ -141,8 +222,15 @@ class Sample:
     times: list | None = field(default=None, repr=False)  # the canonical solution's, per test
 
 
-def _frames(job: dict, tests: dict) -> bytes:
-    return wire.frame(job) + wire.frame(tests)
+HEADER_KEYS = ("id", "mode", "entry", "limits", "policy")
+
+
+def _frames(job: dict, tests: dict) -> tuple[bytes, bytes, bytes]:
+    """A sample's three frames for a worker: the header it reads (no program, input or
+    test in it), then the candidate's part and the tester's, which it passes on unread."""
+    header = {key: job[key] for key in HEADER_KEYS}
+    payload = {key: value for key, value in job.items() if key not in HEADER_KEYS}
+    return wire.frame(header), wire.frame(payload), wire.frame(tests)
 
 
 @dataclass
@@ -252,6 +340,20 @@ class _Worker:
             judge.feed(name, bytes(line))
         return True
 
+    def _take(self, size: int, keep: int) -> bytes | None:
+        """Read `size` bytes of a raw stream, keeping the first `keep`; None on EOF."""
+        kept = bytearray()
+        left = size
+        while left > 0:
+            if not self._buf and not self._fill(time.monotonic() + READ_STALL):
+                return None
+            take = min(left, len(self._buf))
+            if len(kept) < keep:
+                kept += self._buf[: min(take, keep - len(kept))]
+            del self._buf[:take]
+            left -= take
+        return bytes(kept)
+
     def send(self, data: bytes) -> bool:
         """Write a sample's frames (job, then tests); False if the worker is gone."""
         try:
@@ -277,6 +379,15 @@ class _Worker:
                     return None
                 if not self._stream(size, name, judge):
                     return None
+            # The sample's stdout/stderr (at most its Limits.output_kb): kept for reading,
+            # never judged.
+            size = sizes.get("out", 0)
+            if type(size) is not int or not 0 <= size <= wire.MAX_FRAME:
+                return None
+            out = self._take(size, size)
+            if out is None:
+                return None
+            header["out"] = out.decode("utf-8", "replace")
             return header
         except (ValueError, OSError, RecursionError):
             return None
@@ -339,6 +450,9 @@ class Sandbox:
         self._oracle: dict[str, tuple[list, list | None]] = {}
         self._closed = False
         self.isolation: dict = {}
+        # Only a root parent's workers switch uids; elsewhere samples keep the worker's.
+        self._uid_block = UidBlock.acquire() if os.geteuid() == 0 else None
+        self.uids = self._uid_block.uids if self._uid_block else range(0)
 
     # ---- worker lifecycle ----------------------------------------------------------------
 
@@ -350,7 +464,8 @@ class Sandbox:
             "modules": list(self.policy.modules),
             "namespaces": self.namespaces,
             "disk_mb": self.limits.disk_mb,
-            "uid": uid_block()[slot * 2],
+            "uid": self.uids[slot * 2] if self.uids else None,
+            "seccomp_module": _seccomp_module(),
         }
 
     def _spawn(self) -> _Worker:
@@ -397,6 +512,8 @@ class Sandbox:
         for worker in workers:
             worker.kill() if kill else worker.close()
         shutil.rmtree(self._jail, ignore_errors=True)
+        if self._uid_block is not None:
+            self._uid_block.release()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -459,12 +576,12 @@ class Sandbox:
         job, tests = self._job(sample, fast, self.policy.enabled and not trusted, timeout, tests_s)
         if timing:
             job["timing"] = True
-        job_frame, tests_frame = wire.frame(job), wire.frame(tests)
-        if max(len(job_frame), len(tests_frame)) > wire.MAX_FRAME:
-            size = max(len(job_frame), len(tests_frame))
+        frames = _frames(job, tests)
+        size = max(len(frame) for frame in frames)
+        if size > wire.MAX_FRAME:
             why = f"sample and its test inputs take {size:,} bytes, over the frame limit"
             return _Pending(index, sample, verdict=("too_large", 0, total, why))
-        return _Pending(index, sample, data=job_frame + tests_frame, timeout=timeout)
+        return _Pending(index, sample, data=b"".join(frames), timeout=timeout)
 
     def _execute(
         self,
@@ -685,6 +802,14 @@ class _OracleJudge(Judge):
             if len(m) > 4 and type(m[4]) is float and math.isfinite(m[4]) and m[4] >= 0:
                 self.times[index] = m[4]
         self.results[index] = (True, "")
+
+
+@functools.lru_cache(maxsize=1)
+def _seccomp_module() -> str | None:
+    """The file of the `pyseccomp` binding for workers to load by path (they run without
+    site-packages); None if it is not installed, and workers then say so in `isolation`."""
+    spec = importlib.util.find_spec("pyseccomp")
+    return spec.origin if spec is not None and spec.origin else None
 
 
 @functools.lru_cache(maxsize=4096)

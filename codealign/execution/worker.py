@@ -1,38 +1,45 @@
 """A warm sandbox worker: pre-imports the allowed modules, then forks one jailed child per sample.
 
 The parent pool starts this file as `python -s -P -S -B worker.py CONFIG` with an
-environment of `PYTHONHASHSEED=0` alone; it uses only the standard library and `wire.py`
-beside it. It speaks to the parent in length-prefixed JSON frames on its stdin/stdout and
-never sees expected results: it receives programs, call arguments and stdin texts, and
-sends back exactly what the jailed children reported. The parent alone decides verdicts.
+environment of `PYTHONHASHSEED=0` alone; it uses only the standard library, `wire.py`
+beside it and, where installed, the `pyseccomp` binding of libseccomp. It speaks to the
+parent in length-prefixed frames on its stdin/stdout and never sees expected results.
+Nor does it hold any sample's data: of each sample it reads only a header (id, mode,
+entry point, limits, policy); the program, its inputs and its tests follow as frames it
+moves into the sample's processes' pipes with splice(2) unread, and what those processes
+report goes back to the parent through MADV_DONTFORK mappings. So a sample forked from
+the worker inherits nothing of any earlier sample, live or freed.
 
-Start-up, in order: new user (when not root), mount, PID, network, IPC and UTS namespaces
+Start-up, stage 1: new user (when not root), mount, PID, network, IPC and UTS namespaces
 where the kernel allows; fork so that the worker is PID 1 of its PID namespace (killing
 everything left of a sample is then one `kill(-1)`, and the kernel kills the whole
 namespace if the worker dies); a size-capped tmpfs over the jail directory, mounted
-nosuid,nodev,noexec; the allowed modules imported; `chroot` into the jail; then what every
-sample inherits: an empty environment, umask 077, default signal handlers, an empty
-capability bounding set, no_new_privs, and `random` seeded with 0. Without namespaces it
-falls back to being a child subreaper that hunts a sample's descendants through /proc.
+nosuid,nodev,noexec; no_new_privs and the seccomp filter (DENIED_SYSCALLS); then an exec
+of a fresh interpreter through a descriptor only the filter's one exception admits.
+Stage 2, which never loads ctypes unless a fallback needs it: the allowed modules
+imported without at-fork hooks; `chroot` into the jail; then what every sample inherits:
+an empty environment, umask 077, default signal handlers (SIGPIPE ignored, as in any
+Python program), and `random` seeded with 0. Without namespaces it falls back to being a
+child subreaper that hunts a sample's descendants through /proc.
 
-Per sample: a private directory in the jail as cwd; a child (glibc's fork, without
-Python's at-fork hooks) that starts a new session, takes the limits (address space, CPU
-seconds, file size, open files, processes, no core dumps), stdin from /dev/null,
-stdout/stderr into a capped pipe, drops to an unprivileged uid (or clears its
-capabilities inside a user namespace), and only then compiles and runs the program, with
-an audit hook watching it when the policy asks. General test code runs in a second child
-with another uid that the program can reach only through a socket carrying plain data.
-With string hashing and `random` fixed, a sample's result does not depend on which worker
-ran it, or when.
+Per sample: a private directory in the jail as cwd; a child that starts a new session,
+takes the limits (address space, CPU seconds, file size, open files, processes, no core
+dumps), stdin from /dev/null, stdout/stderr into a capped pipe, drops to an unprivileged
+uid (or clears its capabilities inside a user namespace), reads its own job from its
+pipe, and only then compiles and runs the program, with an audit hook watching it when
+the policy asks. General test code runs in a second child with another uid, which reads
+the tests from a pipe of its own; the program reaches it only through a socket carrying
+plain data. With string hashing and `random` fixed, a sample's result does not depend on
+which worker ran it, or when.
 """
 
 from __future__ import annotations
 
 import builtins
-import ctypes
 import errno
 import gc
 import json
+import mmap
 import os
 import resource
 import select
@@ -62,22 +69,99 @@ PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+CLONE_NEWCGROUP = 0x02000000
+NAMESPACE_FLAGS = (
+    CLONE_NEWNS,
+    CLONE_NEWUTS,
+    CLONE_NEWIPC,
+    CLONE_NEWUSER,
+    CLONE_NEWPID,
+    CLONE_NEWNET,
+    CLONE_NEWCGROUP,
+)
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 
 POLICY_EXIT = 86
+# Refused with EPERM to every sample (and to the worker once it has set up): nothing a
+# program, a test or the harness needs them. Reading or steering other processes
+# (ptrace, process_vm_*, kcmp), kernel objects that outlive a process (keyrings, SysV
+# and POSIX IPC), running anything but the program's Python (exec*, memfd_create),
+# changing namespaces or mounts (unshare, setns, clone with CLONE_NEW*, the mount
+# family, pivot_root), and attack surface no program needs (bpf, perf_event_open,
+# userfaultfd, io_uring, personality, kernel modules, kexec, handles to host files).
+# chroot stays allowed, for stage 2's own; it needs a capability no sample holds.
+DENIED_SYSCALLS = (
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "add_key",
+    "keyctl",
+    "request_key",
+    "memfd_create",
+    "memfd_secret",
+    "execve",
+    "shmget",
+    "shmat",
+    "msgget",
+    "semget",
+    "mq_open",
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
+    "mount_setattr",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "personality",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "open_by_handle_at",
+    "name_to_handle_at",
+)
 DEBUG = False
 HOOK: dict | None = None  # the dormant audit hook's state, set once per worker
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc_fork = _libc.fork
+EXEC_FD = 1023  # the interpreter's file, open only from stage 1's filter to its execveat
+AT_EMPTY_PATH = 0x1000
+
+# ctypes is loaded only where a step needs a libc call that Python lacks: always in stage
+# 1, and in stage 2 only for what the kernel's setup left to do per sample (see
+# Worker.serve). Where stage 2 never loads it, no sample can reach it: not as a module,
+# not through the worker's globals, not revived from the interpreter's extension cache.
+ctypes = None
+_libc = None
+_CAPS = None
+
+
+def _load_libc():
+    global ctypes, _libc
+    if _libc is None:
+        import ctypes as module
+
+        ctypes = module
+        _libc = module.CDLL(None, use_errno=True)
+    return _libc
 
 
 def _raw_fork() -> int:
-    """glibc's fork without Python's at-fork hooks (see Worker._fork); raises on failure."""
-    pid = _libc_fork()
-    if pid < 0:
-        raise OSError(ctypes.get_errno(), "fork failed")
-    return pid
+    """os.fork, which runs no at-fork hooks in a worker: none were registered (see
+    Worker.preload), so `random` keeps its fixed state and no page is touched for them."""
+    return os.fork()
 
 
 _write = os.write
@@ -85,15 +169,7 @@ _exit = os._exit
 
 
 def _prctl(option: int, arg: int) -> bool:
-    return _libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) == 0
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("e", ctypes.c_uint32), ("p", ctypes.c_uint32), ("i", ctypes.c_uint32)]
+    return _load_libc().prctl(option, ctypes.c_ulong(arg), 0, 0, 0) == 0
 
 
 def _drop_bounding_set() -> None:
@@ -104,36 +180,131 @@ def _drop_bounding_set() -> None:
         _prctl(PR_CAPBSET_DROP, cap)
 
 
-_CAP_HEADER = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-_CAP_NONE = (_CapData * 2)()
-
-
 def _clear_capabilities() -> None:
     """Empty the effective, permitted and inheritable capability sets of this process."""
-    if _libc.capset(ctypes.byref(_CAP_HEADER), _CAP_NONE) != 0:
+    global _CAPS
+    libc = _load_libc()
+    if _CAPS is None:
+
+        class Header(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+        class Data(ctypes.Structure):
+            _fields_ = [("e", ctypes.c_uint32), ("p", ctypes.c_uint32), ("i", ctypes.c_uint32)]
+
+        # _LINUX_CAPABILITY_VERSION_3, this process; two empty sets of 32 bits each
+        _CAPS = (Header(0x20080522, 0), (Data * 2)())
+    if libc.capset(ctypes.byref(_CAPS[0]), _CAPS[1]) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
 
 
+class _Buffer:
+    """Bytes that a sample's processes sent, kept in an anonymous mapping that no fork
+    inherits (MADV_DONTFORK) and that is emptied (MADV_DONTNEED) once passed on: the
+    worker relays them to the parent without a copy in its heap."""
+
+    def __init__(self, size: int) -> None:
+        self.map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self.map.madvise(mmap.MADV_DONTFORK)
+        self.view = memoryview(self.map)
+        self.size, self.used, self.total = size, 0, 0
+        self.cap = size  # bytes kept for the current sample, at most `size`
+        self.lines, self._line_limit = 0, 0
+
+    def count_lines(self, limit: int) -> None:
+        """Count the line breaks kept from now on, up to `limit` (0: none), searched in
+        the mapping itself; per-test limits need only the first few."""
+        self.lines, self._line_limit = 0, limit
+
+    def fill(self, fd: int, scratch: memoryview) -> bool:
+        """Read what `fd` has; past `cap` bytes it is counted and dropped. False at EOF."""
+        if self.used < self.cap:
+            got = os.readv(fd, [self.view[self.used : self.cap]])
+            start, self.used = self.used, self.used + got
+            find = self.map.find
+            while self.lines < self._line_limit:
+                start = find(b"\n", start, self.used) + 1
+                if not start:
+                    break
+                self.lines += 1
+        else:
+            got = os.readv(fd, [scratch])
+        self.total += got
+        return got > 0
+
+    def clear(self) -> None:
+        if self.used:
+            self.map.madvise(mmap.MADV_DONTNEED, 0, self.used)
+        self.used = self.total = 0
+        self.lines = self._line_limit = 0
+
+    def close(self) -> None:
+        self.view.release()
+        self.map.close()
+
+
+def _write_parts(fd: int, parts: list) -> None:
+    """Write `parts` (bytes or views of a mapping) in order to a blocking descriptor,
+    with as few system calls as the pipe allows and no copy of them in the heap."""
+    parts = [memoryview(part) for part in parts if len(part)]
+    while parts:
+        written = os.writev(fd, parts[:1024])
+        while written:
+            if written >= len(parts[0]):
+                written -= len(parts.pop(0))
+            else:
+                parts[0] = parts[0][written:]
+                written = 0
+
+
+def _own_frame(fd: int):
+    """In a sample's process: read the frame the worker passed on for it, then close fd."""
+    try:
+        return wire.read_frame(fd)
+    finally:
+        os.close(fd)
+
+
 class Worker:
-    def __init__(self, config: dict) -> None:
+    """Stage 1 (`start`) sets up what needs libc calls: namespaces, PID 1, the tmpfs, the
+    seccomp filter; then it execs a fresh interpreter, stage 2 (`serve`), which never
+    saw ctypes, to preload the allowed modules, chroot and fork the samples."""
+
+    def __init__(self, config: dict, info: dict | None = None) -> None:
         self.config = config
         self.jail = config["jail"]
-        self.proto_in = os.dup(0)
-        self.proto_out = os.dup(1)
-        self.devnull = os.open("/dev/null", os.O_RDWR)
-        os.dup2(self.devnull, 0)
-        os.dup2(self.devnull, 1)
-        self.info = {
+        self.info = info or {
             "namespaces": False,
             "network_namespace": False,
             "chroot": False,
             "uid_drop": False,
             "userns": False,
             "pid1": False,
+            "heap_clean": True,
+            "seccomp": False,
+            "ipc_private": False,
+            "keyrings_private": False,
+            "ctypes_free": False,
         }
-        self.real_root = os.geteuid() == 0
+        self.real_root = os.geteuid() == 0 and not self.info["userns"]
         self.uid_candidate = self.uid_tester = None
         self.served = 0
+        self.buffers: dict[str, _Buffer] = {}
+
+    def start(self) -> None:
+        """Stage 1: isolate, build and load the filter, then exec stage 2 in place."""
+        _load_libc()
+        self.isolate()
+        rules = self.build_seccomp()
+        fd = os.open(sys.executable, os.O_RDONLY | os.O_CLOEXEC)
+        os.dup2(fd, EXEC_FD, inheritable=False)
+        os.close(fd)
+        if not _prctl(PR_SET_NO_NEW_PRIVS, 1):
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        self.load_seccomp(rules)
+        argv = [sys.executable, "-s", "-P", "-S", "-B", os.path.abspath(__file__)]
+        argv += [json.dumps(self.config), json.dumps(self.info)]
+        os.execve(EXEC_FD, argv, {"PYTHONHASHSEED": "0"})
 
     # ---- start-up ---------------------------------------------------------------------
 
@@ -144,8 +315,9 @@ class Worker:
         uid, gid = os.getuid(), os.getgid()
         user = 0 if self.real_root else CLONE_NEWUSER
         flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | user
-        if _libc.unshare(flags) != 0:
-            if _libc.unshare(CLONE_NEWNET | user) == 0:
+        libc = _load_libc()
+        if libc.unshare(flags) != 0:
+            if libc.unshare(CLONE_NEWNET | user) == 0:
                 self.info["network_namespace"] = True
                 self.info["userns"] = bool(user)
                 if user:
@@ -168,10 +340,10 @@ class Worker:
             _exit(os.waitstatus_to_exitcode(status) & 0xFF)
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         self.info.update(namespaces=True, network_namespace=True, pid1=os.getpid() == 1)
-        if _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
+        if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
             opts = f"size={int(self.config['disk_mb'])}m,mode=0755".encode()
             flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
-            if _libc.mount(b"tmpfs", self.jail.encode(), b"tmpfs", flags, opts) == 0:
+            if libc.mount(b"tmpfs", self.jail.encode(), b"tmpfs", flags, opts) == 0:
                 self.info["tmpfs"] = True
 
     @staticmethod
@@ -188,9 +360,18 @@ class Worker:
                 pass
 
     def preload(self) -> None:
-        for name in self.config["preload"]:
-            with contextlib.suppress(Exception):
-                __import__(name)
+        # Modules register at-fork hooks as they are imported (`random` reseeds from the
+        # OS in every child, `threading` resets its state); none are needed here, where
+        # every sample must start from the same `random` state and no thread runs. They
+        # are not registered, so os.fork runs none.
+        register = os.register_at_fork
+        os.register_at_fork = lambda **hooks: None
+        try:
+            for name in self.config["preload"]:
+                with contextlib.suppress(Exception):
+                    __import__(name)
+        finally:
+            os.register_at_fork = register
 
     def enter_jail(self) -> None:
         if self.info["namespaces"] and self.info.get("tmpfs"):
@@ -206,17 +387,70 @@ class Worker:
             self.uid_candidate, self.uid_tester = base, base + 1
             self.info["uid_drop"] = True
 
+    def build_seccomp(self):
+        """The syscall filter every sample inherits (see DENIED_SYSCALLS), built with
+        libseccomp through `pyseccomp` before the chroot hides the library; None, with
+        the reason in `isolation["seccomp_reason"]`, where either is missing."""
+        path = self.config.get("seccomp_module")
+        if not path:
+            self.info["seccomp_reason"] = "the pyseccomp package is not installed"
+            return None
+        try:
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location("pyseccomp", path)
+            seccomp = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(seccomp)
+            rules = seccomp.SyscallFilter(seccomp.ALLOW)
+            deny = seccomp.ERRNO(errno.EPERM)
+            # exec is refused, but for stage 1's own exec of stage 2: execveat of the
+            # interpreter's descriptor, a number no sample can hold (RLIMIT_NOFILE), and
+            # closed by that exec.
+            rules.add_rule(deny, "execveat", seccomp.Arg(0, seccomp.NE, EXEC_FD))
+            rules.add_rule(deny, "execveat", seccomp.Arg(4, seccomp.NE, AT_EMPTY_PATH))
+            for name in DENIED_SYSCALLS:
+                # a name this architecture or libseccomp version does not know is skipped
+                with contextlib.suppress(OSError, ValueError, RuntimeError):
+                    rules.add_rule(deny, name)
+            # clone(2) may still fork, but not into new namespaces; clone3's flags sit
+            # in memory a filter cannot read, so it reports ENOSYS and libc falls back.
+            for flag in NAMESPACE_FLAGS:
+                rules.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+            rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+        except Exception as exc:  # no libseccomp, or one too old: degrade, say why
+            self.info["seccomp_reason"] = f"{type(exc).__name__}: {exc}"[:200]
+            return None
+        return rules
+
+    def load_seccomp(self, rules) -> None:
+        if rules is not None:
+            try:
+                rules.load()
+            except OSError as exc:
+                self.info["seccomp_reason"] = f"seccomp_load failed: {exc}"[:200]
+            else:
+                self.info.update(seccomp=True, ipc_private=True, keyrings_private=True)
+        if not self.info["seccomp"] and self.info["namespaces"]:
+            # Without the filter each sample gets an IPC namespace of its own instead
+            # (see _enter_sandbox); keyrings then stay shared per uid.
+            self.info["ipc_private"] = True
+
     def prepare_children(self) -> None:
         """What every sample process would set the same way, set once here and inherited
         through fork: an empty environment, umask 077, default signal dispositions, an
         empty capability bounding set, no_new_privs, and one fixed `random` state."""
         os.environ.clear()
         os.umask(0o077)
-        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
             signal.signal(sig, signal.SIG_DFL)
-        _drop_bounding_set()
-        if not _prctl(PR_SET_NO_NEW_PRIVS, 1):
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        # A write to a pipe whose reader is gone fails with EPIPE instead of killing the
+        # writer, as in any Python program: the worker passes frames to sample processes
+        # that may already be dead.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        # no_new_privs came from stage 1 (execve keeps it): no exec gains a capability
+        # or a uid, so the bounding set matters only where capabilities stay in reach.
+        if _libc is not None:
+            _drop_bounding_set()
         # Samples are forked without Python's at-fork hooks (see _fork), so `random` is
         # not reseeded per sample: every sample starts from this state, whichever worker
         # runs it.
@@ -227,11 +461,26 @@ class Worker:
     # ---- the loop ---------------------------------------------------------------------
 
     def serve(self) -> None:
-        self.isolate()
+        """Stage 2: everything after the exec, then the loop over samples."""
+        self.proto_in = os.dup(0)
+        self.proto_out = os.dup(1)
+        self.devnull = os.open("/dev/null", os.O_RDWR)
+        os.dup2(self.devnull, 0)
+        os.dup2(self.devnull, 1)
+        self.scratch = _Buffer(1 << 16).view
+        info = self.info
+        # What still needs libc per sample: without a PID namespace, the parent-death
+        # signal (and the subreaper); in a user namespace, dropping capabilities; without
+        # the filter, an IPC namespace per sample.
+        if not info["pid1"] or info["userns"] or (info["ipc_private"] and not info["seccomp"]):
+            _load_libc()
+            if not info["pid1"]:
+                _prctl(PR_SET_CHILD_SUBREAPER, 1)
         self.preload()
         self.uid_processes = self._count_uid_processes()
         self.enter_jail()
         self.prepare_children()
+        info["ctypes_free"] = _libc is None and "ctypes" not in sys.modules
         global HOOK
         _purge_modules(set(self.config["modules"]))
         HOOK = install_audit_hook(self.config["modules"])
@@ -243,11 +492,16 @@ class Worker:
                 return
             if job.get("op") == "exit":
                 return
-            header, payload = self.run_job(job)
-            self._send_result(header, payload)
+            self.run_job(job)
             self.served += 1
 
     def run_job(self, job: dict) -> dict:
+        """Run one sample. `job` is its header (id, mode, limits, policy): the program,
+        its inputs and its tests follow on the pipe as two frames that this process
+        passes on to the sample's processes with splice(2) without ever reading them, and
+        what the sample's processes report comes back through mappings no fork inherits
+        (`_Buffer`). So nothing of one sample is ever in this process's heap, and a later
+        sample, forked from it, cannot find it there, freed or not."""
         limits = job["limits"]
         sample_dir = os.path.join(self.jail, f"sample-{job['id']}")
         os.mkdir(sample_dir, 0o700)
@@ -255,42 +509,53 @@ class Worker:
             os.chown(sample_dir, self.uid_candidate, self.uid_candidate)
         out_r, out_w = os.pipe()
         crep_r, crep_w = os.pipe()
+        job_r, job_w = os.pipe()
         pids: dict[str, int] = {}
         fds = {crep_r: "c", out_r: "out"}
         sock_c = sock_t = None
         if job["mode"] == "check":
             sock_c, sock_t = socket.socketpair()
-        keep = [crep_w] + ([sock_c.fileno()] if sock_c else [])
+        keep = [crep_w, job_r] + ([sock_c.fileno()] if sock_c else [])
         pids["c"] = self._fork(
-            lambda: self.run_candidate(job, sample_dir, crep_w, sock_c),
+            lambda: self.run_candidate(job, job_r, sample_dir, crep_w, sock_c),
             sample_dir,
             self.uid_candidate,
             limits,
             out_w,
             keep,
         )
-        # The test payload is read only now, so the candidate's memory never held it.
-        tests = wire.read_frame(self.proto_in)
+        os.close(job_r)
+        self._pass_frame(job_w)
         reporter = "c"
         if job["mode"] == "check":
             trep_r, trep_w = os.pipe()
+            tests_r, tests_w = os.pipe()
             fds[trep_r] = "t"
             sock_c.close()
             pids["t"] = self._fork(
-                lambda: run_tester(tests, job, trep_w, sock_t),
+                lambda: run_tester(_own_frame(tests_r), job, trep_w, sock_t),
                 self.jail,
                 self.uid_tester,
                 limits,
                 self.devnull,
-                [trep_w, sock_t.fileno()],
+                [trep_w, tests_r, sock_t.fileno()],
             )
             os.close(trep_w)
+            os.close(tests_r)
             sock_t.close()
+            self._pass_frame(tests_w)
             reporter = "t"
-        tests = None  # the worker keeps no test code between samples
+        else:
+            self._pass_frame(None)  # no tester: the (empty) tests frame goes nowhere
         os.close(out_w)
         os.close(crep_w)
-        streams, statuses, timed_out = self._collect(fds, pids, reporter, limits)
+        buffers = {
+            "c": self._buffer("c", REPORT_CAP),
+            "out": self._buffer("out", limits["output_bytes"]),
+        }
+        if "t" in fds.values():
+            buffers["t"] = self._buffer("t", REPORT_CAP)
+        timed_out, statuses = self._collect(fds, pids, reporter, limits, buffers)
         reaped = self._kill_everything(pids)
         for key, pid in pids.items():
             if key not in statuses:
@@ -298,31 +563,66 @@ class Worker:
         for fd in fds:
             os.close(fd)
         self._remove(sample_dir)
-        out = streams["out"]
-        report_c, report_t = streams["c"], streams.get("t", b"")
+        sent = {name: buffers[name] for name in ("c", "t", "out") if name in buffers}
         header = {
             "id": job["id"],
             "timeout": timed_out,
             "exit": statuses,
-            "sizes": {"c": len(report_c), "t": len(report_t)},
-            "dropped": self._dropped,
+            "sizes": {name: buffer.used for name, buffer in sent.items()},
+            "dropped": {
+                name: buffer.total - buffer.used
+                for name, buffer in sent.items()
+                if name != "out" and buffer.total > buffer.used
+            },
             "report_cap": REPORT_CAP,
-            "out": out[: limits["output_bytes"]].decode("utf-8", "replace"),
-            "out_bytes": self._out_total,
+            "out_bytes": buffers["out"].total,
         }
         if self._timeout_test is not None:
             header["timeout_test"], header["test_limit"] = self._timeout_test
-        return header, (report_c, report_t)
+        # The header, then the raw streams it announces, straight from the mappings: the
+        # parent judges them line by line as they arrive (see pool._Worker.receive).
+        streams = [buffer.view[: buffer.used] for buffer in sent.values()]
+        _write_parts(self.proto_out, [wire.frame(header), *streams])
+        for buffer in sent.values():
+            buffer.clear()
+        return header
 
-    def _send_result(self, header: dict, payload: tuple) -> None:
-        """The header frame, then the raw report streams it announces (see pool._Worker)."""
-        head = wire.frame(header)
-        if sum(len(part) for part in payload) < 1 << 20:
-            wire.write_all(self.proto_out, head + b"".join(payload))
-            return
-        wire.write_all(self.proto_out, head)
-        for part in payload:
-            wire.write_all(self.proto_out, part)
+    def _buffer(self, name: str, size: int) -> _Buffer:
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.size < size:
+            if buffer is not None:
+                buffer.close()
+            buffer = self.buffers[name] = _Buffer(max(size, 1))
+        buffer.cap = size
+        return buffer
+
+    def _pass_frame(self, dst: int | None) -> None:
+        """Move the next frame on the protocol pipe into `dst` (a pipe a sample's process
+        reads; None: nowhere) in the kernel, then close `dst`. If the reader is gone, the
+        rest of the frame is dropped so the next one starts where it should."""
+        header = wire.read_exact(self.proto_in, 4)
+        size = int.from_bytes(header, "big")
+        if size > wire.MAX_FRAME:
+            raise EOFError("a frame over the limit")
+        target = self.devnull if dst is None else dst
+        try:
+            if dst is not None:
+                wire.write_all(dst, header)
+        except OSError:
+            target = self.devnull
+        while size:
+            try:
+                moved = os.splice(self.proto_in, target, size)
+            except OSError:
+                if target == self.devnull:
+                    raise
+                target = self.devnull
+                continue
+            if not moved:
+                raise EOFError("pipe closed")
+            size -= moved
+        if dst is not None:
+            os.close(dst)
 
     def _fork(self, body, cwd, uid, limits, out_fd, keep) -> int:
         # Frozen objects are never traversed by a collection in the child, so their pages
@@ -365,11 +665,17 @@ class Worker:
             (resource.RLIMIT_DATA, mem),
             (resource.RLIMIT_CPU, cpu),
             (resource.RLIMIT_FSIZE, limits["file_bytes"]),
-            (resource.RLIMIT_NOFILE, limits["open_files"]),
+            # below EXEC_FD, so that no sample can hold the one descriptor the filter
+            # lets execveat use
+            (resource.RLIMIT_NOFILE, min(limits["open_files"], EXEC_FD)),
             (resource.RLIMIT_CORE, 0),
             (resource.RLIMIT_NPROC, limits["processes"] + (0 if uid else self.uid_processes)),
         ):
             resource.setrlimit(res, (value, value))
+        # no filter to refuse IPC objects: whatever this sample makes dies with it
+        ipc_namespace = self.info["ipc_private"] and not self.info["seccomp"]
+        if ipc_namespace and _libc.unshare(CLONE_NEWIPC) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWIPC) failed")
         if uid is not None:
             os.setgroups([])
             os.setgid(uid)
@@ -377,17 +683,16 @@ class Worker:
         elif self.info["userns"]:
             _clear_capabilities()
 
-    def _collect(self, fds, pids, reporter, limits):
+    def _collect(self, fds, pids, reporter, limits, buffers):
         """Read reports and output until the reporting child exits or the deadline passes."""
         deadline = time.monotonic() + limits["timeout"]
-        streams = {name: bytearray() for name in fds.values()}
-        self._out_total = 0
-        self._dropped = {}
         self._timeout_test = None
         # Per-test limits (value mode): the program's report sends "ready", then one line
         # per call, so its line count says which test runs and since when.
         tests = limits.get("tests")
-        self._c_lines, test_index, test_deadline = 0, -1, None
+        test_index, test_deadline = -1, None
+        lines = buffers["c"]
+        lines.count_lines(len(tests["each"]) + 1 if tests else 0)
         statuses: dict[str, int] = {}
         poller = select.poll()
         open_fds = set(fds)
@@ -404,8 +709,8 @@ class Worker:
         timed_out = False
         while reporter not in statuses:
             now = time.monotonic()
-            if tests and self._c_lines - 1 != test_index:
-                test_index = self._c_lines - 1
+            if tests and lines.lines - 1 != test_index:
+                test_index = lines.lines - 1
                 test_deadline = None
                 if 0 <= test_index < len(tests["each"]):
                     test_deadline = now + tests["each"][test_index]
@@ -424,7 +729,7 @@ class Worker:
                     poller.unregister(fd)
                     os.close(fd)
                     statuses[name] = self._reap(pids[name])
-                elif fd in open_fds and not self._drain(fd, fds[fd], streams, limits):
+                elif fd in open_fds and not buffers[fds[fd]].fill(fd, self.scratch):
                     poller.unregister(fd)
                     open_fds.discard(fd)
             if not pidfds:
@@ -436,33 +741,13 @@ class Worker:
         for fd in list(open_fds):
             os.set_blocking(fd, False)
             try:
-                while self._drain(fd, fds[fd], streams, limits):
+                while buffers[fds[fd]].fill(fd, self.scratch):
                     pass
             except BlockingIOError:
                 pass
         for fd in pidfds:
             os.close(fd)
-        return {k: bytes(v) for k, v in streams.items()}, statuses, timed_out
-
-    def _drain(self, fd, name, streams, limits) -> bool:
-        data = os.read(fd, 1 << 16)
-        if not data:
-            return False
-        buf = streams[name]
-        if name == "out":
-            self._out_total += len(data)
-            room = limits["output_bytes"] - len(buf)
-            if room > 0:
-                buf += data[:room]
-            return True
-        room = REPORT_CAP - len(buf)
-        if len(data) > room:
-            self._dropped[name] = self._dropped.get(name, 0) + len(data) - max(room, 0)
-            data = data[: max(room, 0)]
-        buf += data
-        if name == "c":
-            self._c_lines += data.count(b"\n")
-        return True
+        return timed_out, statuses
 
     @staticmethod
     def _reap(pid: int, block: bool = True):
@@ -551,8 +836,13 @@ class Worker:
 
     # ---- inside the children ------------------------------------------------------------
 
-    def run_candidate(self, job, sample_dir, report_fd, sock) -> None:
+    def run_candidate(self, header, job_fd, sample_dir, report_fd, sock) -> None:
         report = Reporter(report_fd)
+        try:
+            job = {**_own_frame(job_fd), **header}
+        except MemoryError:
+            report.send(["oom", "loading"])
+            return
         program = job["program"]
         try:
             code = compile(program, "<program>", "exec", dont_inherit=True)
@@ -1036,7 +1326,8 @@ def run_tester(tests, job, report_fd, sock) -> None:
     announces, are never bound here.
     """
     report = Reporter(report_fd)
-    _prctl(PR_SET_DUMPABLE, 0)
+    if _libc is not None:  # elsewhere the uid switch already made it non-dumpable
+        _prctl(PR_SET_DUMPABLE, 0)
     reader = sock.makefile("rb")
     line = reader.readline(wire.MAX_FRAME)
     if not line:
@@ -1091,9 +1382,12 @@ def run_tester(tests, job, report_fd, sock) -> None:
 
 def main() -> None:
     config = json.loads(sys.argv[1])
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if len(sys.argv) < 3:
+        Worker(config).start()  # does not return: it execs stage 2
+        return
     try:
-        Worker(config).serve()
+        Worker(config, json.loads(sys.argv[2])).serve()
     except OSError as exc:
         if exc.errno != errno.EPIPE:
             raise
