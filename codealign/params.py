@@ -242,6 +242,12 @@ def parse_params(raw: Any, source: str = "params") -> Params:
     train_seed = raw.get("train_seed")
     train_seed = seed if train_seed is None else _coerce(train_seed, int, "train_seed", {"ge": 0})
     sections = {name: cls.from_dict(raw.get(name), name) for name, cls in SECTIONS.items()}
+    if sections["sample"].add_reference and not sections["fetch"].tiny_from_config:
+        raise CodealignError(
+            f"{source}: sample.add_reference: true puts reference solutions among the policy's "
+            "samples; only a rehearsal on tiny random models (fetch.tiny_from_config: true) "
+            "may set it"
+        )
     return Params(seed=seed, k=k, sections=sections, train_seed=train_seed)
 
 

@@ -12,6 +12,7 @@ import codealign.edits.lintseq  # noqa: F401
 import codealign.edits.lintseq_eval  # noqa: F401
 import codealign.evaluation.evaluate  # noqa: F401
 import codealign.lm.embedding  # noqa: F401
+import codealign.lm.hub  # noqa: F401
 import codealign.pretraining.base_model  # noqa: F401
 import codealign.pretraining.base_model_eval  # noqa: F401
 import codealign.report  # noqa: F401

@@ -9,6 +9,7 @@ from codealign.cli import Command, setup_logging
 from codealign.dpo.evaluate import load_benchmarks
 from codealign.dpo.policy import load_policy, question_of, resolve_policy
 from codealign.dpo.sample import (
+    add_references,
     check_disjoint,
     pool_problems,
     sample_completions,
@@ -72,6 +73,8 @@ def main(params_file, policy_dir, base_model, pool, seed_dir, out) -> None:
     else:
         policy = load_policy(spec, dtype=p.dtype)
         answers, routes = sample_completions(policy, questions, batch_size=p.batch_size, **kwargs)
+    if p.add_reference:
+        answers = add_references(records, answers, str(pool))
     samples = list(sample_records(records, answers, routes))
     with atomic_path(out) as tmp:
         write_jsonl(tmp / "samples.jsonl", samples)

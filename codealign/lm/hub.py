@@ -1,0 +1,260 @@
+"""Hub models fetched once into a DVC-tracked directory, then loaded offline.
+
+The `fetch` stage downloads every hub model the profile names (`base_model.name`,
+`embed.model`, `synth.hf_model` when the `hf` backend is on) with
+`huggingface_hub.snapshot_download` into `models/hub/<org>--<name>/`, and writes
+`models/hub/fetched.json` (name -> directory, revision). DVC caches the directory, so
+`dvc push` shares the weights and a clone gets them with `dvc pull`, no hub access.
+Every later stage resolves a hub name to that directory with `local_model` and loads it
+with `local_files_only`; a name that was never fetched ends in one line naming the
+command that fetches it. Names that are not hub ids (`tiny`, `bundled:...`, an existing
+local directory) need no fetch, so the default profile's fetch writes only the manifest.
+
+`fetch.tiny_from_config: true` (the CPU rehearsal of the paper profile only) builds each
+model instead of downloading it: the model's real `config.json`, vendored under
+`codealign/lm/hub_configs/`, with its architecture kept and its sizes shrunk, random
+weights, and a tokenizer trained here on the vendored MBPP and Code Alpaca text. A
+causal LM gets a byte-level BPE tokenizer and the project's chat template; an embedder
+(BERT, as e5) a WordPiece tokenizer and a sentence-transformers mean-pooling head.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codealign.errors import CodealignError
+from codealign.params import Section, param, register
+
+log = logging.getLogger(__name__)
+
+HUB_DIR = Path("models/hub")
+MANIFEST = "fetched.json"
+FETCH_COMMAND = "dvc repro fetch"
+CONFIGS_DIR = Path(__file__).parent / "hub_configs"
+
+# A hub repo id: "org/name", nothing that looks like a path on disk.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+# Sizes a "tiny from config" model gets; everything else comes from the real config.
+TINY_SIZES = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+}
+TINY_VOCAB = 1024
+
+
+@register("fetch")
+@dataclass(frozen=True)
+class FetchParams(Section):
+    """How the profile's hub models reach models/hub (the `fetch` stage)."""
+
+    tiny_from_config: bool = param(
+        False,
+        doc="build each model tiny from its vendored real config.json with random weights "
+        "instead of downloading it (CPU rehearsal only; false in every real profile)",
+    )
+    revision: str | None = param(None, doc="hub revision for every model (null: main)")
+
+
+def is_hub_id(name: str) -> bool:
+    """True for 'org/name' that is not an existing local path."""
+    return bool(_HUB_ID.match(name)) and not Path(name).exists()
+
+
+def hub_dir(name: str, root: Path = HUB_DIR) -> Path:
+    """Where `fetch` puts the hub model `name`: models/hub/<org>--<name>."""
+    return root / name.replace("/", "--")
+
+
+def local_model(name: str, key: str, root: Path = HUB_DIR) -> str:
+    """The local directory a model param names, fetching nothing.
+
+    A hub id resolves to its fetched directory, which must exist; anything else (a local
+    directory, `tiny`, `bundled:...`) is returned as it is, for the caller to handle.
+    """
+    if not is_hub_id(name):
+        return name
+    target = hub_dir(name, root)
+    if not (target / "config.json").is_file():
+        raise CodealignError(
+            f"{key}: '{name}' is not fetched ({target} is missing); run `{FETCH_COMMAND}` "
+            "once with network (or `dvc pull` it)"
+        )
+    return str(target)
+
+
+def profile_models(params: Any) -> dict[str, str]:
+    """The hub models a profile needs, by the param that names them."""
+    wanted = {
+        "base_model.name": params["base_model"].name,
+        "embed.model": params["embed"].model,
+    }
+    synth = params["synth"]
+    if synth.backend == "hf":
+        wanted["synth.hf_model"] = synth.hf_model
+    return {key: name for key, name in wanted.items() if is_hub_id(name)}
+
+
+def download(
+    name: str,
+    target: Path,
+    revision: str | None = None,
+    *,
+    endpoint: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> str:
+    """snapshot_download `name` into `target`; return the commit it came from."""
+    from huggingface_hub import HfApi, constants, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    # The Makefile exports HF_HUB_OFFLINE=1 for every stage; fetching is the one step
+    # that goes online, and asks for it explicitly.
+    if not local_files_only:
+        constants.HF_HUB_OFFLINE = False
+    try:
+        path = snapshot_download(
+            name,
+            revision=revision,
+            local_dir=target,
+            cache_dir=cache_dir,
+            endpoint=endpoint,
+            local_files_only=local_files_only,
+        )
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CodealignError(f"fetch: cannot download '{name}': {first}") from None
+    commit = None
+    if not local_files_only:
+        try:
+            commit = HfApi(endpoint=endpoint).model_info(name, revision=revision).sha
+        except Exception:  # the files are here; the pin is only recorded
+            commit = None
+    if not (Path(path) / "config.json").is_file():
+        raise CodealignError(f"fetch: '{name}' has no config.json; is it a transformers model?")
+    return commit or revision or "main"
+
+
+def _corpus(raw_dir: Path) -> list[str]:
+    """Text a rehearsal tokenizer is trained on: MBPP problems and code, Code Alpaca."""
+    from codealign.curation.datasets import load_code_alpaca, load_mbpp
+
+    texts = []
+    for record in load_mbpp(raw_dir=raw_dir):
+        texts += [record["text"], record["code"], *record["test_list"]]
+    for record in load_code_alpaca(raw_dir):
+        texts += [str(v) for v in record.values() if isinstance(v, str) and v]
+    return texts
+
+
+def vendored_config(name: str) -> dict[str, Any]:
+    path = CONFIGS_DIR / name.replace("/", "--") / "config.json"
+    if not path.is_file():
+        known = ", ".join(sorted(p.name.replace("--", "/") for p in CONFIGS_DIR.iterdir()))
+        raise CodealignError(
+            f"fetch.tiny_from_config: no vendored config for '{name}' (vendored: {known})"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def shrink(config: dict[str, Any], vocab_size: int) -> dict[str, Any]:
+    """The real config with its sizes replaced by TINY_SIZES (keys it has only)."""
+    small = {key: value for key, value in config.items() if not key.startswith("_")}
+    small.update({k: v for k, v in TINY_SIZES.items() if k in config})
+    small["vocab_size"] = vocab_size
+    return small
+
+
+def build_tiny(name: str, target: Path, texts: list[str], seed: int) -> None:
+    """A random tiny model of `name`'s architecture, with a tokenizer trained on `texts`."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    real = vendored_config(name)
+    architecture = real["architectures"][0]
+    torch.manual_seed(seed)
+    if architecture.endswith("ForCausalLM"):
+        from codealign.pretraining.base_model import train_tokenizer
+
+        tokenizer = train_tokenizer(texts, TINY_VOCAB)
+        config = shrink(real, len(tokenizer))
+        config.update(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config))
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.save_pretrained(target)
+        tokenizer.save_pretrained(target)
+    else:
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import models as st_models
+        from tokenizers import BertWordPieceTokenizer
+        from transformers import BertTokenizerFast
+
+        core = BertWordPieceTokenizer(lowercase=True)
+        core.train_from_iterator(texts, vocab_size=TINY_VOCAB, show_progress=False)
+        tokenizer = BertTokenizerFast(tokenizer_object=core._tokenizer, do_lower_case=True)
+        tokenizer.model_max_length = real.get("max_position_embeddings", 512)
+        model = AutoModel.from_config(AutoConfig.for_model(**shrink(real, core.get_vocab_size())))
+        if type(model).__name__ != architecture:
+            raise CodealignError(f"fetch: built {type(model).__name__}, expected {architecture}")
+        staging = target.with_name(target.name + ".transformer")
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        pooling_file = CONFIGS_DIR / name.replace("/", "--") / "pooling_config.json"
+        pooling = json.loads(pooling_file.read_text()) if pooling_file.is_file() else {}
+        pooling["word_embedding_dimension"] = model.config.hidden_size
+        encoder = SentenceTransformer(
+            modules=[st_models.Transformer(str(staging)), st_models.Pooling(**pooling)],
+            device="cpu",
+        )
+        encoder.save(str(target))
+        for path in sorted(staging.iterdir()):
+            path.unlink()
+        staging.rmdir()
+
+
+def fetch_all(
+    params: Any, out_dir: Path, raw_dir: Path | None = None, **download_args: Any
+) -> dict[str, Any]:
+    """Fetch (or build) every hub model the profile names into `out_dir`; return the manifest."""
+    fetch: FetchParams = params["fetch"]
+    models = profile_models(params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, Any] = {"tiny_from_config": fetch.tiny_from_config, "models": {}}
+    texts = _corpus(raw_dir) if fetch.tiny_from_config and models else []
+    for key, name in sorted(models.items(), key=lambda kv: kv[1]):
+        if name in manifest["models"]:
+            manifest["models"][name]["params"].append(key)
+            continue
+        target = hub_dir(name, out_dir)
+        if fetch.tiny_from_config:
+            log.info("%s: building %s tiny from its vendored config", key, name)
+            build_tiny(name, target, texts, params.seed)
+            revision = "tiny-from-config"
+        else:
+            log.info("%s: downloading %s", key, name)
+            revision = download(name, target, fetch.revision, **download_args)
+        # snapshot_download keeps its own bookkeeping under .cache; DVC need not track it.
+        cache = target / ".cache"
+        if cache.is_dir():
+            shutil.rmtree(cache)
+        manifest["models"][name] = {
+            "dir": str(hub_dir(name)),
+            "revision": revision,
+            "params": [key],
+        }
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
