@@ -15,7 +15,8 @@ model instead of downloading it: the model's real `config.json`, vendored under
 `codealign/lm/hub_configs/`, with its architecture kept and its sizes shrunk, random
 weights, and a tokenizer trained here on the vendored MBPP and Code Alpaca text. A
 causal LM gets a byte-level BPE tokenizer and the project's chat template; an embedder
-(BERT, as e5) a WordPiece tokenizer and a sentence-transformers mean-pooling head.
+(BERT, as e5) a lowercase WordPiece tokenizer and a sentence-transformers mean-pooling
+head, as e5-base-v2 has.
 """
 
 from __future__ import annotations
@@ -66,8 +67,10 @@ class FetchParams(Section):
 
 
 def is_hub_id(name: str) -> bool:
-    """True for 'org/name' that is not an existing local path."""
-    return bool(_HUB_ID.match(name)) and not Path(name).exists()
+    """True for 'org/name' where neither the path nor its first part (`models/`) is local."""
+    if not _HUB_ID.match(name):
+        return False
+    return not (Path(name).exists() or Path(name.split("/")[0]).is_dir())
 
 
 def hub_dir(name: str, root: Path = HUB_DIR) -> Path:
@@ -111,35 +114,44 @@ def download(
     *,
     endpoint: str | None = None,
     cache_dir: str | Path | None = None,
-    local_files_only: bool = False,
+    offline: bool = False,
 ) -> str:
-    """snapshot_download `name` into `target`; return the commit it came from."""
+    """Put hub model `name` into `target`; return the commit it came from.
+
+    A snapshot already in the local Hugging Face cache (`cache_dir`, default
+    ~/.cache/huggingface) is copied from there with no network; otherwise the files are
+    downloaded straight into `target` (`snapshot_download(local_dir=...)`), unless
+    `offline`, which makes a miss an error.
+    """
     from huggingface_hub import HfApi, constants, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    # The Makefile exports HF_HUB_OFFLINE=1 for every stage; fetching is the one step
-    # that goes online, and asks for it explicitly.
-    if not local_files_only:
-        constants.HF_HUB_OFFLINE = False
     try:
-        path = snapshot_download(
-            name,
-            revision=revision,
-            local_dir=target,
-            cache_dir=cache_dir,
-            endpoint=endpoint,
-            local_files_only=local_files_only,
+        cached = snapshot_download(
+            name, revision=revision, cache_dir=cache_dir, local_files_only=True
         )
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CodealignError(f"fetch: cannot download '{name}': {first}") from None
-    commit = None
-    if not local_files_only:
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        cached = None
+    if cached is not None:
+        log.info("%s: copying the snapshot in the local Hugging Face cache", name)
+        shutil.copytree(cached, target, symlinks=False)
+        commit = Path(cached).name
+    elif offline:
+        raise CodealignError(
+            f"fetch: '{name}' is not in the local Hugging Face cache and fetching is offline"
+        )
+    else:
+        # The Makefile exports HF_HUB_OFFLINE=1 for every stage; this is the one step
+        # that goes online, and asks for it explicitly.
+        constants.HF_HUB_OFFLINE = False
         try:
+            snapshot_download(name, revision=revision, local_dir=target, endpoint=endpoint)
             commit = HfApi(endpoint=endpoint).model_info(name, revision=revision).sha
-        except Exception:  # the files are here; the pin is only recorded
-            commit = None
-    if not (Path(path) / "config.json").is_file():
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            raise CodealignError(f"fetch: cannot download '{name}': {first}") from None
+    if not (target / "config.json").is_file():
         raise CodealignError(f"fetch: '{name}' has no config.json; is it a transformers model?")
     return commit or revision or "main"
 
@@ -199,7 +211,7 @@ def build_tiny(name: str, target: Path, texts: list[str], seed: int) -> None:
         tokenizer.save_pretrained(target)
     else:
         from sentence_transformers import SentenceTransformer
-        from sentence_transformers import models as st_models
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
         from tokenizers import BertWordPieceTokenizer
         from transformers import BertTokenizerFast
 
@@ -213,11 +225,9 @@ def build_tiny(name: str, target: Path, texts: list[str], seed: int) -> None:
         staging = target.with_name(target.name + ".transformer")
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        pooling_file = CONFIGS_DIR / name.replace("/", "--") / "pooling_config.json"
-        pooling = json.loads(pooling_file.read_text()) if pooling_file.is_file() else {}
-        pooling["word_embedding_dimension"] = model.config.hidden_size
+        # e5 embeds by mean pooling over the tokens (its 1_Pooling/config.json).
         encoder = SentenceTransformer(
-            modules=[st_models.Transformer(str(staging)), st_models.Pooling(**pooling)],
+            modules=[Transformer(str(staging)), Pooling(model.config.hidden_size, "mean")],
             device="cpu",
         )
         encoder.save(str(target))
