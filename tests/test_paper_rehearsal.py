@@ -34,6 +34,8 @@ DIFFERENCES = {
     "eval.timeout": (10.0, 5.0),
     "embed.batch_size": (256, 64),
     "embed.device": ("auto", "cpu"),
+    "dedup.threshold": (0.95, 1.0),
+    "dedup.decontam_embed_threshold": (0.9, 1.0),
     "dedup.chunk_size": (2048, 256),
     "dataset_metrics.sample_size": (1000, 200),
     "synth.backend": ("openai", "hf"),
