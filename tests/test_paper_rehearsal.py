@@ -6,6 +6,7 @@ so a change to paper.yaml that the rehearsal does not follow (or a new differenc
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,23 @@ def test_the_reference_joins_the_candidates_and_passes_so_pairs_can_be_mined():
     ]
     scored = score_samples(problems, samples, ScoreParams(workers=1), progress=False)
     assert [s["score"] for s in scored] == [0.0, 1.0] * 3
+
+
+def test_the_real_dpo_pool_states_no_evaluation_problem():
+    """MBPP train repeats some MBPP test statements word for word; seed drops them, so the
+    `sample` stage's disjointness check passes on the paper profile's pool."""
+    from codealign.curation import datasets
+    from codealign.curation.seed import real_seed_sets
+    from codealign.dpo.sample import check_disjoint
+
+    data = load_params(ROOT / "params/paper.yaml")["data"]
+    pool = real_seed_sets(replace(data, raw_dir=str(ROOT / "data/raw")), 0)["pool.jsonl"]
+    train = datasets.load_mbpp("train", ROOT / "data/raw")
+    assert sorted({r["task_id"] for r in train} - {r["task_id"] for r in pool}) == [602, 704, 872]
+    evaluation = {
+        "mbpp": datasets.load_mbpp("test", ROOT / "data/raw"),
+        "humaneval": datasets.load_humaneval(),
+    }
+    assert check_disjoint(pool, evaluation) == {"mbpp": 500, "humaneval": 164}
+    with pytest.raises(CodealignError, match="602 = mbpp:217"):
+        check_disjoint(train, evaluation)
