@@ -91,7 +91,6 @@ def tinyworld_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
 def real_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
     """Everything `data/seed/` holds, built from the vendored real datasets."""
     from codealign.curation import datasets
-
     from codealign.tinyworld.world import text_hash
 
     raw_dir = Path(params.raw_dir)
