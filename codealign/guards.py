@@ -3,7 +3,7 @@
 A profile written for a GPU (`params/paper.yaml`) run on a CPU machine would otherwise fail
 deep inside a library (bitsandbytes: "Cannot access accelerator device when none is
 available") after minutes of work, naming no param. `check(params_file, stage)` runs
-before a stage's own code (codealign.cli.Command calls it for every stage script) and
+before a stage's own code (codealign.command.Command calls it for every stage script) and
 raises `CodealignError` with one line naming the key and the reason.
 
 Only the params sections a stage declares in dvc.yaml are checked, so the paper profile
@@ -39,22 +39,22 @@ def cuda_problem() -> str | None:
     return None
 
 
-def module_problem(module: str, extra: str) -> str | None:
+def module_problem(module: str) -> str | None:
     if importlib.util.find_spec(module) is None:
-        return f"{module} is not installed (pip install 'codealign[{extra}]', see docs/profiles.md)"
+        return f"{module} is not installed (make install GPU=1 installs the gpu extra)"
     return None
 
 
 def _nf4(value: object) -> str | None:
     if value != "nf4":
         return None
-    return cuda_problem() or module_problem("bitsandbytes", "gpu")
+    return cuda_problem() or module_problem("bitsandbytes")
 
 
 def _vllm(value: object) -> str | None:
     if value != "vllm":
         return None
-    return module_problem("vllm", "vllm") or cuda_problem()
+    return module_problem("vllm") or cuda_problem()
 
 
 def _fp16(value: object) -> str | None:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.io import atomic_path
-from codealign.lm.hub import fetch_all
+from codealign.lm.fetch import fetch_all
 from codealign.params import load_params
 
 log = logging.getLogger("stages.fetch")

@@ -10,14 +10,8 @@ import pytest
 
 from codealign.errors import CodealignError
 from codealign.lm.embedding import resolve_model
-from codealign.lm.hub import (
-    download,
-    fetch_all,
-    hub_dir,
-    is_hub_id,
-    local_model,
-    profile_models,
-)
+from codealign.lm.fetch import download, fetch_all, profile_models
+from codealign.lm.hub import hub_dir, is_hub_id, local_model
 from codealign.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
