@@ -8,13 +8,20 @@ writes, all in `data/seed/`:
 - `s2.jsonl`: S2, titles with 3-6 keywords (plus the question and code the world knows),
   the lowest quartile of titles by length dropped as underspecified (METHOD.md);
 - `keywords.json`: the keyword vocabulary, the deduplicated union of S2's keywords;
-- `tinyeval.jsonl`: the held-out benchmark (HumanEval format);
+- `tinyeval.jsonl`: the held-out benchmark (HumanEval format), read only by the final
+  evaluation and the report;
+- `tinydev.jsonl`: the held-out dev set hyperparameters are chosen on (HumanEval format);
 - `pool.jsonl`: the DPO prompt pool (HumanEval format).
+
+tinyeval and tinydev hold each of their functions once and none of the training side's
+(train, S1, S2, pool) under any name (`codealign.tinyworld.world`); `data.n_eval` and
+`data.n_dev` are maxima. `seed_metrics` counts each set's tasks and distinct functions
+and what a held-out set fell short of its request by.
 
 `data.source: real` builds S1, S2 and the vocabulary from MBPP train+validation (see
 `codealign.curation.datasets.real_seed_sets`) and the DPO pool from MBPP train (MBPP records);
-`train.jsonl` and `tinyeval.jsonl` are then empty, since an existing base model needs
-no corpus and the real profile evaluates on HumanEval and MBPP test.
+`train.jsonl`, `tinyeval.jsonl` and `tinydev.jsonl` are then empty, since an existing base
+model needs no corpus and the real profile evaluates on HumanEval and MBPP test.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from codealign.params import Section, param, register
 log = logging.getLogger(__name__)
 
 SEED_FILES = ("train.jsonl", "s1.jsonl", "s2.jsonl", "keywords.json", "tinyeval.jsonl",
-              "pool.jsonl")  # fmt: skip
+              "tinydev.jsonl", "pool.jsonl")  # fmt: skip
 
 
 @register("data")
@@ -45,7 +52,8 @@ class DataParams(Section):
     )
     n_train: int = param(4000, ge=1, doc="tiny-world train tasks (corpus, S1, S2)")
     n_pool: int = param(600, ge=1, doc="tiny-world DPO prompt pool")
-    n_eval: int = param(320, ge=1, doc="tinyeval tasks")
+    n_eval: int = param(320, ge=1, doc="tinyeval tasks at most (one per distinct function)")
+    n_dev: int = param(100, ge=0, doc="tinydev tasks at most (one per distinct function)")
     s1_size: int = param(300, ge=1, doc="S1: question/code seed pairs")
     s2_size: int = param(600, ge=4, doc="S2 titles before the shortest quartile is dropped")
     raw_dir: str = param("data/raw", doc="vendored raw data (source: real)")
@@ -69,7 +77,7 @@ def tinyworld_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
     """Everything `data/seed/` holds, built from the tiny world."""
     from codealign.tinyworld.world import build_world
 
-    world = build_world(seed, params.n_train, params.n_pool, params.n_eval)
+    world = build_world(seed, params.n_train, params.n_pool, params.n_eval, params.n_dev)
     rng = random.Random(seed)
     order = list(range(len(world.train)))
     rng.shuffle(order)
@@ -84,7 +92,32 @@ def tinyworld_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
         "s2.jsonl": s2,
         "keywords.json": vocabulary,
         "tinyeval.jsonl": [t.to_problem() for t in world.eval],
+        "tinydev.jsonl": [t.to_problem() for t in world.dev],
         "pool.jsonl": [t.to_problem() for t in world.pool],
+        "metrics": seed_metrics(world, s1_tasks, s2, params),
+    }
+
+
+def seed_metrics(world, s1_tasks, s2: list[dict], params: DataParams) -> dict[str, Any]:
+    """Tasks and distinct functions per set, and each held-out set's shortfall."""
+    from codealign.tinyworld.world import set_counts
+
+    by_id = {t.task_id: t for t in world.train}
+    sets = {
+        "train": set_counts(world.train),
+        "s1": set_counts(s1_tasks),
+        "s2": set_counts([by_id[r["id"]] for r in s2]),
+        "pool": set_counts(world.pool),
+        "tinydev": set_counts(world.dev),
+        "tinyeval": set_counts(world.eval),
+    }
+    return {
+        "sets": sets,
+        "requested": {"tinydev": params.n_dev, "tinyeval": params.n_eval},
+        "shortfall": {
+            "tinydev": world.shortfall.get("dev", 0),
+            "tinyeval": world.shortfall.get("eval", 0),
+        },  # fmt: skip
     }
 
 
@@ -100,7 +133,9 @@ def real_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
         "s2.jsonl": sets.s2,
         "keywords.json": sets.vocabulary,
         "tinyeval.jsonl": [],  # the real profile evaluates on HumanEval and MBPP test
+        "tinydev.jsonl": [],  # ... and chooses on MBPP validation
         "pool.jsonl": datasets.load_mbpp("train", raw_dir),  # MBPP records, disjoint from test
+        "metrics": {},
     }
 
 
