@@ -74,10 +74,16 @@ def test_semantic_key_ignores_names_and_unused_constants_and_equal_functions_sha
     assert function_key(by_name["is_greater"], {"c": 15}) != function_key(
         by_name["is_greater"], {"c": 16}
     )
-    functions, constant_free = catalogue(TEMPLATES)
+    functions, identities = catalogue(TEMPLATES)
     # is_multiple c=2 is is_even's function: train-only, never a held-out candidate.
-    assert function_key(by_name["is_even"], {}) in constant_free
-    assert function_key(by_name["is_even"], {}) not in functions
+    is_even = function_key(by_name["is_even"], {})
+    assert identities.find(is_even) in identities.train_only and is_even not in functions
+    # n * 5 and s * 5: two functions, one AST key, so one identity (one side of the split).
+    times = identities.of(by_name["mul_const"], {"c": 5})
+    assert times == identities.of(by_name["str_repeat"], {"c": 5})
+    assert function_key(by_name["mul_const"], {"c": 5}) != function_key(
+        by_name["str_repeat"], {"c": 5}
+    )
 
 
 def test_every_canonical_solution_passes_its_own_tests(small_world):

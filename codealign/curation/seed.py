@@ -86,7 +86,7 @@ def tinyworld_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
     s1 = [t.to_sft("seed_s1") for t in s1_tasks]
     s2 = drop_short_titles([{**t.to_sft("seed_s2"), "title": t.title} for t in s2_tasks])
     vocabulary = sorted({k for r in s2 for k in r["keywords"]})
-    return {
+    sets = {
         "train.jsonl": [t.to_problem() for t in world.train],
         "s1.jsonl": s1,
         "s2.jsonl": s2,
@@ -96,6 +96,27 @@ def tinyworld_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
         "pool.jsonl": [t.to_problem() for t in world.pool],
         "metrics": seed_metrics(world, s1_tasks, s2, params),
     }
+    check_held_out(sets)
+    return sets
+
+
+def check_held_out(sets: dict[str, Any]) -> None:
+    """Fail loudly if a training-side program (train: the corpus's code, S1, S2; the DPO
+    pool) is a renamed copy of a tinyeval or tinydev task by the AST key. The world is
+    disjoint by construction, so a twin is a bug to fix, not data to filter away."""
+    from codealign.curation.dedup import eval_task_from_record, require_no_twins
+
+    held = [
+        eval_task_from_record(record, name.split(".")[0], f"{name}:{i}")
+        for name in ("tinyeval.jsonl", "tinydev.jsonl")
+        for i, record in enumerate(sets[name], start=1)
+    ]
+    for name, field in (("train.jsonl", None), ("s1.jsonl", "code"), ("s2.jsonl", "code"),
+                        ("pool.jsonl", None)):  # fmt: skip
+        programs = [
+            r[field] if field else r["prompt"] + r["canonical_solution"] for r in sets[name]
+        ]
+        require_no_twins(programs, held, f"data/seed/{name}")
 
 
 def seed_metrics(world, s1_tasks, s2: list[dict], params: DataParams) -> dict[str, Any]:

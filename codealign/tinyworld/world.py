@@ -246,19 +246,75 @@ class Candidate:
     key: str  # function key
 
 
-def catalogue(templates: Iterable[Template]) -> tuple[dict[str, Candidate], set[str]]:
+@functools.cache
+def _code_key(template: Template, used: tuple[tuple[str, object], ...]) -> str:
+    from codealign.curation.dedup import ast_keys
+
+    args = ", ".join(template.params)
+    body = template.body.format(**dict(used), **{role: role for role in template.params})
+    (key,) = ast_keys(f"def f({args}):\n    {body}\n")
+    return key
+
+
+def code_key(template: Template, constants: dict) -> str:
+    """The AST key (`codealign.curation.dedup.ast_keys`) of the filled template: what
+    decontamination compares. It can join two functions (`n * 5` on numbers and `s * 5`
+    on strings look alike), so the split keeps such functions on one side."""
+    return _code_key(template, used_constants(template, constants))
+
+
+class Identities:
+    """Union-find over function keys and AST keys: a task's *identity* is the class of
+    everything that equals it by either key, named by its least member. The split is
+    decided per identity, so no held-out task has a twin by either key on another side."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+        self.train_only: set[str] = set()
+
+    def find(self, key: str) -> str:
+        root = key
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        self.parent.setdefault(a, a)
+        self.parent.setdefault(b, b)
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            low, high = sorted((ra, rb))
+            self.parent[high] = low
+
+    def add(self, template: Template, constants: dict) -> str:
+        key = function_key(template, constants)
+        self.union(key, "ast:" + code_key(template, constants))
+        return key
+
+    def of(self, template: Template, constants: dict) -> str:
+        """The identity of a (template, constants) pair, without adding to the classes."""
+        key = function_key(template, constants)
+        if key in self.parent:
+            return self.find(key)
+        code = "ast:" + code_key(template, constants)
+        return self.find(code) if code in self.parent else key
+
+
+def catalogue(templates: Iterable[Template]) -> tuple[dict[str, Candidate], Identities]:
     """Every function the templates with constants make (one representative each, the
-    least semantic key), and the functions of constant-free templates (train-only)."""
+    least semantic key), and the identities of all functions, those of constant-free
+    templates (and everything equal to them by either key) marked train-only."""
     rng = random.Random("tinyworld-catalogue")  # the function space does not depend on seed
     functions: dict[str, Candidate] = {}
+    identities = Identities()
     constant_free: set[str] = set()
     for template in templates:
         if not used_constants(template, template.constants(random.Random(0))):
-            constant_free.add(function_key(template, {}))
+            constant_free.add(identities.add(template, {}))
             continue
         for _ in range(CATALOGUE_DRAWS):
             constants = template.constants(rng)
-            key = function_key(template, constants)
+            key = identities.add(template, constants)
             known = functions.get(key)
             if known is None or semantic_key(template, constants) < semantic_key(
                 known.template, known.constants
@@ -266,7 +322,8 @@ def catalogue(templates: Iterable[Template]) -> tuple[dict[str, Candidate], set[
                 functions[key] = Candidate(template, constants, key)
     for key in constant_free:
         functions.pop(key, None)
-    return functions, constant_free
+    identities.train_only = {identities.find(key) for key in constant_free}
+    return functions, identities
 
 
 @dataclass
@@ -358,10 +415,12 @@ def build_world(
     templates = tuple(templates)
     rng = random.Random(seed)
     shares = {"eval": eval_share, "dev": dev_share, "pool": pool_share}
-    functions, constant_free = catalogue(templates)
+    functions, identities = catalogue(templates)
 
-    def split(key: str) -> str:
-        return "train" if key in constant_free else split_of(seed, key, shares)
+    def split(identity: str) -> str:
+        if identity in identities.train_only:
+            return "train"
+        return split_of(seed, identity, shares)
 
     tasks: dict[str, list[Task]] = {s: [] for s in SPLITS}
     seen_text: set[str] = set()
@@ -379,7 +438,7 @@ def build_world(
 
     shortfall: dict[str, int] = {}
     for held, want in (("eval", n_eval), ("dev", n_dev)):
-        mine = [c for c in functions.values() if split(c.key) == held]
+        mine = [c for c in functions.values() if split(identities.find(c.key)) == held]
         for candidate in _round_robin(mine, seed):
             if len(tasks[held]) >= want:
                 break
@@ -404,7 +463,7 @@ def build_world(
             raise ValueError(f"the tiny world cannot make enough distinct tasks: short by {short}")
         template = rng.choice(templates)
         constants = template.constants(rng)
-        where = split(function_key(template, constants))
+        where = split(identities.of(template, constants))
         if where not in want or len(tasks[where]) >= want[where]:
             continue
         add(instantiate(template, constants, rng, split=""), where)
