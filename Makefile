@@ -24,7 +24,12 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	@touch $(STAMP)
 
+# `make repro PROFILE=paper` first makes params.yaml the profile params/paper.yaml
+# (`codealign profile`, which refuses to overwrite a params.yaml edited by hand).
+PROFILE ?=
+
 repro: install
+	$(if $(PROFILE),$(BIN)/codealign profile $(PROFILE))
 	$(BIN)/dvc repro
 
 test: install

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import importlib
 import logging
+from pathlib import Path
 from typing import Any
 
 import click
@@ -37,12 +38,24 @@ def _one_line(exc: BaseException) -> str | None:
     return None
 
 
+def _stage_of(command: click.Command) -> str | None:
+    """The stage name of a command defined in a stage script (stages/<name>.py), or None."""
+    code = getattr(command.callback, "__code__", None)
+    path = Path(code.co_filename) if code else None
+    return path.stem if path is not None and path.parent.name == "stages" else None
+
+
 class Command(click.Command):
     """A click command that reports CodealignError, or a full disk, quota or permission
     error while writing, as one line and exits 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            stage = _stage_of(self)
+            if stage is not None and "params_file" in ctx.params:
+                from codealign.guards import check
+
+                check(ctx.params["params_file"], stage)
             return super().invoke(ctx)
         except Exception as exc:
             message = _one_line(exc)
@@ -56,12 +69,14 @@ class Command(click.Command):
 # `codealign --help` stays fast and no module imports this one in a cycle.
 SUBCOMMANDS = {
     "check": "codealign.execution.cli:check",
+    "docs": "codealign.report.docs:docs_command",
     "generate": "codealign.specialists.routing:generate_command",
     "route": "codealign.specialists.routing:route_command",
     "exps": "codealign.sweeps.experiments:exps_command",
     "ksweep": "codealign.sweeps.experiments:ksweep_command",
     "mixture": "codealign.sweeps.mixture:mixture_command",
     "lintseq-seeds": "codealign.sweeps.lintseq_seeds:lintseq_seeds_command",
+    "profile": "codealign.profiles:profile_command",
 }
 
 

@@ -21,7 +21,8 @@ log = logging.getLogger("stages.dpo")
     "init_dir",
     required=True,
     type=click.Path(path_type=Path),
-    help="Policy to start from: models/sft for stage 1, else the previous stage's.",
+    help="Policy to start from: the K = 1 SFT policy (models/sft_baseline) for stage 1, "
+    "else the previous stage's.",
 )
 @click.option("--base-model", default=None, type=click.Path(path_type=Path))
 @click.option(

@@ -11,7 +11,9 @@ from stage_scripts import stage
 
 from codealign.errors import CodealignError
 from codealign.params import parse_params
-from codealign.report import ReportParams, seed_band, stage_times
+from codealign.report.dpo import seed_band
+from codealign.report.params import ReportParams
+from codealign.report.timing import stage_times
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "dc30" * 16  # the base model the fixture's runs and aggregates share

@@ -141,7 +141,7 @@ def _codealign_imports(script: Path) -> set[str]:
 
 
 # Shared plumbing every stage imports, left out of deps so that a change there does not
-# rerun the whole DAG (the README says so): click wiring, params loading, atomic writes,
+# rerun the whole DAG (docs/pipeline.md says so): click wiring, params loading, atomic writes,
 # the error type.
 PLUMBING = {"codealign/cli.py", "codealign/params.py", "codealign/io.py", "codealign/errors.py"}
 

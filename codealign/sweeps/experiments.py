@@ -530,13 +530,14 @@ def ksweep_command(
 
     \b
         for seed in 0 1 2; do for k in 1 5 10; do
-          dvc exp run --queue -S k=$k -S seed=$seed; done; done
+          dvc exp run --queue -S k=$k -S train_seed=$seed evaluate; done; done
         dvc queue start -j 1      # then wait for `dvc queue status`
         codealign ksweep
 
-    Reads params k and seed and metrics/evaluate.json of every finished experiment
-    (queued, running and failed ones are skipped; of repeated (k, seed) runs the newest
-    counts), prints mean [min, max] over seeds per K, and writes --out and --plot.
+    Reads params k and train_seed (the master seed where train_seed is null) and
+    metrics/evaluate.json of every finished experiment (queued, running and failed ones
+    are skipped; of repeated (k, seed) runs the newest counts), prints mean [min, max]
+    over seeds per K, and writes --out and --plot.
     """
     # Not cls=codealign.cli.Command: cli.py imports this module to register the command,
     # so importing cli here would be circular. Same contract: one line, exit status 2.

@@ -1,0 +1,104 @@
+"""Section "Models": pass@k of every model `evaluate` scored, per benchmark and per cluster."""
+
+from __future__ import annotations
+
+import re
+
+from codealign.errors import CodealignError
+from codealign.report.common import NUMBER, OPTIONAL_NUMBER, Context, cell, natural, need, table
+
+
+def _passk_columns(models: dict[str, dict]) -> list[tuple[int, str, str]]:
+    found = set()
+    for row in models.values():
+        for key in row:
+            match = re.fullmatch(r"pass@(\d+)_t(.+)", key)
+            if match:
+                found.add((int(match[1]), match[2], key))
+    return sorted(found)
+
+
+def section_models(ctx: Context) -> list[str]:
+    lines = ["## Models", ""]
+    name = "evaluate.json"
+    data = ctx.load(name)
+    if data is None:
+        return lines + ctx.not_run(name, "evaluate")
+    where = str(ctx.path(name))
+    if not isinstance(data, dict) or not data:
+        raise CodealignError(f"{where}: expected an object with one entry per benchmark")
+    bars: dict[str, dict[str, dict[str, float]]] = {}
+    for bench in sorted(data):
+        result = need(data, bench, where, dict)
+        at = f"{where}: {bench}"
+        models = need(result, "models", at, dict)
+        passk = _passk_columns(models)
+        header = ["Model", "k", "pass@1"] + [f"pass@{k} (T={t})" for k, t, _ in passk]
+        header += ["Solved always", "Sometimes", "Never"]
+        rows, cluster_rows = [], []
+        bars[bench] = {}
+        for model in models:
+            row = need(models, model, f"{at}.models", dict)
+            mat = f"{at}.models.{model}"
+            pass1 = need(row, "pass@1", mat, NUMBER)
+            cells = [model, cell(row.get("k", "–")), cell(float(pass1))]
+            for _, _, key in passk:
+                cells.append(cell(need(row, key, mat, NUMBER) if key in row else None))
+            for key in ("solved_always", "solved_sometimes", "solved_never"):
+                cells.append(cell(row.get(key), 3))
+            rows.append(cells)
+            bars[bench][model] = {"pass@1": float(pass1)}
+            if passk:
+                k, t, key = passk[-1]
+                if key in row:
+                    bars[bench][model][f"pass@{k} (T={t})"] = float(row[key])
+            if "pass@1_by_cluster" in row:
+                by_cluster = need(row, "pass@1_by_cluster", mat, dict)
+                tasks = row.get("tasks_by_cluster") or []
+                for cluster in sorted(by_cluster, key=natural):
+                    value = need(by_cluster, cluster, f"{mat}.pass@1_by_cluster", OPTIONAL_NUMBER)
+                    n = (
+                        tasks[int(cluster)]
+                        if cluster.isdigit() and int(cluster) < len(tasks)
+                        else None
+                    )
+                    cluster_rows.append([model, cluster, cell(n), cell(value)])
+        tasks = result.get("tasks")
+        samples = result.get("samples_per_task")
+        lines += [
+            f"### {bench}",
+            "",
+            f"{cell(tasks)} tasks, {cell(samples)} samples per task at each temperature "
+            f"({ctx.shown(name)}).",
+            "",
+            *table(header, rows),
+            "",
+        ]
+        if cluster_rows:
+            lines += [
+                "pass@1 of the tasks the router sent to each cluster:",
+                "",
+                *table(["Model", "Cluster", "Tasks", "pass@1"], cluster_rows, "llrr"),
+                "",
+            ]
+
+    def plot(fig) -> None:
+        axes = fig.subplots(1, len(bars), squeeze=False)[0]
+        for ax, (bench, models) in zip(axes, bars.items(), strict=True):
+            metrics = list(dict.fromkeys(m for row in models.values() for m in row))
+            width = 0.8 / max(1, len(metrics))
+            for i, metric in enumerate(metrics):
+                xs = [j + i * width for j in range(len(models))]
+                ax.bar(xs, [row.get(metric, 0.0) for row in models.values()], width, label=metric)
+            ax.set_xticks([j + width * (len(metrics) - 1) / 2 for j in range(len(models))])
+            ax.set_xticklabels(list(models))
+            ax.set_ylim(0, 1)
+            ax.set_title(bench)
+            ax.set_ylabel("pass rate")
+            ax.legend(loc="upper left")
+        fig.tight_layout()
+
+    lines.append(
+        ctx.draw("models.png", "pass@k per model", plot, figsize=(4.5 * len(bars) + 1, 3.5))
+    )
+    return lines
