@@ -191,3 +191,16 @@ def test_a_held_out_set_that_cannot_be_filled_is_short_and_says_so(caplog):
     assert len(functions) == len(world.eval) < 50  # short, never a repeat
     assert world.shortfall["eval"] == 50 - len(world.eval)
     assert "tinyeval holds" in caplog.text and "short of data.n_eval = 50" in caplog.text
+
+
+def test_plain_names_change_the_surface_not_the_split():
+    varied = build_world(seed=2, n_train=200, n_pool=30, n_eval=20, n_dev=10)
+    plain = build_world(seed=2, n_train=200, n_pool=30, n_eval=20, n_dev=10, names="plain")
+    for held in ("eval", "dev"):
+        assert plain.functions(held) == varied.functions(held)
+    for task in plain.eval + plain.pool:
+        assert task.entry_point == task.template
+        assert task.prompt.startswith(f"def {task.template}(")
+    plain.check_disjoint()
+    with pytest.raises(ValueError, match="names must be one of varied, plain"):
+        build_world(seed=2, n_train=10, n_pool=1, n_eval=1, names="short")

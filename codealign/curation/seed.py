@@ -54,6 +54,12 @@ class DataParams(Section):
     n_pool: int = param(600, ge=1, doc="tiny-world DPO prompt pool")
     n_eval: int = param(320, ge=1, doc="tinyeval tasks at most (one per distinct function)")
     n_dev: int = param(100, ge=0, doc="tinydev tasks at most (one per distinct function)")
+    names: str = param(
+        "varied",
+        choices=("varied", "plain"),
+        doc="tiny-world surface names: varied (random function and argument names) or plain "
+        "(the template's name, arguments named by role)",
+    )
     s1_size: int = param(300, ge=1, doc="S1: question/code seed pairs")
     s2_size: int = param(600, ge=4, doc="S2 titles before the shortest quartile is dropped")
     raw_dir: str = param("data/raw", doc="vendored raw data (source: real)")
@@ -77,7 +83,9 @@ def tinyworld_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
     """Everything `data/seed/` holds, built from the tiny world."""
     from codealign.tinyworld.world import build_world
 
-    world = build_world(seed, params.n_train, params.n_pool, params.n_eval, params.n_dev)
+    world = build_world(
+        seed, params.n_train, params.n_pool, params.n_eval, params.n_dev, names=params.names
+    )
     rng = random.Random(seed)
     order = list(range(len(world.train)))
     rng.shuffle(order)

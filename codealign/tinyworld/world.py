@@ -115,14 +115,25 @@ def _function_name(template: Template, constants: dict, rng: random.Random) -> s
     return stem + ("_" + "_".join(numbers) if numbers and rng.random() < 0.7 else "")
 
 
-def instantiate(template: Template, constants: dict, rng: random.Random, split: str) -> Task:
-    """Fill `template` with `constants` and random surface names; compute the tests."""
+NAMINGS = ("varied", "plain")
+
+
+def instantiate(
+    template: Template, constants: dict, rng: random.Random, split: str, names: str = "varied"
+) -> Task:
+    """Fill `template` with `constants` and surface names; compute the tests.
+
+    `names: varied` draws the function name (template name, solve, compute or task, maybe
+    with the constants) and argument names at random; `plain` names the function after
+    its template and each argument after its role (x, xs, s, ...), which leaves a task's
+    identity as it was and spares a very small model the copying of names.
+    """
     args: dict[str, str] = {}
     for role in template.params:
         choices = [n for n in ARG_NAMES[role] if n not in args.values()]
-        args[role] = rng.choice(choices)
+        args[role] = role if names == "plain" else rng.choice(choices)
     fields = {**constants, **args}
-    name = _function_name(template, constants, rng)
+    name = template.name if names == "plain" else _function_name(template, constants, rng)
     doc = template.docstring.format(**fields)
     body = template.body.format(**fields)
     prompt = f'def {name}({", ".join(args.values())}):\n    """{doc}"""\n'
@@ -400,6 +411,7 @@ def build_world(
     dev_share: float = 0.12,
     pool_share: float = 0.18,
     templates: Iterable[Template] = TEMPLATES,
+    names: str = "varied",
 ) -> World:
     """Generate the four splits, deterministically from `seed`.
 
@@ -410,8 +422,10 @@ def build_world(
     with fewer functions than asked is left short, logged and counted in
     `World.shortfall`. train and pool are filled by drawing templates and constants and
     keeping the draws of their functions (a function may recur there under other names);
-    a world that cannot fill them raises ValueError.
+    a world that cannot fill them raises ValueError. `names` is `instantiate`'s.
     """
+    if names not in NAMINGS:
+        raise ValueError(f"names must be one of {', '.join(NAMINGS)}, got {names!r}")
     templates = tuple(templates)
     rng = random.Random(seed)
     shares = {"eval": eval_share, "dev": dev_share, "pool": pool_share}
@@ -443,7 +457,8 @@ def build_world(
             if len(tasks[held]) >= want:
                 break
             for _ in range(20):  # fresh names until the prompt text is new
-                if add(instantiate(candidate.template, candidate.constants, rng, ""), held):
+                task = instantiate(candidate.template, candidate.constants, rng, "", names)
+                if add(task, held):
                     break
         if len(tasks[held]) < want:
             shortfall[held] = want - len(tasks[held])
@@ -466,7 +481,7 @@ def build_world(
         where = split(identities.of(template, constants))
         if where not in want or len(tasks[where]) >= want[where]:
             continue
-        add(instantiate(template, constants, rng, split=""), where)
+        add(instantiate(template, constants, rng, "", names), where)
     world = World(seed=seed, tasks=tasks, shortfall=shortfall)
     world.check_disjoint()
     return world
