@@ -99,6 +99,25 @@ def test_smoke_curated_sft_data_holds_no_renamed_twin_of_tinyeval_or_tinydev(smo
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 23 item 5 is open: the smoke policy almost never passes a test, so the "
+    "pool's samples tie (docs/heldout.md)",
+)
+def test_smoke_mines_pairs_in_every_bucket_and_trains_every_dpo_stage_on_them(smoke_repo):
+    work, _, _ = smoke_repo
+    curriculum = json.loads((work / "metrics" / "curriculum.json").read_text())
+    assert curriculum["pairs_kept"] >= 10, curriculum
+    assert curriculum["empty_stages"] == []
+    for row in curriculum["stages"]:
+        assert row["pairs"] >= 2, row
+        stage = json.loads((work / "metrics" / "dpo" / f"stage_{row['stage']}.json").read_text())
+        assert not stage["skipped"] and stage["pairs"] == row["pairs"] and stage["steps"] >= 1
+    shuffled = json.loads((work / "metrics" / "dpo" / "shuffled.json").read_text())
+    assert shuffled["pairs"] == curriculum["pairs_kept"]
+
+
+@pytest.mark.slow
 def test_smoke_evaluate_tables_base_k1_and_routed_specialists(smoke_repo):
     work, _, _ = smoke_repo
     summary = json.loads((work / "metrics" / "evaluate.json").read_text())["tinyeval"]
