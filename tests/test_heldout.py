@@ -84,3 +84,21 @@ def test_no_held_out_function_is_on_the_training_side_by_semantic_or_function_ke
         assert not {t.semantic for t in held} & semantic, profile
         assert not {t.function for t in held} & function, profile
     assert not {t.function for t in world.eval} & {t.function for t in world.dev}
+
+
+def test_tinydev_and_tinyeval_load_by_benchmark_name(built, tmp_path):
+    from codealign.curation.seed import write_seed_sets
+    from codealign.errors import CodealignError
+    from codealign.problems import tiny_benchmark_records
+
+    profile, _, sets, _ = built
+    if profile != "smoke":
+        pytest.skip("one profile is enough")
+    write_seed_sets(sets, tmp_path)
+    assert tiny_benchmark_records("tinydev", tmp_path) == sets["tinydev.jsonl"]
+    assert tiny_benchmark_records("tinyeval", tmp_path) == sets["tinyeval.jsonl"]
+    with pytest.raises(CodealignError, match="unknown tiny-world benchmark 'tinytest'"):
+        tiny_benchmark_records("tinytest", tmp_path)
+    (tmp_path / "tinydev.jsonl").write_text("")
+    with pytest.raises(CodealignError, match=r"tinydev\.jsonl: no tasks"):
+        tiny_benchmark_records("tinydev", tmp_path)
