@@ -28,7 +28,8 @@ def tiny_policy(work: Path, world, hidden: int, layers: int) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
+    from codealign.params.pretraining import BaseModelParams
+    from codealign.pretraining.base_model import build_model, train_tokenizer
 
     texts = [t.prompt + t.canonical_solution for t in world.train] + [
         t.instruction for t in world.train
@@ -78,8 +79,8 @@ def pairs_for(world, count: int) -> list[dict]:
 def dpo_epoch(sft: Path, pairs, params, work: Path, stored: bool):
     import math
 
-    from codealign.dpo.policy import resolve_policy
     from codealign.dpo.train import make_trainer
+    from codealign.evaluation.policy import resolve_policy
 
     steps = math.ceil(len(pairs) / params.batch_size)
     trainer = make_trainer(
@@ -98,11 +99,12 @@ def dpo_epoch(sft: Path, pairs, params, work: Path, stored: bool):
 
 
 def sampling(sft: Path, world, prompts: int, max_new_tokens: int) -> dict:
-    from codealign.dpo.policy import load_policy, render_prompts, resolve_policy
+    from codealign.evaluation import chat
+    from codealign.evaluation.policy import load_policy, resolve_policy
     from codealign.lm.generation import generate
 
     policy = load_policy(resolve_policy(sft))
-    texts = render_prompts(policy.tokenizer, [t.instruction for t in world.pool[:prompts]])
+    texts = chat.render_all(policy.tokenizer, [t.instruction for t in world.pool[:prompts]])
     # min_new_tokens keeps every row generating to the same length, so both runs do the
     # same work whatever the random model samples.
     policy.model.generation_config.min_new_tokens = max_new_tokens
@@ -152,8 +154,8 @@ def main() -> None:
     hf_logging.set_verbosity_error()
 
     from codealign.dpo.pairs import reference_logps
-    from codealign.dpo.policy import load_policy, resolve_policy
-    from codealign.dpo.train import DpoParams
+    from codealign.evaluation.policy import load_policy, resolve_policy
+    from codealign.params.dpo import DpoParams
     from codealign.tinyworld.world import build_world
 
     world = build_world(seed=0, n_train=300, n_pool=max(args.pairs, args.prompts), n_eval=10)

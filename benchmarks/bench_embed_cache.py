@@ -29,7 +29,8 @@ import time
 
 import click
 
-from codealign.lm.embedding import Embedder, EmbedParams
+from codealign.lm.embedding import Embedder
+from codealign.params.lm import EmbedParams
 
 VERBS = ("Write", "Implement", "Create", "Define", "Build", "Design")
 THINGS = ("function", "program", "method", "routine", "helper", "class")

@@ -19,6 +19,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from codealign.evaluation import chat
 from codealign.evaluation.evaluate import benchmark_questions, load_benchmark
 
 
@@ -57,12 +58,7 @@ def main() -> None:
     # What `evaluate` asks the fine-tuned models: tinyeval tasks as chat questions.
     benchmark = load_benchmark("tinyeval", args.seed_dir, Path("data/raw"), args.rows)
     questions = benchmark_questions(benchmark)
-    prompts = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
-        )
-        for q in questions
-    ]
+    prompts = chat.render_all(tokenizer, questions)
     encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     base = AutoModelForCausalLM.from_pretrained(args.base)
     peft = PeftModel.from_pretrained(base, args.adapter).eval()

@@ -66,13 +66,10 @@ def build_world(root: Path, k: int, hidden: int, layers: int, rank: int) -> dict
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
-    from codealign.specialists.sft import (
-        adapter_bytes,
-        model_digest,
-        write_adapter_meta,
-        write_router,
-    )
+    from codealign.params.pretraining import BaseModelParams
+    from codealign.pretraining.base_model import build_model, train_tokenizer
+    from codealign.specialists.adapters import model_digest, write_adapter_meta, write_router
+    from codealign.specialists.sft import adapter_bytes
 
     corpus = [q + "\n    return values\n" for q in QUESTIONS] * 20
     tokenizer = train_tokenizer(corpus, 1024)
@@ -139,15 +136,16 @@ def run_memory_case(case: str, base_dir: str, sft_dir: str, k: int, batch: int, 
     import torch
     from peft import PeftModel  # noqa: F401  (every case pays the same imports)
 
+    from codealign.evaluation import chat
     from codealign.lm.generation import load_causal_lm
-    from codealign.specialists.routing import Router, chat_prompt
+    from codealign.specialists.routing import Router
 
     torch.set_num_threads(1)
     before = _rss_bytes()
     prompts_of = [QUESTIONS[i % len(QUESTIONS)] for i in range(batch)]
     if case == "base":
         tokenizer, model = load_causal_lm(base_dir)
-        prompts = [chat_prompt(tokenizer, q) for q in prompts_of]
+        prompts = chat.render_all(tokenizer, prompts_of)
         tokenizer.padding_side = "left"
         _generate(model, tokenizer, prompts, None, new_tokens)
     elif case == "routed":
@@ -164,7 +162,7 @@ def run_memory_case(case: str, base_dir: str, sft_dir: str, k: int, batch: int, 
             adapter = PeftModel.from_pretrained(base, Path(sft_dir) / f"adapter_{cluster}")
             merged.append(adapter.merge_and_unload())
         tokenizer.padding_side = "left"
-        prompts = [chat_prompt(tokenizer, q) for q in prompts_of]
+        prompts = chat.render_all(tokenizer, prompts_of)
         # Each request goes to its cluster's model: one sub-batch per merged model.
         for cluster, model in enumerate(merged):
             rows = [p for i, p in enumerate(prompts) if i % k == cluster]

@@ -76,6 +76,7 @@ SUBCOMMANDS = {
     "ksweep": "codealign.sweeps.experiments:ksweep_command",
     "mixture": "codealign.sweeps.mixture:mixture_command",
     "lintseq-seeds": "codealign.sweeps.lintseq_seeds:lintseq_seeds_command",
+    "params": "codealign.params.reference:params_command",
     "profile": "codealign.profiles:profile_command",
 }
 

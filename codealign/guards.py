@@ -39,22 +39,22 @@ def cuda_problem() -> str | None:
     return None
 
 
-def module_problem(module: str, extra: str) -> str | None:
+def module_problem(module: str) -> str | None:
     if importlib.util.find_spec(module) is None:
-        return f"{module} is not installed (pip install 'codealign[{extra}]', see docs/profiles.md)"
+        return f"{module} is not installed (make install GPU=1 installs the gpu extra)"
     return None
 
 
 def _nf4(value: object) -> str | None:
     if value != "nf4":
         return None
-    return cuda_problem() or module_problem("bitsandbytes", "gpu")
+    return cuda_problem() or module_problem("bitsandbytes")
 
 
 def _vllm(value: object) -> str | None:
     if value != "vllm":
         return None
-    return module_problem("vllm", "vllm") or cuda_problem()
+    return module_problem("vllm") or cuda_problem()
 
 
 def _fp16(value: object) -> str | None:

@@ -1,9 +1,11 @@
 """Stage `evaluate`: pass@1 and pass@k of each model on the benchmarks, in one table.
 
-Models are `NAME=PATH` pairs. A directory with a router.json (the sft stage's out) is
-served as routed specialists (K = 1 included) and asked in chat format; any other is a
-plain causal LM that continues the prompt (the base model). For routed specialists the
-table adds pass@1 per cluster and how many tasks each cluster received.
+Models are `NAME=PATH` pairs, each a policy (`codealign.evaluation.policy`): a directory
+with a router.json (the sft stage's out) is served as routed specialists (K = 1
+included) and a PEFT adapter dir as that adapter over its base model, both asked in the
+chat format (`codealign.evaluation.chat`); any other is a plain causal LM that continues
+the prompt (the base model). Every run goes through `codealign.evaluation.evaluate.evaluate`.
+For an sft dir the table adds pass@1 per cluster and how many tasks each cluster received.
 """
 
 import logging
@@ -13,20 +15,12 @@ import click
 
 from codealign.cli import Command, setup_logging
 from codealign.errors import CodealignError
-from codealign.evaluation.evaluate import (
-    RoutedScorer,
-    Scorer,
-    load_benchmark,
-    pass1_by_cluster,
-    solved_share,
-    status_counts,
-    tasks_by_cluster,
-)
-from codealign.execution import pass_at_k
+from codealign.evaluation.evaluate import evaluate, load_benchmark
+from codealign.evaluation.policy import SamplingSpec, load_policy, resolve_policy
+from codealign.execution import Limits, Sandbox
 from codealign.io import atomic_path, write_json, write_jsonl, write_text
 from codealign.lm.checkpoints import file_digest
 from codealign.params import load_params
-from codealign.specialists.sft import ROUTER_FILE
 
 log = logging.getLogger("stages.evaluate")
 
@@ -107,53 +101,56 @@ def main(
         b.name: {"tasks": len(b.records), "samples_per_task": p.n, "models": {}} for b in benchmarks
     }
     runs = {"pass1": p.pass1_temperature, "passk": p.passk_temperature}
-    common = {
-        "workers": p.workers,
-        "timeout": p.timeout,
-        "batch_size": p.batch_size,
-        "max_new_tokens": p.max_new_tokens,
-        "seed": params.train_seed,
-    }
-    with atomic_path(out) as tmp:
+    with (
+        atomic_path(out) as tmp,
+        Sandbox(workers=p.workers, limits=Limits(timeout=p.timeout)) as sandbox,
+    ):
         tmp.mkdir()
         for name, path in models.items():
-            routed = (path / ROUTER_FILE).is_file()
-            scorer = (
-                RoutedScorer(path, embed_cache_dir=embed_cache_dir, **common)
-                if routed
-                else Scorer(path, **common)
-            )
+            # An sft dir (router.json) is served as routed specialists, K = 1 included, and
+            # asked in chat format; any other dir is a base model continuing the prompt.
+            spec = resolve_policy(path, "routed", plain="base")
+            policy = load_policy(spec, embed_cache_dir=embed_cache_dir)
             digest = file_digest(path)
-            with scorer:
-                for bench in benchmarks:
-                    # The digest and seed tell a collector (ksweep, mixture) whether an
-                    # experiment's scores are its own or its baseline's.
-                    result = {
-                        "model": str(path),
-                        "model_digest": digest,
-                        "train_seed": params.train_seed,
-                    }
-                    if routed:
-                        cluster_of = scorer.routes(bench)
-                        result["k"] = scorer.k
-                        result["tasks_by_cluster"] = tasks_by_cluster(cluster_of, scorer.k)
-                    for tag, temperature in runs.items():
-                        samples, verdicts = scorer.run(bench, n=p.n, temperature=temperature)
-                        write_jsonl(tmp / bench.name / name / f"samples_{tag}.jsonl", samples)
-                        write_jsonl(tmp / bench.name / name / f"verdicts_{tag}.jsonl", verdicts)
-                        scores = pass_at_k(verdicts, [1] if tag == "pass1" else [1, 10, 100])
-                        if tag == "pass1":
-                            result["pass@1"] = scores["pass@1"]
-                            if routed:
-                                result["pass@1_by_cluster"] = pass1_by_cluster(
-                                    verdicts, cluster_of, scorer.k
-                                )
-                        else:
-                            result.update({f"{k}_t{temperature:g}": v for k, v in scores.items()})
-                            result.update(solved_share(verdicts))
-                        result[f"statuses_{tag}"] = status_counts(verdicts)
-                    summary[bench.name]["models"][name] = result
-                    log.info("%s / %s: %s", bench.name, name, result)
+            for bench in benchmarks:
+                # The digest and seed tell a collector (ksweep, mixture) whether an
+                # experiment's scores are its own or its baseline's.
+                result = {
+                    "model": str(path),
+                    "model_digest": digest,
+                    "train_seed": params.train_seed,
+                }
+                if spec.router_dir is not None:
+                    result["k"] = policy.k
+                for tag, temperature in runs.items():
+                    sampling = SamplingSpec(
+                        p.n, temperature, p.max_new_tokens, p.batch_size, params.train_seed
+                    )
+                    ks = [1] if tag == "pass1" else [1, 10, 100]
+                    run = evaluate(policy, bench, sampling, sandbox, ks=ks)
+                    write_jsonl(tmp / bench.name / name / f"samples_{tag}.jsonl", run.samples)
+                    write_jsonl(tmp / bench.name / name / f"verdicts_{tag}.jsonl", run.verdicts)
+                    scores = {k: v for k, v in run.metrics.items() if k.startswith("pass@")}
+                    if spec.router_dir is not None:
+                        result.setdefault("tasks_by_cluster", run.metrics["tasks_by_cluster"])
+                    if tag == "pass1":
+                        result["pass@1"] = scores["pass@1"]
+                        if spec.router_dir is not None:
+                            result["pass@1_by_cluster"] = run.metrics["pass@1_by_cluster"]
+                    else:
+                        result.update(
+                            {
+                                f"{k}_t{temperature:g}": v
+                                for k, v in scores.items()
+                                if "_by_" not in k
+                            }
+                        )
+                        solved = {k: v for k, v in run.metrics.items() if k.startswith("solved_")}
+                        result.update(solved)
+                    result[f"statuses_{tag}"] = run.metrics["statuses"]
+                summary[bench.name]["models"][name] = result
+                log.info("%s / %s: %s", bench.name, name, result)
+            del policy
     write_json(metrics, summary)
     write_text(table, markdown_table(summary))
     log.info("\n%s", markdown_table(summary))

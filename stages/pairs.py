@@ -7,9 +7,10 @@ import click
 
 from codealign.cli import Command, setup_logging
 from codealign.dpo.pairs import mine_pairs, reference_logps
-from codealign.dpo.policy import adapter_name, load_policy, resolve_policy
+from codealign.evaluation.policy import load_policy, resolve_policy
 from codealign.io import atomic_path, read_jsonl, write_json, write_jsonl
 from codealign.params import load_params
+from codealign.specialists.adapters import adapter_name
 
 log = logging.getLogger("stages.pairs")
 

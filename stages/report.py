@@ -7,7 +7,8 @@ import click
 
 from codealign.cli import Command, setup_logging
 from codealign.params import load_params
-from codealign.report import ReportParams, write_report
+from codealign.params.report import ReportParams
+from codealign.report import write_report
 
 log = logging.getLogger("stages.report")
 

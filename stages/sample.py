@@ -7,7 +7,6 @@ import click
 
 from codealign.cli import Command, setup_logging
 from codealign.dpo.evaluate import load_benchmarks
-from codealign.dpo.policy import load_policy, question_of, resolve_policy
 from codealign.dpo.sample import (
     check_disjoint,
     pool_problems,
@@ -15,6 +14,8 @@ from codealign.dpo.sample import (
     sample_records,
     sample_with_vllm,
 )
+from codealign.evaluation import chat
+from codealign.evaluation.policy import load_policy, resolve_policy
 from codealign.io import atomic_path, read_jsonl, write_json, write_jsonl
 from codealign.params import load_params
 
@@ -63,7 +64,7 @@ def main(params_file, policy_dir, base_model, pool, seed_dir, out) -> None:
     log.info("pool of %d prompts is disjoint from %s", len(records), checked)
 
     spec = resolve_policy(policy_dir, p.policy, base_model)
-    questions = [question_of(r) for r in records]
+    questions = [chat.question(r) for r in records]
     kwargs = dict(
         n=p.n, temperature=p.temperature, max_new_tokens=p.max_new_tokens, seed=params.train_seed
     )

@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_model(out: Path, texts: list[str], seed: int = 0) -> Path:
     """A randomly initialised 2-layer Llama with a BPE tokenizer and the chat template."""
-    from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
+    from codealign.params.pretraining import BaseModelParams
+    from codealign.pretraining.base_model import build_model, train_tokenizer
 
     params = BaseModelParams(
         vocab_size=400, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64

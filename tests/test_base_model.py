@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from codealign.lm.training import logging_interval
-from codealign.pretraining.base_model import BaseModelParams, pack, train_tokenizer
+from codealign.params.pretraining import BaseModelParams
+from codealign.pretraining.base_model import pack, train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 

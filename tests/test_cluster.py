@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from stage_scripts import stage
 
 from codealign.errors import CodealignError
+from codealign.params.specialists import ClusterParams
 from codealign.specialists.cluster import (
     ClusterModel,
-    ClusterParams,
     EmbeddedSplits,
     check_k,
     fit_clusters,
@@ -51,7 +51,7 @@ def test_k_guards_name_k():
 
 def test_kmeans_finds_separated_groups_and_assigns_by_nearest_centroid():
     points = blobs(20, 3)
-    clustering = fit_clusters(points, 3, seed=0, params=ClusterParams(n_init=3))
+    clustering = fit_clusters(points, 3, seed=0, params=ClusterParams(min_size=2, n_init=3))
     assert clustering.k == 3 and sorted(clustering.sizes) == [20, 20, 20]
     labels, distances = nearest_centroid(points, clustering.centroids)
     assert (labels == clustering.labels).all() and (distances < 1.0).all()

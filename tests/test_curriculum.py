@@ -2,15 +2,11 @@
 
 import pytest
 
-from codealign.dpo.curriculum import (
-    CurriculumParams,
-    bucket_edges,
-    bucket_of,
-    build_curriculum,
-)
+from codealign.dpo.curriculum import bucket_edges, bucket_of, build_curriculum
 from codealign.dpo.stats import bootstrap_ci
 from codealign.dpo.strip import same_program, strip_program
 from codealign.errors import CodealignError
+from codealign.params.dpo import CurriculumParams
 
 SOLUTION = 'def add(a, b):\n    """Add two numbers."""\n    return a + b\n'
 

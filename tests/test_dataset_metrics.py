@@ -14,7 +14,6 @@ from stage_scripts import stage
 
 from codealign.curation.dataset_metrics import (
     METRIC_KEYS,
-    DatasetMetricsParams,
     complexity_summary,
     dataset_metrics,
     program_complexity,
@@ -26,6 +25,7 @@ from codealign.curation.dataset_metrics import (
 from codealign.curation.dedup import load_named_dataset
 from codealign.errors import CodealignError
 from codealign.lm.embedding import l2_normalize
+from codealign.params.curation import DatasetMetricsParams
 
 # Halstead by hand: operators >, +, unary - (h1=3, N1=3); operands x, 0, 1 (h2=3, N2=5):
 # vocabulary 6, length 8, difficulty h1/2 * N2/h2 = 2.5; one `if`: cyclomatic 2.

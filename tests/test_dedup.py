@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from stage_scripts import stage
 
 from codealign.curation.dedup import (
-    DedupParams,
     EvalTask,
     approximate_dedup,
     ast_keys,
@@ -30,6 +29,7 @@ from codealign.curation.dedup import (
 )
 from codealign.errors import CodealignError
 from codealign.lm.embedding import l2_normalize
+from codealign.params.curation import DedupParams
 
 
 def planted(n: int, dim: int, seed: int = 0, dup_share: float = 0.4) -> np.ndarray:

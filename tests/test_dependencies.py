@@ -72,3 +72,22 @@ def test_every_declared_dependency_is_pinned_in_the_lock():
     }
     missing = [name for name in declared() if name.replace("_", "-") not in lock and name != "vllm"]
     assert missing == [], f"declared but not pinned in requirements.lock: {missing}"
+
+
+def pins(lock: str) -> dict[str, str]:
+    return {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1].strip()
+        for line in (ROOT / lock).read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+
+
+def test_the_gpu_lock_pins_everything_the_gpu_install_asks_for():
+    gpu, cpu = pins("requirements-gpu.lock"), pins("requirements.lock")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["dev"]
+    wanted += project["optional-dependencies"]["gpu"]
+    names = {re.split(r"[<>=!~\[ ;]", n, maxsplit=1)[0].lower() for n in wanted}
+    assert sorted(n for n in names if n.replace("_", "-") not in gpu) == []
+    assert "torch" in cpu and "torch" in gpu, "torch's pin lives in both locks"
+    assert not any(n.startswith("torch") and "=" in n for n in project["dependencies"])

@@ -5,19 +5,14 @@ import json
 import pytest
 from dpo_support import crafted_pairs, lora_adapter, tiny_model, world_texts
 
-from codealign.dpo.curriculum import CurriculumParams, build_curriculum
+from codealign.dpo.curriculum import build_curriculum
 from codealign.dpo.pairs import reference_logps
-from codealign.dpo.policy import load_policy, resolve_policy
 from codealign.dpo.schedule import RunContext, compare, run_shuffled, run_stage
-from codealign.dpo.train import (
-    DpoParams,
-    boundaries,
-    build_config,
-    make_trainer,
-    stage_steps,
-)
+from codealign.dpo.train import boundaries, build_config, make_trainer, stage_steps
 from codealign.errors import CodealignError
+from codealign.evaluation.policy import load_policy, resolve_policy
 from codealign.io import write_json, write_jsonl
+from codealign.params.dpo import CurriculumParams, DpoParams
 
 
 def test_steps_per_stage_and_boundaries():
@@ -74,6 +69,7 @@ def setup(small_world, tmp_path, monkeypatch):
             "eval_limit": 2,
             "eval_n": 1,
             "eval_max_new_tokens": 8,
+            "eval_batch_size": 32,
         },
         "dpo",
     )

@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 from codealign.errors import CodealignError
-from codealign.lm.embedding import (
-    BUNDLED_MODEL,
-    Embedder,
-    EmbedParams,
-    model_identity,
-    resolve_model,
-)
+from codealign.lm.embedding import Embedder, model_identity, resolve_model
+from codealign.params.lm import BUNDLED_MODEL, EmbedParams
 
 
 class CountingEncoder:

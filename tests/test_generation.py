@@ -5,7 +5,8 @@ import re
 import pytest
 
 from codealign.lm.generation import complete_functions, generate, truncate_completion
-from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
+from codealign.params.pretraining import BaseModelParams
+from codealign.pretraining.base_model import build_model, train_tokenizer
 
 CODE = [
     'def add(a, b):\n    """Return a plus b."""\n    return a + b\n\nprint(add(1, 2))\n',

@@ -15,7 +15,6 @@ from stage_scripts import stage
 from codealign.curation.datasets import load_mbpp
 from codealign.edits.lintseq import (
     EditError,
-    LintseqParams,
     PyflakesLinter,
     Skip,
     apply_diff,
@@ -31,6 +30,7 @@ from codealign.edits.lintseq import (
     seeded_rng,
 )
 from codealign.errors import CodealignError
+from codealign.params.edits import LintseqParams
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,17 +10,13 @@ from click.testing import CliRunner
 from stage_scripts import stage
 from tiny_specialists import ADD, ADD_CODE, make_base_model, sft_records
 
-from codealign.edits.lintseq import LintseqParams, build_split
-from codealign.edits.lintseq_eval import (
-    LintseqEvalParams,
-    decode_answers,
-    reason_kind,
-    score_samples,
-    summarize,
-)
+from codealign.edits.lintseq import build_split
+from codealign.edits.lintseq_eval import decode_answers, reason_kind, summarize
 from codealign.errors import CodealignError
+from codealign.evaluation.evaluate import score_decoded as score_samples
+from codealign.params.edits import LintseqEvalParams, LintseqParams
 from codealign.problems import problem_from_record
-from codealign.specialists.sft import model_digest
+from codealign.specialists.adapters import model_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +44,9 @@ def edit_records(records: list[dict]) -> list[dict]:
 
 def test_n_below_the_largest_k_is_one_error_line_and_writes_nothing(tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"seed": 0, "k": 1, "lintseq_eval": {"n": 20}}))
+    params.write_text(
+        yaml.safe_dump({"seed": 0, "k": 1, "lintseq_eval": {"n": 20, "ks": [1, 10, 50]}})
+    )
     metrics = tmp_path / "metrics.json"
     result = CliRunner().invoke(
         stage("lintseq_eval"),
@@ -62,7 +60,7 @@ def test_n_below_the_largest_k_is_one_error_line_and_writes_nothing(tmp_path):
 
 
 def test_bad_ks_name_the_key():
-    assert LintseqEvalParams.from_dict({}, "lintseq_eval").ks == (1, 10, 50)
+    assert LintseqEvalParams.from_dict({}, "lintseq_eval").ks == (1, 10, 20)  # params.yaml's
     with pytest.raises(CodealignError, match=r"^lintseq_eval.ks\[1\] must be an integer >= 1"):
         LintseqEvalParams.from_dict({"ks": [1, 0]}, "lintseq_eval")
     with pytest.raises(CodealignError, match=r"^lintseq_eval.ks must name at least one k$"):
@@ -182,9 +180,11 @@ def test_the_stage_trains_both_for_equal_steps_and_reports_pass_at_k(tmp_path, m
     params = {
         "seed": 0,
         "k": 1,
-        "sft": {"batch_size": 4, "epochs": 1.0, "save_steps": 2, "lora_r": 4,
-                "learning_rate": 5e-3, "logging_steps": 1},
-        "lintseq_eval": {"limit": 3, "n": 50, "max_new_tokens": 16, "workers": 1},
+        "sft": {"batch_size": 4, "epochs": 1.0, "save_steps": 2, "lora_r": 4, "lora_alpha": 16,
+                "learning_rate": 5e-3, "logging_steps": 1, "eval_batch_size": 32,
+                "max_length": 512},
+        "lintseq_eval": {"limit": 3, "n": 50, "ks": [1, 10, 50], "epochs": None,
+                         "max_new_tokens": 16, "workers": 1},
     }  # fmt: skip
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "outs"

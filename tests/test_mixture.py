@@ -19,11 +19,10 @@ import yaml
 from click.testing import CliRunner
 from stage_scripts import stage
 
-from codealign.edits.lintseq import LintseqParams
 from codealign.errors import CodealignError
-from codealign.pretraining.base_model import BaseModelParams
+from codealign.params.edits import LintseqParams
+from codealign.params.pretraining import BaseModelEvalParams, BaseModelParams
 from codealign.pretraining.base_model_eval import (
-    BaseModelEvalParams,
     answer_instructions,
     corpus_documents,
     heldout_english,
@@ -141,7 +140,8 @@ def trained(tmp_path_factory):
     """A 2-layer Llama trained for a few seconds on tiny-world English; its corpus."""
     import torch
 
-    from codealign.pretraining.base_model import BaseModelParams, build_model, pack, train_tokenizer
+    from codealign.params.pretraining import BaseModelParams
+    from codealign.pretraining.base_model import build_model, pack, train_tokenizer
 
     rng = random.Random(0)
     documents = [english_document(rng) for _ in range(600)]

@@ -4,7 +4,7 @@ import pytest
 from dpo_support import crafted_pairs, lora_adapter, tiny_model, world_texts
 
 from codealign.dpo.pairs import mine_pairs, reference_logps
-from codealign.dpo.policy import load_policy, resolve_policy
+from codealign.evaluation.policy import load_policy, resolve_policy
 from codealign.lm.generation import load_causal_lm
 
 

@@ -1,10 +1,17 @@
+import dataclasses
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from codealign.cli import main
 from codealign.errors import CodealignError
 from codealign.params import SECTIONS, load_params, parse_params
+from codealign.params.reference import markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = [ROOT / "params.yaml", *sorted((ROOT / "params").glob("*.yaml"))]
@@ -106,9 +113,79 @@ def test_missing_top_level_key_and_bad_yaml(tmp_path):
         load_params(tmp_path / "nope.yaml")
 
 
-def test_sections_registered_for_every_stage_so_far():
-    load_params(ROOT / "params.yaml")
-    assert {"data", "base_model"} <= set(SECTIONS)
+def test_every_section_of_params_yaml_has_a_class_and_every_class_a_section():
+    sections = {key for key, value in default().items() if isinstance(value, dict)}
+    assert sections == set(SECTIONS)
+
+
+def test_code_defaults_are_the_values_of_the_default_profile():
+    """A section built in code (tests, benchmarks, a partial mapping) runs what the default
+    profile runs: every field's default is params/default.yaml's value for that key."""
+    resolved = load_params(ROOT / "params" / "default.yaml")
+    differ = []
+    for name, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            missing = f.default is dataclasses.MISSING
+            code = f.default_factory() if missing else f.default
+            yaml_value = getattr(resolved[name], f.name)
+            if code != yaml_value or type(code) is not type(yaml_value):
+                differ.append(f"{name}.{f.name}: code {code!r}, profile {yaml_value!r}")
+    assert not differ, differ
+    # And so a file with only the required top-level keys resolves to the default profile.
+    bare = parse_params({"seed": resolved.seed, "k": resolved.k})
+    assert bare == resolved
+
+
+def test_every_key_and_section_has_a_doc():
+    undocumented = [
+        f"{name}.{f.name}"
+        for name, cls in SECTIONS.items()
+        for f in dataclasses.fields(cls)
+        if not f.metadata["doc"].strip()
+    ]
+    assert not undocumented, undocumented
+    # A class without a docstring gets dataclass's generated signature instead.
+    assert not [n for n, c in SECTIONS.items() if c.__doc__.startswith(c.__name__ + "(")]
+
+
+def test_importing_params_imports_no_library_module_and_nothing_heavy():
+    code = (
+        "import sys, json, codealign.params; "
+        "print(json.dumps(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('codealign', 'torch', 'transformers', 'sklearn', 'numpy', "
+        "'click'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    loaded = set(json.loads(out.stdout))
+    outside = {m for m in loaded if m != "codealign" and not m.startswith("codealign.params")}
+    assert outside == {"codealign.errors"}
+    assert "codealign.params.core" in loaded  # the check saw the package's own modules
+
+
+def test_reference_page_matches_the_code_and_profiles():
+    committed = (ROOT / "docs" / "params.md").read_text(encoding="utf-8")
+    assert committed == markdown(ROOT), "regenerate: codealign params --markdown > docs/params.md"
+    for name, cls in SECTIONS.items():
+        assert f"## `{name}`" in committed
+        for f in dataclasses.fields(cls):
+            assert f"| `{f.name}` |" in committed
+
+
+def test_params_command_prints_the_page_and_a_profile_resolved():
+    runner = CliRunner()
+    page = runner.invoke(main, ["params", "--markdown", "--root", str(ROOT)])
+    assert page.exit_code == 0 and page.output == markdown(ROOT)
+    smoke = runner.invoke(main, ["params", "--params", str(ROOT / "params" / "smoke.yaml")])
+    assert smoke.exit_code == 0
+    resolved = json.loads(smoke.output)
+    assert (
+        resolved["k"] == 2
+        and resolved["sample"] == load_params(ROOT / "params" / "smoke.yaml")["sample"].to_dict()
+    )
+    bad = runner.invoke(main, ["params", "--params", str(ROOT / "nope.yaml")])
+    assert bad.exit_code == 2 and "params file not found" in bad.output
 
 
 # What the default changes to run in about 15 minutes: sizes, and two sampling batch

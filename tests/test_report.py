@@ -11,8 +11,8 @@ from stage_scripts import stage
 
 from codealign.errors import CodealignError
 from codealign.params import parse_params
+from codealign.params.report import ReportParams
 from codealign.report.dpo import seed_band
-from codealign.report.params import ReportParams
 from codealign.report.timing import stage_times
 
 ROOT = Path(__file__).resolve().parents[1]

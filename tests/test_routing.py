@@ -11,7 +11,8 @@ from tiny_specialists import make_base_model, make_router_dir, save_random_adapt
 
 from codealign.cli import main as cli
 from codealign.errors import CodealignError
-from codealign.specialists.routing import Router, extract_code
+from codealign.evaluation.chat import program as extract_code
+from codealign.specialists.routing import Router
 
 QUESTIONS = [
     "Write a function add_3(x) that returns x plus 3.",
@@ -58,8 +59,8 @@ def test_one_base_model_in_memory_with_k_adapters(world, router):
 def test_mixed_adapter_batch_matches_one_adapter_at_a_time(world, router):
     from peft import PeftModel
 
+    from codealign.evaluation.chat import render as chat_prompt
     from codealign.lm.generation import load_causal_lm
-    from codealign.specialists.routing import chat_prompt
 
     clusters = [2, 0, 1]
     mixed = router.sample(QUESTIONS, clusters=clusters, max_new_tokens=12)[1]
@@ -96,7 +97,7 @@ def _mixed_logits(router, names, mode):
 
     import torch
 
-    from codealign.specialists.routing import chat_prompt
+    from codealign.evaluation.chat import render as chat_prompt
 
     tokenizer = router.tokenizer
     tokenizer.padding_side = "left"
@@ -129,7 +130,7 @@ def test_adapters_of_different_ranks_fall_back_to_pefts_mixed_batch(world, tmp_p
     target = copy_router(world, "mixed_ranks")
     shutil.rmtree(target / "adapter_1")
     save_random_adapter(world[1], target / "adapter_1", seed=5, r=8)
-    from codealign.specialists.sft import model_digest, write_adapter_meta
+    from codealign.specialists.adapters import model_digest, write_adapter_meta
 
     write_adapter_meta(target / "adapter_1", 1, world[1], model_digest(world[1]))
     router = Router(target)
@@ -151,7 +152,8 @@ def test_sampling_is_seeded(router):
 
 @pytest.mark.slow
 def test_routing_picks_the_nearest_centroid(world, tmp_path):
-    from codealign.lm.embedding import Embedder, EmbedParams, model_identity
+    from codealign.lm.embedding import Embedder, model_identity
+    from codealign.params.lm import EmbedParams
     from codealign.specialists.cluster import embedder_spec
 
     params = EmbedParams()
@@ -171,7 +173,7 @@ def test_adapter_trained_on_another_base_model_is_refused(world):
         Router(world[3], base_model=other)
     swapped = copy_router(world, "swapped")
     shutil.rmtree(swapped / "adapter_1")
-    from codealign.specialists.sft import model_digest, write_adapter_meta
+    from codealign.specialists.adapters import model_digest, write_adapter_meta
 
     save_random_adapter(other, swapped / "adapter_1", seed=5)
     write_adapter_meta(swapped / "adapter_1", 1, other, model_digest(other))

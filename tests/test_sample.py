@@ -5,9 +5,10 @@ import json
 import pytest
 from dpo_support import lora_adapter, tiny_model, world_texts
 
-from codealign.dpo.policy import load_policy, question_of, resolve_policy
 from codealign.dpo.sample import check_disjoint, pool_problems, sample_completions
 from codealign.errors import CodealignError
+from codealign.evaluation.chat import question as question_of
+from codealign.evaluation.policy import load_policy, resolve_policy
 
 
 def test_the_tiny_world_pool_is_disjoint_from_tinyeval(small_world):
@@ -58,9 +59,12 @@ def test_questions_follow_the_sft_format(small_world):
     task = small_world.pool[0].to_problem()
     assert question_of(task) == task["instruction"]
     mbpp = {"task_id": 2, "text": "Add.", "test_list": ["assert add(1, 2) == 3"]}
-    assert question_of(mbpp) == "Add.\nYour code should pass this test:\nassert add(1, 2) == 3"
+    assert question_of(mbpp) == '"""\nAdd.\nassert add(1, 2) == 3\n"""\n'
     humaneval = {"task_id": "HumanEval/0", "prompt": "def f():\n", "test": ""}
-    assert question_of(humaneval).endswith("def f():\n")
+    assert question_of(humaneval) == (
+        "Complete the following Python function. Answer with the whole function.\n\n"
+        "```python\ndef f():\n```"
+    )
 
 
 def test_policy_paths_resolve_or_fail_clearly(small_world, tmp_path):
@@ -95,8 +99,8 @@ def test_sampling_gives_n_seeded_answers_per_question(small_world, tmp_path):
 
 
 def test_vllm_backend_without_cuda_is_a_clear_error(small_world, tmp_path):
-    from codealign.dpo.policy import PolicySpec
     from codealign.dpo.sample import sample_with_vllm
+    from codealign.evaluation.policy import PolicySpec
 
     with pytest.raises(CodealignError, match="sample.backend 'vllm' needs"):
         sample_with_vllm(

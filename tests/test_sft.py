@@ -11,17 +11,17 @@ from tiny_specialists import make_base_model, sft_records
 
 from codealign.errors import CodealignError
 from codealign.params import load_params, parse_params
-from codealign.specialists.sft import (
-    SFTParams,
-    build_configs,
-    build_trainer,
-    train_adapter,
-    train_specialists,
-)
+from codealign.params.specialists import SFTParams
+from codealign.specialists.sft import build_configs, build_trainer, train_adapter, train_specialists
 
 ROOT = Path(__file__).resolve().parents[1]
 # Short runs: 12 items, batch 4, 2 epochs = 6 steps, a checkpoint every 2.
-FAST = SFTParams(batch_size=4, save_steps=2, logging_steps=1, learning_rate=5e-3, lora_r=4)
+# Small and quick; epochs, lora_alpha, eval_batch_size and max_length are the values these
+# tests were written against, not params.yaml's.
+FAST = SFTParams(
+    batch_size=4, save_steps=2, logging_steps=1, learning_rate=5e-3, lora_r=4,
+    epochs=2.0, lora_alpha=16, eval_batch_size=32, max_length=512,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +214,8 @@ def test_qlora_step_on_cuda(base_dir, tmp_path):
 
 def edit_records(n_per_family: int) -> list[dict]:
     """sft_records with their first LintSeq edit sequence as `target`, as data/lintseq has."""
-    from codealign.edits.lintseq import LintseqParams, build_split
+    from codealign.edits.lintseq import build_split
+    from codealign.params.edits import LintseqParams
 
     result = build_split(sft_records(n_per_family), LintseqParams(samples=1), 0, progress=False)
     return result.records

@@ -11,7 +11,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     pytest.importorskip("transformers")
-    from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
+    from codealign.params.pretraining import BaseModelParams
+    from codealign.pretraining.base_model import build_model, train_tokenizer
 
     texts = ["def f(x):\n    return x + 1\n", "### Question\nWrite f.\n### Code\n"] * 20
     tokenizer = train_tokenizer(texts, vocab_size=300)

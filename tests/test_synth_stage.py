@@ -8,11 +8,11 @@ import yaml
 from click.testing import CliRunner
 from stage_scripts import stage
 
+from codealign.params.synth import SynthParams
 from codealign.synth import (
     Backend,
     Response,
     SandboxVerifier,
-    SynthParams,
     TinyWorldBackend,
     load_seed_sets,
     run_synth,

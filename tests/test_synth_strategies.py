@@ -6,8 +6,8 @@ import pytest
 
 from codealign.errors import CodealignError
 from codealign.params import parse_params
+from codealign.params.synth import SynthParams
 from codealign.synth import strategies
-from codealign.synth.params import SynthParams
 from codealign.synth.prompts import render
 
 VOCABULARY = [f"Word{i:02d}" for i in range(40)]

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from codealign.edits.lintseq import LintseqParams, apply_edits, parse_target
+from codealign.edits.lintseq import apply_edits, parse_target
+from codealign.params.edits import LintseqParams
 from codealign.tinyworld.corpus import edit_documents, make_corpus
 from codealign.tinyworld.templates import KEYWORDS, LEVELS, TEMPLATES
 from codealign.tinyworld.world import (

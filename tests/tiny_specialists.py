@@ -37,7 +37,8 @@ def sft_records(n_per_family: int, start: int = 0) -> list[dict]:
 
 def make_base_model(path: Path, seed: int = 0, hidden: int = 32) -> Path:
     """Save a tiny random Llama with a BPE tokenizer and the project's chat template."""
-    from codealign.pretraining.base_model import BaseModelParams, build_model, train_tokenizer
+    from codealign.params.pretraining import BaseModelParams
+    from codealign.pretraining.base_model import build_model, train_tokenizer
 
     texts = [r["question"] + "\n" + r["code"] for r in sft_records(30)]
     tokenizer = train_tokenizer(texts * 3, 320)
@@ -74,7 +75,7 @@ def make_router_dir(
     seed: int = 0,
 ) -> Path:
     """A models/sft-style directory with one random adapter per centroid."""
-    from codealign.specialists.sft import model_digest, write_adapter_meta, write_router
+    from codealign.specialists.adapters import model_digest, write_adapter_meta, write_router
 
     out.mkdir(parents=True)
     base = model_digest(base_dir)

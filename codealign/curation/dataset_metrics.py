@@ -35,10 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from codealign.curation.dedup import NAMED_DATASETS
 from codealign.errors import CodealignError
 from codealign.lm.embedding import l2_normalize
-from codealign.params import Section, param, register
+from codealign.params.curation import DatasetMetricsParams
 
 METRIC_KEYS = (
     "question_mtld",
@@ -64,28 +63,6 @@ COLUMN_TITLES = (
     "Data points",
     "Parse failures",
 )
-
-
-@register("dataset_metrics")
-@dataclass(frozen=True)
-class DatasetMetricsParams(Section):
-    """Knobs of the dataset_metrics stage."""
-
-    sample_size: int = param(1000, ge=2, doc="records sampled per dataset for the spreads")
-    seed: int | None = param(None, ge=0, doc="sampling seed; null uses the top-level seed")
-    mtld_threshold: float = param(0.72, gt=0, lt=1, doc="MTLD factor threshold")
-    references: tuple[str, ...] = param(
-        ("code_alpaca_2k", "mbpp"),
-        doc="vendored public datasets measured beside ours, in full: " + ", ".join(NAMED_DATASETS),
-    )
-
-    def validate(self, prefix: str) -> None:
-        for i, name in enumerate(self.references):
-            if name not in NAMED_DATASETS:
-                raise CodealignError(
-                    f"{prefix}.references[{i}] must be one of {', '.join(NAMED_DATASETS)}, "
-                    f"got {name!r}"
-                )
 
 
 def question_mtld(questions: Sequence[str], threshold: float = 0.72) -> float | None:

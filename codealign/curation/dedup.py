@@ -49,66 +49,9 @@ import numpy as np
 from codealign.errors import CodealignError
 from codealign.io import iter_jsonl, require_fields
 from codealign.lm.embedding import l2_normalize
-from codealign.params import Section, param, register
+from codealign.params.curation import EVAL_SETS, NAMED_DATASETS, DedupParams
 
 log = logging.getLogger(__name__)
-
-EMBED_FIELDS = ("question", "code", "question_code")
-
-# Vendored datasets by name (codealign.curation.datasets reads them from data/raw): SFT records ...
-NAMED_DATASETS = ("code_alpaca_2k", "mbpp", "mbpp_train")
-# ... and evaluation sets (HumanEval and MBPP test; MBPP+ is a subset of MBPP test).
-EVAL_SETS = ("humaneval", "mbpp", "mbpp_plus")
-
-
-@register("dedup")
-@dataclass(frozen=True)
-class DedupParams(Section):
-    """Knobs of the dedup stage (merge, decontaminate, dedup, split)."""
-
-    threshold: float = param(
-        0.95, gt=0, le=1, doc="a later record is dropped when its cosine to a kept one exceeds this"
-    )
-    embed_field: str = param(
-        "question", choices=EMBED_FIELDS, doc="what is embedded: question, code or question_code"
-    )
-    method: str = param(
-        "exact", choices=("exact", "approximate"), doc="'approximate' uses faiss (~1M records)"
-    )
-    chunk_size: int = param(2048, ge=1, doc="rows per similarity tile; bounds memory")
-    approx_nprobe: int = param(16, ge=1, doc="approximate: nearest cells each record probes")
-    approx_nlist: int | None = param(
-        None, ge=1, doc="approximate: k-means cells; null picks a cost-balancing number"
-    )
-    decontam_ngram_size: int = param(10, ge=1, doc="words per n-gram for overlap")
-    decontam_ngram_threshold: float = param(
-        0.5, gt=0, le=1, doc="fraction of an eval task's n-grams that marks a record contaminated"
-    )
-    decontam_embed_threshold: float = param(
-        0.9, gt=0, le=1, doc="cosine to an eval task above which a record is contaminated"
-    )
-    validation_fraction: float = param(
-        0.05, ge=0, lt=1, doc="share of kept records held out for checkpoint choice"
-    )
-    eval_sets: tuple[str, ...] = param(
-        (),
-        doc="named eval sets decontaminated against besides the eval files: "
-        + ", ".join(EVAL_SETS),
-    )
-    extra_datasets: tuple[str, ...] = param(
-        (), doc="named datasets merged after the inputs: " + ", ".join(NAMED_DATASETS)
-    )
-
-    def validate(self, prefix: str) -> None:
-        for key, names, known in (
-            ("eval_sets", self.eval_sets, EVAL_SETS),
-            ("extra_datasets", self.extra_datasets, NAMED_DATASETS),
-        ):
-            for i, name in enumerate(names):
-                if name not in known:
-                    raise CodealignError(
-                        f"{prefix}.{key}[{i}] must be one of {', '.join(known)}, got {name!r}"
-                    )
 
 
 # --------------------------------------------------------------------------- records

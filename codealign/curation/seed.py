@@ -28,48 +28,16 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codealign.errors import CodealignError
 from codealign.io import write_json, write_jsonl
-from codealign.params import Section, param, register
+from codealign.params.curation import DataParams
 
 log = logging.getLogger(__name__)
 
 SEED_FILES = ("train.jsonl", "s1.jsonl", "s2.jsonl", "keywords.json", "tinyeval.jsonl",
               "tinydev.jsonl", "pool.jsonl")  # fmt: skip
-
-
-@register("data")
-@dataclass(frozen=True)
-class DataParams(Section):
-    source: str = param(
-        "tinyworld",
-        choices=("tinyworld", "real"),
-        doc="tinyworld: the offline default; real: vendored MBPP/APPS/HumanEval",
-    )
-    n_train: int = param(4000, ge=1, doc="tiny-world train tasks (corpus, S1, S2)")
-    n_pool: int = param(600, ge=1, doc="tiny-world DPO prompt pool")
-    n_eval: int = param(320, ge=1, doc="tinyeval tasks at most (one per distinct function)")
-    n_dev: int = param(100, ge=0, doc="tinydev tasks at most (one per distinct function)")
-    names: str = param(
-        "varied",
-        choices=("varied", "plain"),
-        doc="tiny-world surface names: varied (random function and argument names) or plain "
-        "(the template's name, arguments named by role)",
-    )
-    s1_size: int = param(300, ge=1, doc="S1: question/code seed pairs")
-    s2_size: int = param(600, ge=4, doc="S2 titles before the shortest quartile is dropped")
-    raw_dir: str = param("data/raw", doc="vendored raw data (source: real)")
-
-    def validate(self, prefix: str) -> None:
-        if self.s1_size + self.s2_size > self.n_train:
-            raise CodealignError(
-                f"{prefix}.s1_size + {prefix}.s2_size ({self.s1_size + self.s2_size}) "
-                f"must not exceed {prefix}.n_train ({self.n_train})"
-            )
 
 
 def drop_short_titles(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,9 +2,10 @@
 
 The pipeline, one module per step, each step one DVC stage:
 
-- `policy`: what "the SFT policy" is on disk (a model dir, one LoRA adapter dir, or the
-  routed specialists of `models/sft/`) and how prompts are put to it (chat template,
-  whole-function answers).
+The SFT policy on disk (a model dir, one LoRA adapter dir, or the routed specialists of
+`models/sft/`) is `codealign.evaluation.policy`; how prompts are put to it (chat
+template, whole-function answers) is `codealign.evaluation.chat`.
+
 - `sample`: on-policy best-of-N completions on the DPO prompt pool, after checking that
   the pool shares no problem with any evaluation set.
 - `score`: every completion through the sandbox; score = tests passed / tests total.

@@ -24,37 +24,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from codealign.dpo.strip import same_program
-from codealign.errors import CodealignError
-from codealign.params import Section, param, register
+from codealign.params.dpo import CurriculumParams
 
 log = logging.getLogger(__name__)
-
-ORDERS = ("descending", "ascending")
-
-
-@register("curriculum")
-@dataclass(frozen=True)
-class CurriculumParams(Section):
-    percentiles: tuple[float, ...] = param(
-        (10.0, 50.0, 90.0), gt=0, lt=100, doc="distance percentiles that cut the buckets"
-    )
-    order: str = param("descending", choices=ORDERS, doc="descending: high distance (easy) first")
-    prune_low_incorrect: bool = param(True, doc="lowest bucket: drop pairs whose chosen fails")
-    prune_high_comment_only: bool = param(True, doc="highest bucket: drop comment-only pairs")
-
-    def validate(self, prefix: str) -> None:
-        if not self.percentiles:
-            raise CodealignError(f"{prefix}.percentiles must name at least one percentile")
-        if list(self.percentiles) != sorted(set(self.percentiles)):
-            raise CodealignError(f"{prefix}.percentiles must be strictly increasing")
-
-    @property
-    def stages(self) -> int:
-        return len(self.percentiles) + 1
 
 
 def bucket_edges(distances: Sequence[float], percentiles: Sequence[float]) -> list[float]:

@@ -1,10 +1,13 @@
 """pass@1 of a policy (model dir, adapter dir or routed specialists) on the benchmarks.
 
-The policy is asked each benchmark question through its chat template, exactly as DPO
-prompts were put to it, and answers with whole functions, scored as full programs in the
-sandbox. pass@1 is the unbiased estimate from `n` samples per task at a temperature; the
-seed is the same for every checkpoint, so two checkpoints are compared on the same
-random draws.
+DPO's stage-boundary evaluations go through the one evaluation path,
+`codealign.evaluation.evaluate.evaluate`: the policy is asked each benchmark question in
+the chat format DPO prompts were put to it (`codealign.evaluation.chat`), answers with
+whole functions, scored as full programs in the sandbox. pass@1 is the unbiased estimate
+from `n` samples per task at a temperature; the seed is the same for every checkpoint, so
+two checkpoints are compared on the same random draws, and the `evaluate` stage asked
+about the same policy with the same n, temperature, seed and batch size draws the same
+samples and verdicts.
 """
 
 from __future__ import annotations
@@ -14,19 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codealign.dpo.policy import load_policy, program_of, question_of, resolve_policy
-from codealign.dpo.sample import sample_completions
+from codealign.evaluation.evaluate import Evaluation, evaluate, load_benchmark
+from codealign.evaluation.policy import SamplingSpec, load_policy, resolve_policy
 
 log = logging.getLogger(__name__)
 
 
 def load_benchmarks(names: Sequence[str], seed_dir: Path, raw_dir: Path, limit: int):
-    from codealign.evaluation.evaluate import load_benchmark
-
     return [load_benchmark(name, seed_dir, raw_dir, limit) for name in names]
 
 
-def evaluate_policy(
+def evaluate_runs(
     policy_dir: Path,
     benchmarks: Sequence[Any],
     *,
@@ -39,37 +40,26 @@ def evaluate_policy(
     timeout: float,
     seed: int,
     base_dir: Path | None = None,
-) -> dict[str, float]:
-    """`{"<benchmark>/pass@1": value}` and the mean over benchmarks as `pass@1`."""
-    from codealign.execution import Limits, Sandbox, pass_at_k
-    from codealign.problems import problem_from_record
+) -> dict[str, Evaluation]:
+    """Each benchmark's `Evaluation` (samples, verdicts, metrics) of the policy."""
+    from codealign.execution import Limits, Sandbox
 
     policy = load_policy(resolve_policy(policy_dir, mode, base_dir))
-    result: dict[str, float] = {}
+    sampling = SamplingSpec(n, temperature, max_new_tokens, batch_size, seed)
     with Sandbox(workers=workers, limits=Limits(timeout=timeout)) as sandbox:
-        for bench in benchmarks:
-            questions = [question_of(r) for r in bench.records]
-            answers, _ = sample_completions(
-                policy,
-                questions,
-                n=n,
-                temperature=temperature,
-                max_new_tokens=max_new_tokens,
-                batch_size=batch_size,
-                seed=seed,
-                progress=False,
-            )
-            samples = [
-                {"task_id": str(r["task_id"]), "completion_id": i, "completion": program_of(text)}
-                for r, texts in zip(bench.records, answers, strict=True)
-                for i, text in enumerate(texts)
-            ]
-            problems = {
-                str(r["task_id"]): problem_from_record(r, f"{bench.name}:{i + 1}")
-                for i, r in enumerate(bench.records)
-            }
-            verdicts = sandbox.score(problems, samples, full_program=True)
-            result[f"{bench.name}/pass@1"] = pass_at_k(verdicts, [1])["pass@1"]
+        return {
+            bench.name: evaluate(policy, bench, sampling, sandbox, progress=False)
+            for bench in benchmarks
+        }
+
+
+def evaluate_policy(
+    policy_dir: Path, benchmarks: Sequence[Any], **options: Any
+) -> dict[str, float]:
+    """`{"<benchmark>/pass@1": value}` and the mean over benchmarks as `pass@1`
+    (options: those of `evaluate_runs`)."""
+    runs = evaluate_runs(policy_dir, benchmarks, **options)
+    result = {f"{name}/pass@1": run.metrics["pass@1"] for name, run in runs.items()}
     values = list(result.values())
     result["pass@1"] = sum(values) / len(values) if values else 0.0
     log.info("%s: %s", policy_dir, result)

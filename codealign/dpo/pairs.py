@@ -19,22 +19,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from codealign.dpo.policy import chat_answer, chat_prompt
-from codealign.params import Section, param, register
+from codealign.evaluation import chat
 
 log = logging.getLogger(__name__)
-
-
-@register("pairs")
-@dataclass(frozen=True)
-class PairsParams(Section):
-    batch_size: int = param(16, ge=1, doc="pairs per reference forward pass")
-    max_length: int = param(512, ge=16, doc="tokens per prompt+answer, as DPO truncates them")
 
 
 def mine_pairs(scored: Sequence[dict]) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -75,9 +66,9 @@ def mine_pairs(scored: Sequence[dict]) -> tuple[list[dict[str, Any]], dict[str, 
 def dpo_example(pair: dict[str, Any]) -> dict[str, Any]:
     """The conversational `prompt, chosen, rejected` example TRL trains on."""
     return {
-        "prompt": chat_prompt(pair["question"]),
-        "chosen": chat_answer(pair["chosen"]),
-        "rejected": chat_answer(pair["rejected"]),
+        "prompt": chat.messages(pair["question"]),
+        "chosen": chat.answer_messages(pair["chosen"]),
+        "rejected": chat.answer_messages(pair["rejected"]),
     }
 
 
@@ -149,6 +140,7 @@ def reference_logps(
         for start in range(0, len(members), batch_size):
             batch_index = members[start : start + batch_size]
             batch = collator([tokenized[i] for i in batch_index])
+            batch = {key: value.to(model.device) for key, value in batch.items()}
             labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
             with torch.no_grad():
                 outputs = model(

@@ -6,39 +6,24 @@ description) is normalised (case, whitespace) and hashed, and one shared hash fa
 stage naming the tasks. `pool_problems` refuses a pool task without unit tests, since
 its samples could not be scored.
 
-Sampling is batched and seeded (`codealign.lm.generation.generate`): N completions per
-prompt at a temperature, each the raw answer up to the end-of-sequence token. With
-routed specialists, questions are grouped by adapter and each group is sampled with its
-adapter active over the one base model. The `vllm` backend (CUDA only) does the same
-with vLLM's multi-LoRA engine.
+Sampling is `codealign.evaluation.policy.Policy.sample`, the same as evaluation's: N
+completions per prompt at a temperature, batched and seeded, each the raw answer up to
+the end-of-sequence token. With routed specialists, rows are sorted by adapter and each
+row goes through its own adapter over the one base model. The `vllm` backend (CUDA
+only) does the same with vLLM's multi-LoRA engine.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from codealign.dpo.policy import POLICY_MODES, LoadedPolicy, PolicySpec, question_of, render_prompts
 from codealign.errors import CodealignError
-from codealign.params import Section, param, register
+from codealign.evaluation import chat
+from codealign.evaluation.policy import Policy, PolicySpec, SamplingSpec
 
 log = logging.getLogger(__name__)
-
-
-@register("sample")
-@dataclass(frozen=True)
-class SampleParams(Section):
-    n: int = param(8, ge=2, doc="completions per prompt (best-of-N needs at least 2)")
-    temperature: float = param(0.8, gt=0, le=2, doc="sampling temperature")
-    max_new_tokens: int = param(128, ge=1)
-    batch_size: int = param(32, ge=1, doc="rows per generate call")
-    policy: str = param("routed", choices=POLICY_MODES, doc="routed specialists or one policy")
-    backend: str = param("hf", choices=("hf", "vllm"), doc="vllm needs CUDA and the vllm extra")
-    limit: int = param(0, ge=0, doc="first N pool prompts (0: all)")
-    dtype: str = param("float32", choices=("float32", "bfloat16", "float16"))
 
 
 # ---- the pool ------------------------------------------------------------------------------
@@ -99,7 +84,7 @@ def pool_problems(records: Sequence[dict], where: str) -> dict[str, Any]:
 
 
 def sample_completions(
-    policy: LoadedPolicy,
+    policy: Policy,
     questions: Sequence[str],
     *,
     n: int,
@@ -109,31 +94,9 @@ def sample_completions(
     seed: int,
     progress: bool = True,
 ) -> tuple[list[list[str]], list[int]]:
-    """N answers per question (and the adapter index that wrote them), batched per adapter."""
-    from codealign.lm.generation import generate
-
-    routes = policy.route(questions)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i, adapter in enumerate(routes):
-        groups[adapter].append(i)
-    answers: list[list[str]] = [[] for _ in questions]
-    prompts = render_prompts(policy.tokenizer, questions)
-    for adapter, members in sorted(groups.items()):
-        policy.use(adapter)
-        texts = generate(
-            policy.model,
-            policy.tokenizer,
-            [prompts[i] for i in members],
-            n=n,
-            temperature=temperature,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            seed=seed + adapter,
-            progress=progress,
-            desc=f"sampling (adapter {adapter})" if policy.spec.routed else "sampling",
-        )
-        for i, outs in zip(members, texts, strict=True):
-            answers[i] = outs
+    """N answers per question and the adapter index that wrote them (`Policy.sample`)."""
+    sampling = SamplingSpec(n, temperature, max_new_tokens, batch_size, seed)
+    routes, answers = policy.sample(questions, sampling, progress=progress, desc="sampling")
     return answers, routes
 
 
@@ -154,14 +117,14 @@ def sample_with_vllm(
         from vllm.lora.request import LoRARequest
     except ImportError:
         raise CodealignError(
-            "sample.backend 'vllm' needs the vllm extra (pip install 'codealign[vllm]')"
+            "sample.backend 'vllm' needs vllm: make install GPU=1 (the gpu extra)"
         ) from None
     if not torch.cuda.is_available():
         raise CodealignError("sample.backend 'vllm' needs a CUDA GPU; use backend 'hf' here")
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(spec.base_dir)
-    prompts = render_prompts(tokenizer, questions)
+    prompts = chat.render_all(tokenizer, questions)
     routes = [0] * len(questions)
     if spec.routed:
         from codealign.specialists.routing import Router
@@ -190,7 +153,7 @@ def sample_records(
 ) -> Iterable[dict[str, Any]]:
     """One sample record per completion: `task_id, completion_id, completion` + provenance."""
     for record, texts, adapter in zip(records, answers, routes, strict=True):
-        question = question_of(record)
+        question = chat.question(record)
         for i, text in enumerate(texts):
             yield {
                 "task_id": str(record["task_id"]),

@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from codealign.dpo.evaluate import evaluate_policy, load_benchmarks
-from codealign.dpo.policy import resolve_policy
 from codealign.dpo.train import (
-    DpoParams,
     LossLog,
     boundaries,
     boundary_saver,
@@ -38,8 +36,10 @@ from codealign.dpo.train import (
     train_summary,
 )
 from codealign.errors import CodealignError
+from codealign.evaluation.policy import resolve_policy
 from codealign.io import atomic_path, is_main_process, read_json, read_jsonl, write_json
 from codealign.lm.checkpoints import checkpoint_dir, file_digest, last_checkpoint
+from codealign.params.dpo import DpoParams
 
 log = logging.getLogger(__name__)
 

@@ -11,21 +11,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from codealign.dpo.policy import program_of
 from codealign.errors import CodealignError
-from codealign.params import Section, param, register
+from codealign.evaluation import chat
+from codealign.params.dpo import ScoreParams
 
 log = logging.getLogger(__name__)
-
-
-@register("score")
-@dataclass(frozen=True)
-class ScoreParams(Section):
-    workers: int = param(2, ge=1, doc="sandbox worker processes")
-    timeout: float = param(3.0, gt=0, doc="seconds per sample")
 
 
 def score_samples(
@@ -37,7 +29,7 @@ def score_samples(
     unknown = sorted({s["task_id"] for s in samples} - set(problems))
     if unknown:
         raise CodealignError(f"samples name tasks missing from the pool: {', '.join(unknown[:5])}")
-    programs = [{**s, "completion": program_of(s["completion"])} for s in samples]
+    programs = [{**s, "completion": chat.program(s["completion"])} for s in samples]
     with Sandbox(workers=params.workers, limits=Limits(timeout=params.timeout)) as sandbox:
         verdicts = sandbox.score(problems, programs, full_program=True, progress=progress)
     scored = []

@@ -34,56 +34,18 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codealign.dpo.pairs import dpo_example
-from codealign.dpo.policy import PolicySpec
 from codealign.errors import CodealignError
+from codealign.evaluation.policy import PolicySpec
 from codealign.io import canonical_adapter_configs
-from codealign.params import Section, param, register
+from codealign.params.dpo import DpoParams
 
 log = logging.getLogger(__name__)
 
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
-
-
-@register("dpo")
-@dataclass(frozen=True)
-class DpoParams(Section):
-    beta: float = param(0.1, gt=0, doc="DPO temperature: higher stays closer to the reference")
-    learning_rate: float = param(5e-4, gt=0, le=1, doc="constant, so stages compare fairly")
-    epochs: int = param(1, ge=1, doc="passes over each curriculum bucket")
-    batch_size: int = param(
-        8, ge=1, doc="pairs per forward pass; an optimizer step takes batch_size × grad_accum"
-    )
-    grad_accum: int = param(
-        1, ge=1, doc="forward passes per optimizer step: the same step with less memory"
-    )
-    gradient_checkpointing: bool = param(
-        False, doc="recompute activations in the backward pass: less memory, more compute"
-    )
-    lora_r: int = param(16, ge=1)
-    lora_alpha: int = param(32, ge=1)
-    lora_dropout: float = param(0.0, ge=0, lt=1)
-    target_modules: tuple[str, ...] = param(
-        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-        doc="LoRA targets for a new adapter (never lm_head: TRL scores with it directly)",
-    )
-    max_grad_norm: float = param(1.0, gt=0)
-    save_steps: int = param(
-        10, ge=0, doc="checkpoint interval in optimizer steps; a killed stage resumes (0: none)"
-    )
-    dtype: str = param("float32", choices=("float32", "bfloat16", "float16"))
-    eval_benchmarks: tuple[str, ...] = param(("tinyeval",), doc="scored after every stage")
-    eval_limit: int = param(64, ge=0, doc="first N tasks per benchmark (0: all)")
-    eval_n: int = param(4, ge=1, doc="samples per task for pass@1")
-    eval_temperature: float = param(0.2, gt=0, le=2)
-    eval_max_new_tokens: int = param(128, ge=1)
-    eval_batch_size: int = param(32, ge=1)
-    eval_workers: int = param(2, ge=1)
-    eval_timeout: float = param(3.0, gt=0)
 
 
 def pairs_per_step(params: DpoParams) -> int:

@@ -64,12 +64,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from codealign.errors import CodealignError
-from codealign.params import Section, param, register
+from codealign.params.edits import DEFAULT_SEPARATOR, LintseqParams
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEPARATOR = "<|diff|>"
 NO_NEWLINE_MARKER = "\\ No newline at end of file"
 
 # pyflakes messages that mean the program cannot compile or names something undefined;
@@ -95,35 +93,6 @@ ERROR_MESSAGES = frozenset(
 )
 
 SKIP_REASONS = ("empty", "too_long", "syntax_error", "unsupported_newlines", "lint_failed")
-
-
-@register("lintseq")
-@dataclass(frozen=True)
-class LintseqParams(Section):
-    """Knobs of the lintseq stage (programs -> synthetic edit sequences)."""
-
-    samples: int = param(2, ge=1, doc="edit sequences drawn per program (identical ones kept once)")
-    linter: str = param("pyflakes", choices=("pyflakes",), doc="what decides that a state is clean")
-    max_lines: int = param(200, ge=1, doc="programs with more lines are skipped (cost ~ lines^2)")
-    context: int = param(0, ge=0, doc="context lines per diff hunk; 0 is the paper's format")
-    separator: str = param(DEFAULT_SEPARATOR, doc="line between two edits in a training target")
-    seed: int | None = param(None, ge=0, doc="sampling seed; null uses the top-level seed")
-
-    def validate(self, prefix: str) -> None:
-        check_separator(self.separator, f"{prefix}.separator")
-
-
-def check_separator(separator: str, key: str = "separator") -> None:
-    """A separator must be one line that no diff line can be mistaken for."""
-    if not separator.strip() or "\n" in separator or "\r" in separator:
-        raise CodealignError(f"{key} must be a non-empty single line, got {separator!r}")
-    if separator != separator.strip():
-        raise CodealignError(f"{key} must not start or end with whitespace, got {separator!r}")
-    if separator[0] in " +-@\\":
-        raise CodealignError(
-            f"{key} must not start with ' ', '+', '-', '@' or '\\' (diff lines do), "
-            f"got {separator!r}"
-        )
 
 
 # --------------------------------------------------------------------------- lines and units

@@ -6,11 +6,11 @@ the same number of optimizer steps (the code run's): one answers with the whole
 program (`sft.target: code`), the other with the program as a sequence of diffs
 (`sft.target: edits`), whatever `sft.target` itself says. Each model then samples `n`
 answers per benchmark task (tinyeval by default) at one temperature and the same token
-budget, asked in chat format as `codealign.evaluation.evaluate.benchmark_questions` asks the
-specialists.
+budget, through `codealign.evaluation.evaluate.evaluate`, the path every evaluation
+takes (questions in the chat format of `codealign.evaluation.chat`).
 
 Decoding. The code model's program is its answer's first fenced block or the whole
-answer (`codealign.specialists.routing.extract_code`). The edits model's diffs are applied in order
+answer (`codealign.evaluation.chat.program`). The edits model's diffs are applied in order
 to the empty program (`codealign.edits.lintseq.decode_target`). An answer with no diff, a
 diff that does not parse, or one that does not apply (context that does not match, a
 hunk outside the program, an answer cut off mid-diff by the token budget) gets the
@@ -18,7 +18,7 @@ verdict status `edit_failed` without reaching the sandbox: a failure for pass@k,
 counted apart, by reason, in the metrics. Never an exception.
 
 Scoring. Decoded programs run in the sandbox as full programs, as
-`codealign.evaluation.evaluate.RoutedScorer` scores the specialists; pass@k is the unbiased
+`evaluate` scores every chat policy; pass@k is the unbiased
 estimator over the n samples of each task, for every k from 1 to n (the plot) and for
 the reported `ks`.
 
@@ -41,9 +41,10 @@ from typing import Any
 import numpy as np
 
 from codealign.errors import CodealignError
-from codealign.evaluation.evaluate import BENCHMARKS
-from codealign.params import Section, param, register
-from codealign.specialists.sft import TARGETS, SFTParams, answer_of, to_conversation
+from codealign.evaluation import chat
+from codealign.params.edits import LintseqEvalParams
+from codealign.params.specialists import TARGETS, SFTParams
+from codealign.specialists.sft import answer_of, to_conversation
 
 log = logging.getLogger(__name__)
 
@@ -51,40 +52,6 @@ EDIT_FAILED = "edit_failed"
 # One adapter routes nothing: the manifest's embedder is never loaded (Router, k = 1).
 NO_EMBEDDER = {"model": "none", "identity": None, "note": "K = 1: no routing"}
 RECORD_FIELDS = {"id": (str, int), "question": str, "code": str, "target": str, "sample": int}
-
-
-@register("lintseq_eval")
-@dataclass(frozen=True)
-class LintseqEvalParams(Section):
-    """Knobs of the lintseq_eval stage (edits against programs, pass@k on one benchmark)."""
-
-    benchmark: str = param(
-        "tinyeval", choices=BENCHMARKS, doc="tasks to sample on (tinyeval is empty with real data)"
-    )
-    limit: int = param(100, ge=0, doc="first N tasks of the benchmark (0: all)")
-    n: int = param(50, ge=1, doc="samples per task and model; at least the largest k")
-    ks: tuple[int, ...] = param((1, 10, 50), ge=1, doc="the pass@k reported in the metrics")
-    temperature: float = param(0.8, gt=0, le=2, doc="sampling temperature of both models")
-    max_new_tokens: int = param(
-        192,
-        ge=1,
-        doc="answer budget of both models; an edit sequence spends ~1.6x the tokens of its "
-        "program, and one cut off by the budget is edit_failed",
-    )
-    batch_size: int = param(64, ge=1, doc="answers generated per forward pass")
-    workers: int = param(2, ge=1, doc="sandbox worker processes")
-    timeout: float = param(5.0, gt=0, doc="seconds per sample in the sandbox")
-    epochs: float | None = param(
-        None, gt=0, doc="passes over the records for the code run (null: sft.epochs)"
-    )
-
-    def validate(self, prefix: str) -> None:
-        if not self.ks:
-            raise CodealignError(f"{prefix}.ks must name at least one k")
-        if self.n < max(self.ks):
-            raise CodealignError(
-                f"{prefix}.n must be >= the largest of {prefix}.ks ({max(self.ks)}), got {self.n}"
-            )
 
 
 # ---------------------------------------------------------------------------- data
@@ -184,64 +151,38 @@ def train_pair(
 # ---------------------------------------------------------------------------- decoding
 
 
+def decode_answer(answer: str, target: str, separator: str) -> dict[str, Any]:
+    """The sample fields of one answer: `answer, completion, decode, reason, edits`.
+    `decode` is ok (completion is the program) or edit_failed (completion None)."""
+    from codealign.edits.lintseq import decode_target
+
+    if target == "code":
+        status, program, reason, edits = "ok", chat.program(answer), "", None
+    else:
+        decoded = decode_target(answer, separator)
+        status, program = decoded.status, decoded.program
+        reason, edits = decoded.reason, decoded.edits
+    return {
+        "answer": answer,
+        "completion": program,
+        "decode": status,
+        "reason": reason,
+        "edits": edits,
+    }
+
+
 def decode_answers(
     task_ids: Sequence[str],
     answers: Sequence[Sequence[str]],
     target: str,
     separator: str,
 ) -> list[dict[str, Any]]:
-    """One sample record per answer: `task_id, completion_id, answer, completion, decode,
-    reason, edits`. `decode` is ok (completion is the program) or edit_failed (None)."""
-    from codealign.edits.lintseq import decode_target
-    from codealign.specialists.routing import extract_code
-
-    samples = []
-    for task_id, texts in zip(task_ids, answers, strict=True):
-        for j, text in enumerate(texts):
-            if target == "code":
-                status, program, reason, edits = "ok", extract_code(text), "", None
-            else:
-                decoded = decode_target(text, separator)
-                status, program = decoded.status, decoded.program
-                reason, edits = decoded.reason, decoded.edits
-            samples.append(
-                {
-                    "task_id": task_id,
-                    "completion_id": j,
-                    "answer": text,
-                    "completion": program,
-                    "decode": status,
-                    "reason": reason,
-                    "edits": edits,
-                }
-            )
-    return samples
-
-
-def score_samples(sandbox: Any, problems: Mapping[str, Any], samples: Sequence[dict]) -> list:
-    """Verdicts in sample order: decoded programs judged in `sandbox` as full programs,
-    the rest `edit_failed` with the decoding's reason as detail."""
-    decoded = [s for s in samples if s["decode"] == "ok"]
-    judged = iter(())
-    if decoded:  # the sandbox refuses an empty batch; every answer may have failed to decode
-        judged = iter(sandbox.score(problems, decoded, full_program=True, progress=True))
-    verdicts = []
-    for sample in samples:
-        if sample["decode"] == "ok":
-            verdicts.append(next(judged))
-            continue
-        verdicts.append(
-            {
-                "task_id": sample["task_id"],
-                "completion_id": sample["completion_id"],
-                "passed": False,
-                "status": EDIT_FAILED,
-                "tests_passed": 0,
-                "tests_total": problems[sample["task_id"]].tests_total,
-                "detail": sample["reason"],
-            }
-        )
-    return verdicts
+    """One sample record per answer: `task_id, completion_id` and `decode_answer`'s fields."""
+    return [
+        {"task_id": task_id, "completion_id": j, **decode_answer(text, target, separator)}
+        for task_id, texts in zip(task_ids, answers, strict=True)
+        for j, text in enumerate(texts)
+    ]
 
 
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
@@ -343,43 +284,33 @@ def evaluate_pair(
     seed: int,
 ) -> dict[str, ModelResult]:
     """Sample, decode and score `models_dir/{code,edits}` on `benchmark`, one warm sandbox."""
-    from codealign.evaluation.evaluate import benchmark_questions
+    from codealign.evaluation.evaluate import evaluate
+    from codealign.evaluation.policy import SamplingSpec, load_policy, resolve_policy
     from codealign.execution import Limits, Sandbox
-    from codealign.problems import problem_from_record
-    from codealign.specialists.routing import Router
 
-    questions = benchmark_questions(benchmark)
-    task_ids = [r["task_id"] for r in benchmark.records]
-    problems = {
-        r["task_id"]: problem_from_record(r, f"{benchmark.name}:{i + 1}")
-        for i, r in enumerate(benchmark.records)
-    }
+    sampling = SamplingSpec(
+        params.n, params.temperature, params.max_new_tokens, params.batch_size, seed
+    )
     results = {}
     with Sandbox(workers=params.workers, limits=Limits(timeout=params.timeout)) as sandbox:
         for target in TARGETS:
-            router = Router(models_dir / target)
-            _, answers = router.sample(
-                questions,
-                n=params.n,
-                temperature=params.temperature,
-                max_new_tokens=params.max_new_tokens,
-                batch_size=params.batch_size,
-                seed=seed,
-                clusters=[0] * len(questions),
-                progress=True,
-                desc=f"{target} model T={params.temperature:g}",
+            policy = load_policy(resolve_policy(models_dir / target))
+            run = evaluate(
+                policy,
+                benchmark,
+                sampling,
+                sandbox,
+                decode=lambda answer, target=target: decode_answer(answer, target, separator),
             )
-            del router
-            samples = decode_answers(task_ids, answers, target, separator)
-            verdicts = score_samples(sandbox, problems, samples)
-            metrics, curve = summarize(samples, verdicts, params.ks, params.n)
+            del policy
+            metrics, curve = summarize(run.samples, run.verdicts, params.ks, params.n)
             log.info(
                 "%s: %s; %s %d of %d",
                 target,
                 ", ".join(f"pass@{k} {metrics[f'pass@{k}']:.4f}" for k in sorted(set(params.ks))),
                 EDIT_FAILED,
                 metrics[EDIT_FAILED],
-                len(samples),
+                len(run.samples),
             )
-            results[target] = ModelResult(samples, verdicts, metrics, curve)
+            results[target] = ModelResult(run.samples, run.verdicts, metrics, curve)
     return results

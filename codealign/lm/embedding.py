@@ -37,39 +37,19 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from codealign.errors import CodealignError
-from codealign.params import Section, param, register
+from codealign.params.lm import EmbedParams
 
 log = logging.getLogger(__name__)
 
-BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 
 # A batch of texts in, one float32 row per text out.
 EncodeFn = Callable[[list[str]], np.ndarray]
-
-
-@register("embed")
-@dataclass(frozen=True)
-class EmbedParams(Section):
-    """How texts are embedded, shared by dedup, dataset_metrics and the embed stage."""
-
-    model: str = param(
-        BUNDLED_MODEL,
-        doc="'bundled:all-MiniLM-L6-v2' (ships offline), a sentence-transformers dir or hub name",
-    )
-    prefix: str = param("", doc="prepended to every text; e5 models expect 'query: '")
-    batch_size: int = param(64, ge=1, doc="texts per forward pass")
-    normalize: bool = param(True, doc="L2-normalise the vectors (cosine = dot product)")
-    max_seq_length: int | None = param(
-        None, ge=1, doc="truncate inputs to this many tokens; null keeps the model's own limit"
-    )
-    device: str = param("auto", doc="'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1', ...")
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -80,28 +81,58 @@ def generate(
     progress: bool = True,
     desc: str = "generating",
     stop: re.Pattern[str] | None = None,
+    groups: Sequence[int] | None = None,
+    select: Callable[[list[int]], AbstractContextManager] | None = None,
+    mixed: bool = True,
+    add_special_tokens: bool = True,
 ) -> list[list[str]]:
     """Return `n` raw continuations for each prompt (temperature 0 means greedy, n must be 1).
 
-    Prompts are left-padded and run in batches of `batch_size` rows; each prompt's `n`
-    samples are rows of the same batch where they fit. With `stop`, a row stops growing
-    once its continuation matches the pattern (the text up to the match is unchanged).
+    The rows are each prompt `n` times, in prompt order, stably sorted by `groups` (the
+    adapter of each prompt, all 0 when not given) so that a batch holds few groups; they
+    run left-padded in batches of `batch_size` rows (with `mixed=False`, no batch holds two
+    groups). Before each batch the global torch seed is set from a generator seeded with
+    `seed`, so the same model, prompts, groups, seed and batch size give the same texts.
+    `select(row_groups)` returns the context a batch is generated in (the adapters the
+    rows go through); what its `__enter__` returns, if not None, are extra keyword
+    arguments of `model.generate` (PEFT's `adapter_names`). With `stop`, a row stops
+    growing once its continuation matches the pattern (the text up to the match is
+    unchanged). Chat prompts rendered by their
+    template hold their special tokens already: pass `add_special_tokens=False`.
     """
     import torch
     from transformers import StoppingCriteriaList
 
     if temperature == 0.0 and n != 1:
         raise ValueError("greedy decoding gives one completion per prompt; use n=1")
-    rows = [(i, p) for i, p in enumerate(prompts) for _ in range(n)]
+    group_of = list(groups) if groups is not None else [0] * len(prompts)
+    if len(group_of) != len(prompts):
+        raise ValueError(f"{len(group_of)} groups for {len(prompts)} prompts")
+    # sorted() is stable: within a group, rows keep prompt order.
+    rows = sorted(
+        ((i, prompts[i]) for i in range(len(prompts)) for _ in range(n)),
+        key=lambda row: group_of[row[0]],
+    )
+    if mixed:
+        batches = [rows[s : s + batch_size] for s in range(0, len(rows), batch_size)]
+    else:
+        batches = []
+        for group in sorted(set(group_of)):
+            members = [row for row in rows if group_of[row[0]] == group]
+            batches += [members[s : s + batch_size] for s in range(0, len(members), batch_size)]
     outputs: list[list[str]] = [[] for _ in prompts]
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     generator_seed = torch.Generator().manual_seed(seed)
     bar = tqdm(total=len(rows), desc=desc, unit="sample", disable=not progress)
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        encoded = tokenizer([p for _, p in batch], return_tensors="pt", padding=True)
+    for batch in batches:
+        encoded = tokenizer(
+            [p for _, p in batch],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=add_special_tokens,
+        ).to(model.device)
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator_seed)))
         kwargs = {"do_sample": False}
         if temperature > 0:
@@ -110,13 +141,15 @@ def generate(
             prompt_length = encoded["input_ids"].shape[1]
             criteria = _stop_when(tokenizer, prompt_length, stop)
             kwargs["stopping_criteria"] = StoppingCriteriaList([criteria])
-        with torch.no_grad():
+        context = select([group_of[i] for i, _ in batch]) if select else nullcontext()
+        with torch.no_grad(), context as extra:
             out = model.generate(
                 **encoded,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 **kwargs,
+                **(extra or {}),
             )
         new_tokens = out[:, encoded["input_ids"].shape[1] :]
         texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

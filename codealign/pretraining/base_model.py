@@ -16,12 +16,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codealign.errors import CodealignError
-from codealign.params import Section, param, register
+from codealign.params.pretraining import BaseModelParams
 
 log = logging.getLogger(__name__)
 
@@ -36,52 +35,6 @@ CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
-
-
-@register("base_model")
-@dataclass(frozen=True)
-class BaseModelParams(Section):
-    name: str = param("tiny", doc="'tiny' pretrains a small Llama here; else a hub id or path")
-    code_share: float = param(0.25, ge=0, le=1, doc="fraction of corpus characters that are code")
-    edit_share: float = param(
-        0.2, ge=0, le=1, doc="fraction of the code characters written as LintSeq edit sequences"
-    )
-    corpus_chars: int = param(3_000_000, ge=1000, doc="size of the pretraining corpus")
-    vocab_size: int = param(1024, ge=300, le=65536, doc="byte-level BPE vocabulary")
-    hidden_size: int = param(128, ge=8)
-    num_layers: int = param(4, ge=1)
-    num_heads: int = param(4, ge=1)
-    intermediate_size: int = param(384, ge=8)
-    block_size: int = param(128, ge=16, doc="tokens per packed training sequence")
-    steps: int = param(600, ge=1, doc="optimizer steps (a fixed count, never a time budget)")
-    batch_size: int = param(32, ge=1)
-    learning_rate: float = param(3e-3, gt=0, le=1)
-    warmup_steps: int = param(30, ge=0)
-    weight_decay: float = param(0.01, ge=0)
-    save_steps: int = param(
-        100,
-        ge=1,
-        doc="checkpoint interval; a killed run resumes here. The loss is logged about every "
-        "steps/100 steps, on a divisor of this",
-    )
-    eval_tasks: int = param(100, ge=0, doc="tinyeval tasks scored after training (0: none)")
-    eval_samples: int = param(8, ge=1, doc="samples per task for pass@k at eval_temperature")
-    eval_temperature: float = param(0.8, gt=0, le=2)
-    max_new_tokens: int = param(96, ge=1)
-    dtype: str = param("float32", choices=("float32", "bfloat16", "float16"))
-    seed: int | None = param(
-        None,
-        ge=0,
-        doc="pretraining seed: weights, data order, eval samples (null: the master seed); "
-        "the corpus stays the master seed's",
-    )
-
-    def validate(self, prefix: str) -> None:
-        if self.hidden_size % self.num_heads:
-            raise CodealignError(
-                f"{prefix}.hidden_size ({self.hidden_size}) must be a multiple of "
-                f"{prefix}.num_heads ({self.num_heads})"
-            )
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int):

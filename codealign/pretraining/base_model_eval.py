@@ -39,33 +39,17 @@ import logging
 import math
 import random
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codealign.errors import CodealignError
-from codealign.params import Section, param, register
+from codealign.params.pretraining import BaseModelEvalParams
 from codealign.tinyworld.corpus import corpus_from_file
 from codealign.tinyworld.text import english_document, instruction_pair
 
 log = logging.getLogger(__name__)
 
 INSTRUCTION_PREFIX = "Instruction: "
-
-
-@register("base_model_eval")
-@dataclass(frozen=True)
-class BaseModelEvalParams(Section):
-    english_docs: int = param(500, ge=1, doc="held-out English documents (stories, facts) scored")
-    code_docs: int = param(0, ge=0, doc="tinyeval canonical solutions scored (0: all)")
-    instructions: int = param(200, ge=0, doc="English instructions answered greedily (0: none)")
-    batch_size: int = param(32, ge=1, doc="sequences per forward pass or generate call")
-    max_new_tokens: int = param(32, ge=1, doc="tokens generated per instruction answer")
-    salt: str = param("heldout", doc="names the held-out RNG streams; change it for a fresh draw")
-
-    def validate(self, prefix: str) -> None:
-        if not self.salt.strip():
-            raise CodealignError(f"{prefix}.salt must be a non-empty string")
 
 
 # --- The held-out sets ------------------------------------------------------------------

@@ -37,9 +37,9 @@ in `render`, and the generated parts of the docs (the README's results block and
 pipeline diagram) in `docs`.
 """
 
+from codealign.params.report import ReportParams
 from codealign.report.common import Context, need, table
 from codealign.report.dpo import read_seed_curves, seed_band
-from codealign.report.params import ReportParams
 from codealign.report.render import render_report, write_report
 from codealign.report.timing import stage_times
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from codealign.errors import CodealignError
 from codealign.io import read_json
-from codealign.report.params import ReportParams
+from codealign.params.report import ReportParams
 
 DPO_SEEDS = "dpo_seeds.json"
 KSWEEP = "ksweep.json"

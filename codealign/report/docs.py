@@ -26,9 +26,9 @@ import click
 from codealign.cli import Command
 from codealign.errors import CodealignError
 from codealign.io import read_json, write_text
+from codealign.params.report import ReportParams
 from codealign.report.common import NUMBER, need
 from codealign.report.dpo import read_seed_curves, seed_band
-from codealign.report.params import ReportParams
 
 DEFAULT_DIR = "metrics"
 FULL_DIR = "results/full"

@@ -9,6 +9,7 @@ from typing import Any
 
 from codealign.errors import CodealignError
 from codealign.io import read_json
+from codealign.params.report import ReportParams
 from codealign.report.common import (
     DPO_SEEDS,
     NUMBER,
@@ -20,7 +21,6 @@ from codealign.report.common import (
     need,
     table,
 )
-from codealign.report.params import ReportParams
 
 
 def _curve(points: Any, where: str) -> tuple[list[float], list[float]]:

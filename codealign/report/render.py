@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from codealign.io import atomic_path, write_text
+from codealign.params.report import ReportParams
 from codealign.report.clusters import section_clusters
 from codealign.report.common import Context
 from codealign.report.curves import section_curves
@@ -18,7 +19,6 @@ from codealign.report.ksweep import section_ksweep
 from codealign.report.lintseq import section_lintseq
 from codealign.report.mixture import section_mixture
 from codealign.report.models import section_models
-from codealign.report.params import ReportParams
 from codealign.report.timing import section_stage_times
 
 log = logging.getLogger(__name__)

@@ -34,28 +34,13 @@ import numpy as np
 
 from codealign.errors import CodealignError
 from codealign.io import atomic_path, read_json, save_npy
-from codealign.params import Section, param, register
+from codealign.params.lm import EmbedParams
+from codealign.params.specialists import ClusterParams
 
 log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = "codealign-clusters/1"
 SPLITS = ("train", "validation")
-
-
-@register("cluster")
-@dataclass(frozen=True)
-class ClusterParams(Section):
-    """K-means knobs; the number of clusters is the top-level `k`, the seed `seed`."""
-
-    min_size: int = param(
-        2, ge=1, doc="clusters with fewer training items are dissolved into their neighbours"
-    )
-    n_init: int = param(10, ge=1, doc="K-means restarts; the lowest inertia wins")
-    max_iter: int = param(300, ge=1, doc="Lloyd iterations per restart")
-    silhouette_sample: int = param(
-        5000, ge=10, doc="points the silhouette score is estimated on (it is quadratic)"
-    )
-    plot_points: int = param(5000, ge=10, doc="at most this many points in the projection plot")
 
 
 # ---------------------------------------------------------------------------- embeddings
@@ -87,8 +72,6 @@ def embedder_spec(params, identity: str) -> dict[str, Any]:
 
 def embed_params_from_spec(spec: dict[str, Any], where: str):
     """`EmbedParams` for the embedder a manifest describes (device and batch size default)."""
-    from codealign.lm.embedding import EmbedParams
-
     keys = ("model", "prefix", "normalize", "max_seq_length")
     missing = [key for key in keys if key not in spec]
     if missing:

@@ -23,8 +23,10 @@ produced the centroids. Each is one `CodealignError` line.
 `generate_command` and `route_command` are the `codealign generate` / `codealign route`
 commands; the `codealign` group turns their CodealignError into one `error:` line.
 
-The answer is the model's whole reply to the chat-formatted question. `extract_code`
-takes the program out of it (the first fenced block when there is one).
+The question is put in the chat format of `codealign.evaluation.chat` (`chat.render`);
+the answer is the model's whole reply, and `chat.program` takes the program out of it.
+The manifest and adapter metadata are read through `codealign.specialists.adapters`,
+the module training writes them with; serving never imports training.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -42,92 +43,15 @@ import click
 import numpy as np
 
 from codealign.errors import CodealignError
+from codealign.evaluation import chat
+from codealign.specialists.adapters import (
+    adapter_name,
+    check_adapter_dir,
+    model_digest,
+    read_router_manifest,
+)
 
 log = logging.getLogger(__name__)
-
-_FENCE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
-
-
-def adapter_name(cluster: int) -> str:
-    return f"cluster_{cluster}"
-
-
-def extract_code(answer: str) -> str:
-    """The program in a model's answer: the first fenced block, else the whole answer."""
-    match = _FENCE.search(answer)
-    code = match.group(1) if match else answer
-    return code.strip("\n") + "\n"
-
-
-def chat_prompt(tokenizer, question: str) -> str:
-    """The question as the user turn of the chat template, ready for the assistant's answer."""
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
-    )
-
-
-def read_router_manifest(model_dir: str | Path) -> dict[str, Any]:
-    """The validated `router.json` of a `models/sft`-style directory."""
-    from codealign.io import read_json
-    from codealign.specialists.cluster import check_manifest_keys
-    from codealign.specialists.sft import ROUTER_FILE, ROUTER_FORMAT
-
-    model_dir = Path(model_dir)
-    where = model_dir / ROUTER_FILE
-    if not model_dir.is_dir():
-        raise CodealignError(f"{model_dir}: not a directory")
-    if not where.is_file():
-        raise CodealignError(f"{model_dir}: no {ROUTER_FILE} (not an sft output directory)")
-    manifest = read_json(where)
-    check_manifest_keys(
-        manifest,
-        {
-            "format": str,
-            "k": int,
-            "base_model": dict,
-            "embedder": dict,
-            "dimension": int,
-            "centroids": str,
-            "adapters": list,
-        },
-        str(where),
-    )
-    if manifest["format"] != ROUTER_FORMAT:
-        raise CodealignError(f"{where}: format '{manifest['format']}', expected {ROUTER_FORMAT}")
-    check_manifest_keys(
-        manifest["base_model"], {"path": str, "sha256": str}, f"{where}: base_model"
-    )
-    adapters = manifest["adapters"]
-    if len(adapters) != manifest["k"] or manifest["k"] < 1:
-        raise CodealignError(
-            f"{where}: k = {manifest['k']} but {len(adapters)} adapters are listed"
-        )
-    for i, adapter in enumerate(adapters):
-        check_manifest_keys(adapter, {"cluster": int, "path": str}, f"{where}: adapters[{i}]")
-        if adapter["cluster"] != i:
-            raise CodealignError(f"{where}: adapters[{i}] is for cluster {adapter['cluster']}")
-    return manifest
-
-
-def check_adapter_dir(adapter_dir: Path, base_sha256: str, where: str) -> None:
-    """One error line unless `adapter_dir` holds a PEFT adapter trained on that base model."""
-    from codealign.io import read_json
-    from codealign.specialists.sft import ADAPTER_META
-
-    if not adapter_dir.is_dir():
-        raise CodealignError(f"{adapter_dir}: adapter directory not found ({where})")
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise CodealignError(f"{adapter_dir}: not a PEFT adapter (no adapter_config.json)")
-    meta_path = adapter_dir / ADAPTER_META
-    if not meta_path.is_file():
-        raise CodealignError(f"{adapter_dir}: no {ADAPTER_META}; cannot tell its base model")
-    meta = read_json(meta_path)
-    trained_on = meta.get("base_model", {}).get("sha256") if isinstance(meta, dict) else None
-    if trained_on != base_sha256:
-        raise CodealignError(
-            f"{adapter_dir}: adapter was trained on another base model "
-            f"(sha256 {str(trained_on)[:12]}, the router's is {base_sha256[:12]})"
-        )
 
 
 class GatheredLora:
@@ -226,7 +150,6 @@ class Router:
 
         from codealign.lm.generation import load_causal_lm
         from codealign.specialists.cluster import read_centroids
-        from codealign.specialists.sft import model_digest
 
         self.model_dir = Path(model_dir)
         self.manifest = read_router_manifest(self.model_dir)
@@ -326,71 +249,45 @@ class Router:
         Temperature 0 is greedy (then `n` must be 1). `clusters` skips routing (tests,
         benchmarks, or a caller who routed already).
         """
-        import torch
-        from tqdm.auto import tqdm
+        from codealign.lm.generation import generate
 
         if temperature == 0.0 and n != 1:
             raise ValueError("greedy decoding gives one answer per question; use n=1")
         clusters = list(clusters) if clusters is not None else self.route(questions)
         if any(not 0 <= c < self.k for c in clusters):
             raise ValueError(f"clusters must lie in [0, {self.k})")
-        prompts = [chat_prompt(self.tokenizer, q) for q in questions]
-        # Sorted by cluster, a batch holds few distinct adapters; sorted() is stable.
-        rows = sorted(
-            ((i, clusters[i]) for i in range(len(questions)) for _ in range(n)),
-            key=lambda row: row[1],
+        answers = generate(
+            self.model,
+            self.tokenizer,
+            chat.render_all(self.tokenizer, questions),
+            n=n,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            desc=desc,
+            groups=clusters,
+            select=self.through,
+            mixed=mixed,
+            add_special_tokens=False,
         )
-        if mixed:
-            batches = [rows[s : s + batch_size] for s in range(0, len(rows), batch_size)]
+        return clusters, answers
+
+    @contextlib.contextmanager
+    def through(self, clusters: Sequence[int]) -> Iterator[dict[str, Any] | None]:
+        """Within the block, row i of a batch goes through adapter `clusters[i]`; yields the
+        extra `generate` arguments that takes, if any."""
+        names = [adapter_name(c) for c in clusters]
+        if len(set(names)) == 1:
+            # One adapter in the batch: the plain forward, without per-row dispatch.
+            self.model.set_adapter(names[0])
+            yield None
+        elif self.gathered is not None:
+            with self.gathered.rows(list(clusters)):
+                yield None
         else:
-            batches = []
-            for cluster in sorted(set(clusters)):
-                group = [row for row in rows if row[1] == cluster]
-                batches += [group[s : s + batch_size] for s in range(0, len(group), batch_size)]
-        tokenizer = self.tokenizer
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        outputs: list[list[str]] = [[] for _ in questions]
-        seeds = torch.Generator().manual_seed(seed)
-        sampling = {"do_sample": False}
-        if temperature > 0:
-            sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
-        bar = tqdm(total=len(rows), desc=desc, unit="sample", disable=not progress)
-        for batch in batches:
-            encoded = tokenizer(
-                [prompts[i] for i, _ in batch],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            ).to(self.device)
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=seeds)))
-            names = [adapter_name(c) for _, c in batch]
-            routing, gathered = {}, contextlib.nullcontext()
-            if len(set(names)) == 1:
-                # One adapter in the batch: the plain forward, without per-row dispatch.
-                self.model.set_adapter(names[0])
-            elif self.gathered is not None:
-                gathered = self.gathered.rows([c for _, c in batch])
-            else:
-                routing = {"adapter_names": names}
-            with torch.no_grad(), gathered:
-                out = self.model.generate(
-                    **encoded,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                    **sampling,
-                    **routing,
-                )
-            texts = tokenizer.batch_decode(
-                out[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True
-            )
-            for (index, _), text in zip(batch, texts, strict=True):
-                outputs[index].append(text)
-            bar.update(len(batch))
-        bar.close()
-        return clusters, outputs
+            yield {"adapter_names": names}
 
     def generate(self, questions: Sequence[str], **kwargs: Any) -> list[tuple[int, str]]:
         """`(cluster, answer)` for each question (greedy unless `temperature` is given)."""

@@ -36,79 +36,24 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from codealign.errors import CodealignError
-from codealign.io import canonical_adapter_configs, is_main_process, save_npy
-from codealign.params import Section, param, register
+from codealign.evaluation import chat
+from codealign.io import canonical_adapter_configs, is_main_process
+from codealign.params.specialists import SFTParams
+from codealign.specialists.adapters import (
+    model_digest,
+    write_adapter_meta,
+    write_router,
+)
 
 log = logging.getLogger(__name__)
-
-ROUTER_FORMAT = "codealign-router/1"
-ROUTER_FILE = "router.json"
-ADAPTER_META = "codealign.json"
-DTYPES = ("float32", "float16", "bfloat16")
-TARGETS = ("code", "edits")
 # The record field each `sft.target` trains the assistant turn on.
 ANSWER_FIELDS = {"code": "code", "edits": "target"}
-
-
-@register("sft")
-@dataclass(frozen=True)
-class SFTParams(Section):
-    """LoRA/QLoRA fine-tuning of the specialists; defaults are the CPU profile."""
-
-    quantization: str = param(
-        "none", choices=("none", "nf4"), doc="nf4: 4-bit QLoRA base (CUDA + bitsandbytes only)"
-    )
-    compute_dtype: str = param(
-        "float32", choices=DTYPES, doc="4-bit compute dtype and mixed precision (float32: none)"
-    )
-    lora_r: int = param(8, ge=1, doc="LoRA rank")
-    lora_alpha: int = param(16, ge=1, doc="LoRA scaling numerator (scale = alpha / r)")
-    lora_dropout: float = param(0.05, ge=0, lt=1)
-    target_modules: tuple[str, ...] = param(
-        ("all-linear",), doc="module names to adapt; 'all-linear' is every linear but the head"
-    )
-    learning_rate: float = param(1e-3, gt=0, le=1)
-    epochs: float = param(2.0, gt=0, doc="passes over each cluster's items")
-    batch_size: int = param(16, ge=1, doc="per-device batch")
-    grad_accum: int = param(1, ge=1, doc="gradient accumulation steps")
-    eval_batch_size: int = param(32, ge=1)
-    max_length: int = param(512, ge=16, doc="tokens per example; longer ones are truncated")
-    optimizer: str = param("adamw_torch", doc="transformers optim name (paper: paged_adamw_32bit)")
-    lr_scheduler: str = param("cosine", doc="transformers scheduler name")
-    warmup_ratio: float = param(0.05, ge=0, lt=1, doc="share of steps in linear warm-up")
-    max_grad_norm: float = param(0.3, gt=0)
-    weight_decay: float = param(0.001, ge=0)
-    gradient_checkpointing: bool = param(False, doc="trade compute for memory (paper: true)")
-    save_steps: int = param(20, ge=1, doc="checkpoint and validation-loss interval")
-    save_total_limit: int = param(2, ge=1, doc="checkpoints kept besides the best one")
-    logging_steps: int = param(5, ge=1, doc="loss-logging interval; must divide save_steps")
-    target: str = param(
-        "code",
-        choices=TARGETS,
-        doc="assistant turn: the program (code) or its LintSeq edit sequence (edits, "
-        "the record's `target` field, as data/lintseq holds)",
-    )
-
-    def validate(self, prefix: str) -> None:
-        if self.quantization == "nf4" and self.compute_dtype == "float32":
-            raise CodealignError(
-                f"{prefix}.compute_dtype must be float16 or bfloat16 with quantization nf4"
-            )
-        if not self.target_modules:
-            raise CodealignError(f"{prefix}.target_modules must name at least one module")
-        if self.save_steps % self.logging_steps:
-            raise CodealignError(
-                f"{prefix}.logging_steps ({self.logging_steps}) must divide {prefix}.save_steps "
-                f"({self.save_steps}): a run resumed from a checkpoint would log other loss "
-                "windows than an uninterrupted one"
-            )
 
 
 # ---------------------------------------------------------------------------- configs
@@ -228,8 +173,8 @@ def to_conversation(
 ) -> dict[str, list[dict[str, str]]]:
     """One SFT record as TRL's conversational prompt/completion example."""
     return {
-        "prompt": [{"role": "user", "content": record["question"]}],
-        "completion": [{"role": "assistant", "content": answer_of(record, target)}],
+        "prompt": chat.messages(record["question"]),
+        "completion": chat.answer_messages(answer_of(record, target)),
     }
 
 
@@ -240,17 +185,6 @@ def records_digest(records: Sequence[dict[str, Any]], target: str = "code") -> s
         answer = answer_of(record, target)
         digest.update(json.dumps([str(record["id"]), record["question"], answer]).encode())
     return digest.hexdigest()
-
-
-def model_digest(model_dir: str | os.PathLike) -> dict[str, str]:
-    """sha256 of a model dir's files and of its config.json: the identity adapters are tied to."""
-    from codealign.lm.checkpoints import file_digest
-
-    model_dir = Path(model_dir)
-    config = model_dir / "config.json"
-    if not config.is_file():
-        raise CodealignError(f"{model_dir}: not a model directory (no config.json)")
-    return {"sha256": file_digest(model_dir), "config_sha256": file_digest(config)}
 
 
 # ---------------------------------------------------------------------------- training
@@ -376,45 +310,6 @@ def _mean(values: Sequence[float]) -> float:
 
 def adapter_bytes(adapter_dir: Path) -> int:
     return sum(p.stat().st_size for p in adapter_dir.glob("adapter_model.*"))
-
-
-def write_adapter_meta(
-    adapter_dir: Path, cluster: int, base_dir: str | os.PathLike, base: dict[str, str]
-) -> None:
-    """Record beside a saved adapter which base model (by sha256) it was trained on."""
-    from codealign.io import write_json
-
-    write_json(
-        adapter_dir / ADAPTER_META,
-        {"cluster": cluster, "base_model": {"path": str(base_dir), **base}},
-    )
-
-
-def write_router(
-    out_dir: Path,
-    base_dir: str | os.PathLike,
-    base: dict[str, str],
-    centroids: np.ndarray,
-    embedder: dict[str, Any],
-    adapters: Sequence[dict[str, Any]],
-    k_requested: int | None = None,
-) -> None:
-    """Write `centroids.npy` and `router.json` (adapter i serves centroid i) into `out_dir`."""
-    from codealign.io import write_json
-
-    centroids = np.asarray(centroids, dtype=np.float32)
-    save_npy(out_dir / "centroids.npy", centroids)
-    manifest = {
-        "format": ROUTER_FORMAT,
-        "k": len(centroids),
-        "k_requested": k_requested if k_requested is not None else len(centroids),
-        "base_model": {"path": str(base_dir), **base},
-        "embedder": embedder,
-        "dimension": int(centroids.shape[1]),
-        "centroids": "centroids.npy",
-        "adapters": list(adapters),
-    }
-    write_json(out_dir / ROUTER_FILE, manifest)
 
 
 def train_specialists(

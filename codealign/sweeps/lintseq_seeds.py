@@ -19,7 +19,7 @@ import click
 from codealign.cli import Command
 from codealign.edits.lintseq_eval import EDIT_FAILED
 from codealign.io import atomic_path, write_json
-from codealign.specialists.sft import TARGETS
+from codealign.params.specialists import TARGETS
 from codealign.sweeps.experiments import (
     format_stats,
     no_runs_error,

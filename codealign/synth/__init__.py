@@ -1,6 +1,5 @@
 """Synthetic question/code generation (METHOD.md A, "Synthetic generation").
 
-- `params.SynthParams`: the `synth:` params section.
 - `backends`: one interface (`Backend.complete(requests) -> responses`) over the
   offline tiny world, a local HF causal LM and any OpenAI-compatible endpoint, with a
   response cache so that reruns never pay twice.
@@ -10,7 +9,8 @@
 - `verify`: an item's own asserts run against its code in the sandbox.
 - `pipeline.run_synth`: all of it, in METHOD.md's order, with counts per reason.
 
-Importing this package registers the params section and imports nothing heavy.
+Its params section is `codealign.params.synth.SynthParams`. Importing this package
+imports nothing heavy.
 """
 
 from codealign.synth.backends import (
@@ -23,7 +23,6 @@ from codealign.synth.backends import (
     TinyWorldBackend,
     make_backend,
 )
-from codealign.synth.params import SynthParams
 from codealign.synth.parse import Parsed, Rejection, parse_response
 from codealign.synth.pipeline import SETS, SeedSets, SynthResult, load_seed_sets, run_synth
 from codealign.synth.verify import Item, SandboxVerifier
@@ -41,7 +40,6 @@ __all__ = [
     "ResponseCache",
     "SandboxVerifier",
     "SeedSets",
-    "SynthParams",
     "SynthResult",
     "TinyWorldBackend",
     "load_seed_sets",

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codealign.errors import CodealignError
-from codealign.synth.params import SynthParams
+from codealign.params.synth import SynthParams
 
 if TYPE_CHECKING:
     from tqdm import tqdm

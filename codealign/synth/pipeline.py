@@ -26,9 +26,9 @@ from typing import Any
 
 from codealign.errors import CodealignError
 from codealign.io import read_json, read_jsonl, require_fields
+from codealign.params.synth import SynthParams
 from codealign.synth import strategies
 from codealign.synth.backends import Backend, Request, Response
-from codealign.synth.params import SynthParams
 from codealign.synth.parse import Parsed, Rejection, parse_response
 from codealign.synth.verify import Item
 

@@ -25,8 +25,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from codealign.params.synth import SynthParams
 from codealign.synth.backends import Request
-from codealign.synth.params import SynthParams
 from codealign.synth.prompts import render
 
 

@@ -1,4 +1,4 @@
-"""Typed, validated params: one frozen dataclass per params.yaml section.
+"""What every params section is built from: `Section`, `param` and the value checks.
 
 A section class subclasses `Section` and declares its knobs with `param(...)`:
 
@@ -11,12 +11,14 @@ its type hint and bounds, and raises `CodealignError` with one line that names t
 `dedup.threshold must be a number in (0, 1], got 1.5`. Lists become tuples so that
 sections stay hashable and frozen.
 
-`load_params(path)` reads a whole params file: the top-level `seed`, `k` and
-`train_seed` and every registered section. `seed` is the master seed (the tiny world,
-the corpus, the data); `train_seed` (null: `seed`) seeds only what comes after the data
-(K-means, adapter training, sampling, DPO, lintseq_eval), so a training experiment can be
-repeated over seeds on the same curated data. Any key it does not know is an error, so a
-typo never silently falls back to a default.
+A field's default is the value the default profile, params/default.yaml, gives it
+(tests/test_params.py asserts so for every key), so a section built in code runs what the
+default profile runs. This module imports nothing of codealign but its errors.
+
+Adding a key: declare it in its section's class in `codealign/params/` with the default
+profile's value and a `doc=`, write it into every profile in params/ (and params.yaml),
+and rerun `codealign params --markdown > docs/params.md`; tests/test_params.py fails
+until all of that agrees. A new section also gets a line in `params.SECTIONS`.
 """
 
 from __future__ import annotations
@@ -24,10 +26,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from pathlib import Path
-from typing import Any, ClassVar, Self
-
-import yaml
+from typing import Any, Self
 
 from codealign.errors import CodealignError
 
@@ -42,9 +41,10 @@ def param(
     le: float | None = None,
     lt: float | None = None,
     choices: tuple[Any, ...] | None = None,
-    doc: str = "",
+    doc: str,
 ) -> Any:
-    """Declare a section field with optional bounds, allowed choices and a one-line doc."""
+    """Declare a section field: its default (params/default.yaml's value), optional bounds and
+    allowed choices, and a one-line doc for docs/params.md."""
     meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "doc": doc}
     if isinstance(default, list):
         default = tuple(default)
@@ -58,7 +58,8 @@ def _describe(hint: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(hint))
     if origin is tuple:
-        return f"a list of {_describe(typing.get_args(hint)[0])}"
+        item = _describe(typing.get_args(hint)[0])
+        return "a list of " + item.removeprefix("an ").removeprefix("a ") + "s"
     if origin is dict:
         return "a mapping"
     return {
@@ -153,8 +154,6 @@ def _coerce(value: Any, hint: Any, key: str, meta: dict[str, Any]) -> Any:
 class Section:
     """Base class of every params section; see the module docstring."""
 
-    _name: ClassVar[str] = ""
-
     @classmethod
     def from_dict(cls, raw: Any, prefix: str) -> Self:
         if raw is None:
@@ -187,73 +186,3 @@ class Section:
             value = getattr(self, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
-
-
-# Section name -> class; filled by `register` so that each class lives beside its code.
-SECTIONS: dict[str, type[Section]] = {}
-
-
-def register(name: str):
-    """Class decorator: make `cls` the parser of params section `name`."""
-
-    def wrap(cls: type[Section]) -> type[Section]:
-        SECTIONS[name] = cls
-        return cls
-
-    return wrap
-
-
-def _import_sections() -> None:
-    # Importing the modules registers their sections; they import nothing heavy at top level.
-    import codealign.sections  # noqa: F401
-
-
-@dataclasses.dataclass(frozen=True)
-class Params:
-    """A whole params file: top-level `seed`, `k`, `train_seed`, one object per section."""
-
-    seed: int
-    k: int
-    sections: dict[str, Section]
-    train_seed: int  # resolved: the file's `train_seed`, or `seed` when that is null or absent
-
-    def __getitem__(self, name: str) -> Any:
-        return self.sections[name]
-
-    def seed_of(self, name: str) -> int:
-        """Section `name`'s own `seed` (e.g. `base_model.seed`, `lintseq.seed`), or the
-        master seed where that is null."""
-        own = self.sections[name].seed
-        return self.seed if own is None else own
-
-
-def parse_params(raw: Any, source: str = "params") -> Params:
-    _import_sections()
-    if not isinstance(raw, dict):
-        raise CodealignError(f"{source}: expected a mapping at the top level")
-    for key in raw:
-        if key not in SECTIONS and key not in ("seed", "k", "train_seed"):
-            raise CodealignError(f"unknown params key '{key}' in {source}")
-    for key in ("seed", "k"):
-        if key not in raw:
-            raise CodealignError(f"missing params key '{key}' in {source}")
-    seed = _coerce(raw["seed"], int, "seed", {"ge": 0})
-    k = _coerce(raw["k"], int, "k", {"ge": 1})
-    train_seed = raw.get("train_seed")
-    train_seed = seed if train_seed is None else _coerce(train_seed, int, "train_seed", {"ge": 0})
-    sections = {name: cls.from_dict(raw.get(name), name) for name, cls in SECTIONS.items()}
-    return Params(seed=seed, k=k, sections=sections, train_seed=train_seed)
-
-
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate a params file; every error names the key (or the file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CodealignError(f"{path}: params file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise CodealignError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    return parse_params(raw, str(path))

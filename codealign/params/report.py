@@ -1,13 +1,12 @@
-"""The report's params section, `report` in params.yaml."""
+"""Section of the report stage: `report`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codealign.params import Section, param, register
+from codealign.params.core import Section, param
 
 
-@register("report")
 @dataclass(frozen=True)
 class ReportParams(Section):
     """What the report shows and how its figures look."""

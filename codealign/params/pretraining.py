@@ -1,0 +1,75 @@
+"""Sections of the base model: `base_model` (pretraining) and `base_model_eval`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codealign.errors import CodealignError
+from codealign.params.core import Section, param
+
+
+@dataclass(frozen=True)
+class BaseModelParams(Section):
+    """The base model: its corpus, its architecture (name: tiny) and its pretraining."""
+
+    name: str = param("tiny", doc="'tiny' pretrains a small Llama here; else a hub id or path")
+    code_share: float = param(0.25, ge=0, le=1, doc="fraction of corpus characters that are code")
+    edit_share: float = param(
+        0.2, ge=0, le=1, doc="fraction of the code characters written as LintSeq edit sequences"
+    )
+    corpus_chars: int = param(3_000_000, ge=1000, doc="size of the pretraining corpus")
+    vocab_size: int = param(1024, ge=300, le=65536, doc="byte-level BPE vocabulary")
+    hidden_size: int = param(128, ge=8, doc="tiny model: width; a multiple of num_heads")
+    num_layers: int = param(4, ge=1, doc="tiny model: decoder layers")
+    num_heads: int = param(4, ge=1, doc="tiny model: attention heads")
+    intermediate_size: int = param(384, ge=8, doc="tiny model: MLP width")
+    block_size: int = param(128, ge=16, doc="tokens per packed training sequence")
+    steps: int = param(600, ge=1, doc="optimizer steps (a fixed count, never a time budget)")
+    batch_size: int = param(32, ge=1, doc="packed sequences per optimizer step")
+    learning_rate: float = param(3e-3, gt=0, le=1, doc="peak learning rate")
+    warmup_steps: int = param(30, ge=0, doc="steps of linear warm-up to the peak rate")
+    weight_decay: float = param(0.01, ge=0, doc="AdamW weight decay")
+    save_steps: int = param(
+        100,
+        ge=1,
+        doc="checkpoint interval; a killed run resumes here. The loss is logged about every "
+        "steps/100 steps, on a divisor of this",
+    )
+    eval_tasks: int = param(50, ge=0, doc="tinyeval tasks scored after training (0: none)")
+    eval_samples: int = param(8, ge=1, doc="samples per task for pass@k at eval_temperature")
+    eval_temperature: float = param(
+        0.8, gt=0, le=2, doc="sampling temperature of the post-training eval"
+    )
+    max_new_tokens: int = param(96, ge=1, doc="answer budget of the post-training eval")
+    dtype: str = param(
+        "float32", choices=("float32", "bfloat16", "float16"), doc="weights and training precision"
+    )
+    seed: int | None = param(
+        None,
+        ge=0,
+        doc="pretraining seed: weights, data order, eval samples (null: the master seed); "
+        "the corpus stays the master seed's",
+    )
+
+    def validate(self, prefix: str) -> None:
+        if self.hidden_size % self.num_heads:
+            raise CodealignError(
+                f"{prefix}.hidden_size ({self.hidden_size}) must be a multiple of "
+                f"{prefix}.num_heads ({self.num_heads})"
+            )
+
+
+@dataclass(frozen=True)
+class BaseModelEvalParams(Section):
+    """Held-out scores of the base model: what base_model.code_share moves."""
+
+    english_docs: int = param(500, ge=1, doc="held-out English documents (stories, facts) scored")
+    code_docs: int = param(0, ge=0, doc="tinyeval canonical solutions scored (0: all)")
+    instructions: int = param(200, ge=0, doc="English instructions answered greedily (0: none)")
+    batch_size: int = param(32, ge=1, doc="sequences per forward pass or generate call")
+    max_new_tokens: int = param(32, ge=1, doc="tokens generated per instruction answer")
+    salt: str = param("heldout", doc="names the held-out RNG streams; change it for a fresh draw")
+
+    def validate(self, prefix: str) -> None:
+        if not self.salt.strip():
+            raise CodealignError(f"{prefix}.salt must be a non-empty string")
