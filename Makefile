@@ -72,7 +72,7 @@ lock:
 # requirements.lock's pins where vLLM allows them (it pins torch and bounds transformers).
 PYTHON_GPU ?= python3.12
 lock-gpu:
-	grep -v -i -E '^(torch|transformers|tokenizers|setuptools|pip)==' requirements.lock > .lock-gpu.c
+	grep -v -i -E '^(torch|transformers|tokenizers|huggingface[-_]hub|numpy|setuptools|pip)==' requirements.lock > .lock-gpu.c
 	$(PYTHON_GPU) -m pip install --quiet --dry-run --ignore-installed --report .lock-gpu.json \
 		-c .lock-gpu.c "torch==$$(sed -n 's/^torch==//p' requirements.lock)" -e ".[dev,gpu]"
 	$(PYTHON_GPU) -c 'import json; r = json.load(open(".lock-gpu.json")); \

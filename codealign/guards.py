@@ -3,7 +3,7 @@
 A profile written for a GPU (`params/paper.yaml`) run on a CPU machine would otherwise fail
 deep inside a library (bitsandbytes: "Cannot access accelerator device when none is
 available") after minutes of work, naming no param. `check(params_file, stage)` runs
-before a stage's own code (codealign.cli.Command calls it for every stage script) and
+before a stage's own code (codealign.command.Command calls it for every stage script) and
 raises `CodealignError` with one line naming the key and the reason.
 
 Only the params sections a stage declares in dvc.yaml are checked, so the paper profile

@@ -51,6 +51,7 @@ class TestCase:
     variants: tuple[tuple[tuple, dict], ...]
     expected: Any = NO_EXPECTED
     source: str = ""
+    identity: bool = False  # `f(x) is True/False/None`: the very object, not just `==`
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +146,8 @@ def _value_case(stmt: ast.stmt, callee: set[str]) -> TestCase | None:
     ok, expected = _literal(right)
     if not ok:
         return None
-    return TestCase(((tuple(args), kwargs),), expected, ast.unparse(stmt.test)[:300])
+    identity = isinstance(op, ast.Is)
+    return TestCase(((tuple(args), kwargs),), expected, ast.unparse(stmt.test)[:300], identity)
 
 
 def _is_noise(stmt: ast.stmt) -> bool:
@@ -240,12 +242,110 @@ def instrument(problem: Problem) -> tuple[str, int]:
 
 @functools.lru_cache(maxsize=4096)
 def referenced_names(code: str) -> list[str]:
-    """Names the test code loads (proxies are bound for those the program defines)."""
+    """Names the code loads or stores anywhere (`ast.Name` nodes), sorted."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
         return []
     return sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """Every name the code binds somewhere: assignments, definitions, arguments, imports,
+    `except ... as`, `global`/`nonlocal` declarations and match captures."""
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update(_import_names(node))
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
+    return bound
+
+
+def _import_names(node: ast.Import | ast.ImportFrom) -> list[str]:
+    return [alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name != "*"]
+
+
+def _top_level(source: str) -> list[ast.stmt] | None:
+    try:
+        return ast.parse(source).body
+    except SyntaxError:
+        try:
+            return ast.parse(source + "    pass\n").body
+        except SyntaxError:
+            return None
+
+
+def _top_level_names(body: list[ast.stmt]) -> set[str]:
+    """Names a module's top level binds (nested scopes excluded)."""
+    names: set[str] = set()
+    for stmt in body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(stmt.name)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            names.update(_import_names(stmt))
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+@dataclass(frozen=True)
+class CheckNamespace:
+    """How check-mode test code sees the program (see `check_namespace`)."""
+
+    prelude: str  # trusted code the tester runs before the test: helpers and imports
+    proxied: tuple[str, ...]  # the only names bound to calls into the program
+
+
+@functools.lru_cache(maxsize=4096)
+def check_namespace(problem: Problem) -> CheckNamespace:
+    """The namespace general test code runs in: the test's own, not the program's.
+
+    Builtins are the real ones. The prompt's helpers and imports (HumanEval/32's `poly`,
+    /38's `encode_cyclic`) are trusted copies run from the problem's own prompt text, so
+    a program that redefines them changes nothing the test computes. Top-level imports of
+    the canonical solution whose names the test uses without binding them (MBPP/596's
+    `sys`) are run the same way. Only the entry point, and the names the test uses that
+    the canonical solution (not the prompt) defines, such as MBPP/601's `Pair` class,
+    are calls into the program; everything else the program defines stays out of reach.
+    """
+    test_tree = ast.Module(body=_top_level(problem.test) or [], type_ignores=[])
+    used = {n.id for n in ast.walk(test_tree) if isinstance(n, ast.Name)}
+    free = used - _bound_names(test_tree)
+    prelude = ""
+    prompt_names: set[str] = set()
+    if problem.prompt_prefix:
+        prelude = prompt_helpers(problem.prompt, problem.entry_point)
+        prompt_names = _top_level_names(_top_level(problem.prompt) or [])
+    canonical = _top_level(problem.canonical_program) if problem.canonical_solution else None
+    entry = problem.entry_point
+    proxied = set()
+    if entry and (canonical is None or entry in _top_level_names(canonical)):
+        proxied.add(entry)  # not MBPP/912's `int`, the first name its tests call
+    imports = []
+    for stmt in canonical or []:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            wanted = set(_import_names(stmt)) & free - prompt_names
+            if wanted:
+                imports.append(ast.unparse(stmt) + "\n")
+            continue
+        proxied |= (_top_level_names([stmt]) & free) - prompt_names
+    proxied -= {n for stmt in imports for n in _import_names(ast.parse(stmt).body[0])}
+    return CheckNamespace(prelude + "".join(imports), tuple(sorted(proxied)))
 
 
 def prompt_helpers(prompt: str, entry_point: str | None) -> str:

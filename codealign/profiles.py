@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command
+from codealign.command import Command
 from codealign.errors import CodealignError
 
 PROFILES_DIR = Path("params")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.evaluation.evaluate import evaluate_model
 from codealign.io import atomic_path, read_jsonl, write_json
 from codealign.lm.checkpoints import checkpoint_dir, file_digest

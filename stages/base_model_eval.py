@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.io import write_json
 from codealign.lm.checkpoints import file_digest
 from codealign.params import load_params

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.dpo.curriculum import build_curriculum
 from codealign.dpo.plots import distance_histogram
 from codealign.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl

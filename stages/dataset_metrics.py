@@ -4,7 +4,7 @@ import logging
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.curation.dataset_metrics import (
     dataset_metrics,
     parse_dataset_spec,

@@ -5,7 +5,7 @@ import logging
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.curation.dedup import curate, gather_eval_tasks, gather_records
 from codealign.io import atomic_path, write_json, write_jsonl
 from codealign.lm.embedding import Embedder

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.dpo.schedule import RunContext, run_stage
 from codealign.io import write_json
 from codealign.params import load_params

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.dpo.plots import pass_curves
 from codealign.dpo.schedule import compare
 from codealign.io import read_json, write_json

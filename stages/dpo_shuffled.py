@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.dpo.plots import loss_vs_distance
 from codealign.dpo.schedule import RunContext, read_curriculum, run_shuffled
 from codealign.io import is_main_process, write_json

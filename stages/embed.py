@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.curation.dedup import read_sft_jsonl
 from codealign.io import atomic_path
 from codealign.lm.embedding import Embedder, model_identity

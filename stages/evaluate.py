@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.errors import CodealignError
 from codealign.evaluation.evaluate import evaluate, load_benchmark
 from codealign.evaluation.policy import SamplingSpec, load_policy, resolve_policy

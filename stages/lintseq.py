@@ -5,7 +5,7 @@ import logging
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.edits.lintseq import build_split, merge_metrics
 from codealign.io import atomic_path, iter_jsonl, require_fields, write_json, write_jsonl
 from codealign.params import load_params

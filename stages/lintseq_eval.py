@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.edits.lintseq_eval import (
     answer_lengths,
     evaluate_pair,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.dpo.pairs import mine_pairs, reference_logps
 from codealign.evaluation.policy import load_policy, resolve_policy
 from codealign.io import atomic_path, read_jsonl, write_json, write_jsonl

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.params import load_params
 from codealign.params.report import ReportParams
 from codealign.report import write_report

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.dpo.evaluate import load_benchmarks
 from codealign.dpo.sample import (
     check_disjoint,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.dpo.sample import pool_problems
 from codealign.dpo.score import score_samples, score_summary
 from codealign.io import atomic_path, read_jsonl, write_json, write_jsonl

@@ -4,7 +4,7 @@ import logging
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.curation.seed import real_seed_sets, tinyworld_seed_sets, write_seed_sets
 from codealign.io import atomic_path, write_json
 from codealign.params import load_params

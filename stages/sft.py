@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.curation.dedup import read_sft_jsonl
 from codealign.errors import CodealignError
 from codealign.io import atomic_path, read_jsonl, write_json

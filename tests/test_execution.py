@@ -170,11 +170,22 @@ def test_bad_samples_raise_one_clear_error(sandbox, samples, message):
         sandbox.score([ADD], samples)
 
 
-def test_exact_type_comparison():
-    assert same_value(3, 3.0) and not same_value(True, 1) and not same_value([1], (1,))
+def test_comparison_is_pythons_equality_on_plain_data():
+    assert same_value(3, 3.0) and same_value(0, False) and same_value(True, 1)
+    assert not same_value([1], (1,)) and same_value({1}, frozenset({1}))
+    assert not same_value(10**17 + 1, 1e17) and not same_value(1e17, 10**17 + 1)
+    assert not same_value(1.5, 1 << 2000) and not same_value(1 << 2000, 1.5, atol=1e-6)
+    assert not same_value(1.5, 1 << 2000, atol=1e-6)  # no OverflowError
     assert not same_value(float("nan"), float("nan"))
+    assert not same_value(float("nan"), float("nan"), atol=1e-6)
     assert same_value(0.1 + 0.2, 0.3, atol=1e-9) and not same_value(0.1 + 0.2, 0.3)
-    assert same_value({(1, 2): {3}}, {(1, 2): {3}}) and not same_value({1: 2}, {True: 2})
+    assert same_value({(1, 2): {3}}, {(1, 2): {3}}) and same_value({1: 2}, {True: 2})
+    # a tolerance applies where a float is expected, never to an expected int
+    assert same_value([1.0, 2.0], [1.0000001, 2], atol=1e-6)
+    assert not same_value(3, 3.0000001, atol=1e-6) and not same_value(3, 4, atol=1e-6)
+    assert not same_value({"a": 1}, {"a": 1.0000001}, atol=1e-6)
+    assert same_value({"a": 1.0}, {"a": 1.0000001}, atol=1e-6)
+    assert same_value(1.0, True) and not same_value(None, 0)
 
 
 def test_wire_refuses_anything_but_plain_data():

@@ -42,6 +42,8 @@ def smoke_repo(tmp_path_factory):
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "CODEALIGN_CACHE": str(work / ".cache"),
         "HF_HUB_OFFLINE": "1",
+        # Each process records the codealign modules it imported and package files it read.
+        "CODEALIGN_TRACE_DEPS": str(tmp_path_factory.mktemp("trace")),
     }
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run([*git, "init", "-q"], work, env)
@@ -115,6 +117,42 @@ def test_smoke_mines_pairs_in_every_bucket_and_trains_every_dpo_stage_on_them(sm
         assert not stage["skipped"] and stage["pairs"] == row["pairs"] and stage["steps"] >= 1
     shuffled = json.loads((work / "metrics" / "dpo" / "shuffled.json").read_text())
     assert shuffled["pairs"] == curriculum["pairs_kept"]
+
+
+@pytest.mark.slow
+def test_every_module_and_package_file_a_stage_used_is_among_its_deps(smoke_repo):
+    """What each stage process imported (sys.modules at exit) and opened under codealign/
+    must be deps of that stage, or a change there would leave its outs stale."""
+    from codealign.stage_deps import covers, read_stages
+
+    work, env, _ = smoke_repo
+    _, stages = read_stages(work / "dvc.yaml")
+    scripts = {spec.script for spec in stages}
+    seen, missing = set(), []
+    for trace in Path(env["CODEALIGN_TRACE_DEPS"]).glob("*.json"):
+        record = json.loads(trace.read_text())
+        script = Path(record["argv"][0])
+        script = (script.resolve().relative_to(work) if script.is_absolute() else script).as_posix()
+        if script not in scripts:
+            continue  # `codealign generate` and the like
+        seen.add(script)
+        files = {f"codealign/{name}" for name in record["files"]}
+        for module in record["modules"]:
+            base = work.joinpath(*module.split("."))
+            files.add(
+                (
+                    base.with_suffix(".py")
+                    if base.with_suffix(".py").is_file()
+                    else base / "__init__.py"
+                )
+                .relative_to(work)
+                .as_posix()
+            )
+        for spec in stages:
+            if spec.script == script:
+                missing += [f"{spec.name}: {f}" for f in sorted(files) if not covers(spec.deps, f)]
+    assert seen == scripts, f"no trace from {sorted(scripts - seen)}"
+    assert not missing, sorted(set(missing))
 
 
 @pytest.mark.slow

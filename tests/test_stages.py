@@ -117,51 +117,17 @@ def test_base_model_with_missing_seed_names_the_file(tmp_path):
     assert not (tmp_path / "model").exists() and not (tmp_path / "m.json").exists()
 
 
-def _codealign_imports(script: Path) -> set[str]:
-    """Repository paths of the codealign modules `script` imports directly."""
-    import ast
+def test_every_stage_lists_every_codealign_file_its_script_can_reach():
+    """DVC reruns a stage only for what its `deps:` list, so a codealign module (or package
+    data file) the stage script can reach, through any chain of imports, function-level
+    ones included, and dvc.yaml leaves out would let a stale out pass as fresh."""
+    from codealign.stage_deps import LOCK_FILE, covers, read_stages, stage_files
 
-    found = set()
-    for node in ast.walk(ast.parse(script.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        else:
-            continue
-        for name in names:
-            if name.split(".")[0] != "codealign" or name == "codealign":
-                continue
-            path = ROOT / name.replace(".", "/")
-            if path.with_suffix(".py").is_file():
-                found.add(f"{name.replace('.', '/')}.py")
-            elif (path / "__init__.py").is_file():
-                found.add(f"{name.replace('.', '/')}/__init__.py")
-    return found
-
-
-# Shared plumbing every stage imports, left out of deps so that a change there does not
-# rerun the whole DAG (docs/pipeline.md says so): click wiring, params loading and the section
-# classes (every profile spells out every key, so no default reaches an out), atomic
-# writes, the error type. An entry ending in "/" is a package.
-PLUMBING = {"codealign/cli.py", "codealign/params/", "codealign/io.py", "codealign/errors.py"}
-
-
-def _plumbing(module: str) -> bool:
-    return any(module == p or (p.endswith("/") and module.startswith(p)) for p in PLUMBING)
-
-
-def test_every_codealign_module_a_stage_script_imports_is_among_its_deps():
-    """DVC reruns a stage only for what its `deps:` list, so a library module the stage
-    script imports and dvc.yaml leaves out would let a stale out pass as fresh."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    _, stages = read_stages(ROOT / "dvc.yaml")
+    assert len(stages) == len(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
     missing = []
-    for name, spec in stages.items():
-        spec = spec.get("do", spec)  # a foreach stage: one definition for every item
-        script = spec["cmd"].split()[1]
-        assert script.startswith("stages/") and script.endswith(".py"), spec["cmd"]
-        deps = [str(d) for d in spec.get("deps", [])]
-        for module in sorted(m for m in _codealign_imports(ROOT / script) if not _plumbing(m)):
-            if not any(module == d or module.startswith(d.rstrip("/") + "/") for d in deps):
-                missing.append(f"{name}: {module}")
+    for spec in stages:
+        files = stage_files(spec.script)
+        assert {spec.script, LOCK_FILE, "codealign/__init__.py"} <= files
+        missing += [f"{spec.name}: {f}" for f in sorted(files) if not covers(spec.deps, f)]
     assert not missing, missing

@@ -2,21 +2,113 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import math
+import os
+import re
+import signal
+import sys
 from collections import Counter
 from pathlib import Path
 
 import click
 
-from codealign.cli import Command
+from codealign.command import Command
 from codealign.errors import CodealignError
 from codealign.execution.policy import Policy
-from codealign.execution.pool import Limits, Sandbox
+from codealign.execution.pool import MAX_TIMEOUT, Limits, Sandbox
 from codealign.execution.verdicts import STATUSES
-from codealign.io import iter_jsonl, write_jsonl
+from codealign.io import _open_text, atomic_path, iter_jsonl
 from codealign.passk import pass_at_k
 from codealign.problems import load_problems
+
+WORKERS_PER_CPU = 4
+
+
+def max_workers() -> int:
+    """The most sandbox workers `check` starts: a few per CPU this process may use."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return WORKERS_PER_CPU * max(1, cpus)
+
+
+def _parse_workers(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    most = max_workers()
+    if not 1 <= value <= most:
+        raise click.BadParameter(
+            f"{value} is not between 1 and {most} ({WORKERS_PER_CPU} per CPU on this machine)"
+        )
+    return value
+
+
+def _parse_timeout(ctx: click.Context, param: click.Parameter, value: float | None):
+    if value is None:
+        return None
+    if not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT:
+        raise click.BadParameter(
+            f"{value} is not a number of seconds above 0 and at most {MAX_TIMEOUT:.0f}"
+        )
+    return value
+
+
+# What `str.splitlines()` splits on that JSON leaves raw, and lone surrogates (which
+# UTF-8 cannot encode): written as \u escapes, so every reader sees one line per verdict.
+_RAW_IN_JSON = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
+
+
+def verdict_line(verdict: dict) -> str:
+    """One verdict as a line of JSON that any line splitter and any UTF-8 reader accept."""
+    text = json.dumps(verdict, ensure_ascii=False)
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+
+
+def write_verdicts(path: Path, verdicts: list[dict]) -> None:
+    """Write the verdicts JSONL atomically: a kill leaves the old file or none."""
+    with atomic_path(path) as tmp, _open_text(tmp, "w") as handle:
+        for verdict in verdicts:
+            handle.write(verdict_line(verdict))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_out_path(out: Path, inputs: list[Path]) -> None:
+    """Refuse an --out that would destroy something: a directory, or an input file."""
+    if out.is_dir():
+        raise CodealignError(f"--out {out} is a directory; name a file to write")
+    for given in inputs:
+        if _same_file(out, given):
+            raise CodealignError(f"--out {out} is the input {given}; name another file")
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: stop like an interrupt."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """While inside, SIGTERM raises `Terminated` in the main thread (like SIGINT does)."""
+
+    def handler(signum, frame):
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _parse_ks(ctx: click.Context, param: click.Parameter, text: str) -> list[int]:
@@ -62,16 +154,27 @@ def _numbered(path: Path):
     "--workers",
     default=2,
     show_default=True,
-    type=click.IntRange(min=1),
-    help="Sandbox worker processes.",
+    type=int,
+    callback=_parse_workers,
+    help=f"Sandbox worker processes (at most {WORKERS_PER_CPU} per CPU).",
 )
 @click.option(
     "--timeout",
-    default=3.0,
-    show_default=True,
-    type=click.FloatRange(min=0.01),
-    help="Wall-clock seconds per sample.",
+    default=None,
+    type=float,
+    callback=_parse_timeout,
+    help="Wall-clock seconds per sample, the cap for every sample. Default: 3, and for "
+    "problems with canonical timings (HumanEval+, MBPP+) each test gets max(1 s, 4x the "
+    "canonical time) and the sample their sum, at most 60.",
 )
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Cache of expected values computed from canonical solutions "
+    "(default: $CODEALIGN_CACHE_DIR or ~/.cache/codealign).",
+)
+@click.option("--no-cache", is_flag=True, help="Compute expected values afresh, cache nothing.")
 @click.option(
     "--k",
     "ks",
@@ -90,7 +193,20 @@ def _numbered(path: Path):
     "--no-policy", is_flag=True, help="Turn off the in-Python policy (AST check and audit hook)."
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def check(problems, samples, out, workers, timeout, ks, fast, full_program, no_policy, quiet):
+def check(
+    problems,
+    samples,
+    out,
+    workers,
+    timeout,
+    cache_dir,
+    no_cache,
+    ks,
+    fast,
+    full_program,
+    no_policy,
+    quiet,
+):
     """Run SAMPLES (`task_id, completion[, completion_id]`) against PROBLEMS in the sandbox.
 
     PROBLEMS may be HumanEval, HumanEval+, MBPP, APPS or tiny-world tasks (.jsonl,
@@ -98,16 +214,31 @@ def check(problems, samples, out, workers, timeout, ks, fast, full_program, no_p
     last line, a JSON summary with unbiased pass@k and the count of each status.
 
         codealign check HumanEval.jsonl.gz samples.jsonl --out verdicts.jsonl
+
+    SIGINT or SIGTERM stops every sample, removes the sandbox's files and writes nothing.
     """
+    check_out_path(out, [problems, samples])
     problem_set = load_problems(problems)
     records = read_samples(samples)
-    with Sandbox(
-        workers=workers, limits=Limits(timeout=timeout), policy=Policy(enabled=not no_policy)
-    ) as sandbox:
-        verdicts = sandbox.score(
-            problem_set, records, fast=fast, progress=not quiet, full_program=full_program
-        )
-    write_jsonl(out, verdicts)
+    limits = Limits() if timeout is None else Limits(timeout=timeout, timeout_cap=timeout)
+    try:
+        with (
+            _sigterm_interrupts(),
+            Sandbox(
+                workers=workers,
+                limits=limits,
+                policy=Policy(enabled=not no_policy),
+                cache_dir=False if no_cache else cache_dir,
+            ) as sandbox,
+        ):
+            verdicts = sandbox.score(
+                problem_set, records, fast=fast, progress=not quiet, full_program=full_program
+            )
+    except (KeyboardInterrupt, Terminated) as exc:
+        name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        click.echo(f"error: interrupted by {name}: samples stopped, no verdicts written", err=True)
+        sys.exit(128 + (signal.SIGTERM if name == "SIGTERM" else signal.SIGINT))
+    write_verdicts(out, verdicts)
     counts = Counter(v["status"] for v in verdicts)
     summary: dict = dict(pass_at_k(verdicts, ks))
     summary.update({status: counts.get(status, 0) for status in STATUSES})

@@ -2,9 +2,16 @@
 
 `Sandbox` starts `workers` worker processes (see worker.py), feeds each its samples in
 turn, one running and the next waiting in its pipe, and turns their reports into
-verdicts with `verdicts.decide`. Expected values never leave this process. A worker is
-replaced after `recycle_after` samples and after any anomaly (timeout, crash, policy
-stop, out-of-memory, a report it could not parse).
+verdicts with `verdicts.Judge`, line by line as they arrive, so a report's size bounds
+neither the parent's memory nor its time. Expected values never leave this process.
+A worker is replaced after `recycle_after` samples and after any anomaly (timeout,
+crash, policy stop, out-of-memory, a report it could not parse, a limit tripped).
+
+Expected values that come from running a canonical solution (HumanEval+/MBPP+ inputs)
+are computed once, in parallel, with each input's time, and kept in an on-disk cache
+keyed by the problem's content (see cache.py). Those times size each test's limit as
+evalplus does: max(`test_min_s`, `test_factor` x the canonical time), and the sample's
+as their sum (plus 1 s), at most `timeout_cap`.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import functools
 import itertools
 import json
 import logging
+import math
 import os
 import queue
 import select
@@ -31,14 +39,17 @@ from typing import Any
 
 from codealign.errors import CodealignError
 from codealign.execution import wire
+from codealign.execution.cache import ExpectedCache
 from codealign.execution.policy import Policy
-from codealign.execution.verdicts import decide
-from codealign.problems import NO_EXPECTED, Problem, instrument, referenced_names
+from codealign.execution.verdicts import Judge, clean
+from codealign.problems import NO_EXPECTED, Problem, check_namespace, instrument
 
 log = logging.getLogger(__name__)
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
-ANOMALIES = frozenset({"timeout", "crashed", "policy", "oom"})
+ANOMALIES = frozenset({"timeout", "crashed", "policy", "oom", "output_limit"})
+MAX_TIMEOUT = 24 * 3600.0  # no limit in seconds may be longer than a day
+READ_STALL = 60.0  # seconds a worker may pause in the middle of a report
 UID_SLOTS = 64  # workers a pool starts before its uids come round again; 2 uids each
 
 
@@ -64,7 +75,13 @@ PRELOAD_EXTRA = (
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-sample limits. Every knob is enforced by the kernel in the sample's processes."""
+    """Per-sample limits, enforced by the kernel and the worker around the sample.
+
+    `timeout` is a sample's wall-clock limit where its problem has no canonical
+    timings; where it has (expected values computed from the canonical solution), each
+    test may take max(`test_min_s`, `test_factor` x the canonical time) and the sample
+    the sum of those plus 1 s, at most `timeout_cap`.
+    """
 
     timeout: float = 3.0  # wall-clock seconds for a whole sample (all its tests)
     memory_mb: int = 1024  # address space of each sample process
@@ -73,21 +90,43 @@ class Limits:
     open_files: int = 64  # file descriptors per process
     processes: int = 32  # processes and threads of a sample (per private uid)
     output_kb: int = 64  # stdout/stderr kept per sample; the rest is drained and dropped
+    timeout_cap: float = 60.0  # most seconds for a sample with per-test limits (evalplus's)
+    test_min_s: float = 1.0  # shortest per-test limit (evalplus's min_time_limit)
+    test_factor: float = 4.0  # per-test limit over the canonical time (evalplus's)
+    program_mb: int = 16  # largest program text; a larger one is `too_large`, not sent
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if not value > 0:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise CodealignError(f"sandbox limit {name} must be a number, got {value!r}")
+            if not math.isfinite(value) or not value > 0:
                 raise CodealignError(f"sandbox limit {name} must be positive, got {value}")
+        for name in ("timeout", "timeout_cap", "test_min_s"):
+            if getattr(self, name) > MAX_TIMEOUT:
+                raise CodealignError(
+                    f"sandbox limit {name} must be at most {MAX_TIMEOUT:.0f} s, "
+                    f"got {getattr(self, name)}"
+                )
 
-    def as_wire(self) -> dict:
-        return {
-            "timeout": float(self.timeout),
+    def sample_timeout(self, times: list | None) -> tuple[float, list[float] | None]:
+        """(the sample's wall-clock limit, each test's limit or None) given canonical times."""
+        if not times:
+            return float(self.timeout), None
+        each = [max(self.test_min_s, self.test_factor * float(t)) for t in times]
+        return min(float(self.timeout_cap), sum(each) + 1.0), each
+
+    def as_wire(self, timeout: float | None = None, tests: list[float] | None = None) -> dict:
+        wired = {
+            "timeout": float(self.timeout if timeout is None else timeout),
             "memory_bytes": int(self.memory_mb) << 20,
             "file_bytes": int(self.file_mb) << 20,
             "open_files": int(self.open_files),
             "processes": int(self.processes),
             "output_bytes": int(self.output_kb) << 10,
         }
+        if tests:
+            wired["tests"] = {"each": [round(t, 4) for t in tests]}
+        return wired
 
 
 @dataclass
@@ -99,6 +138,7 @@ class Sample:
     task_id: Any = None
     completion_id: Any = None
     expected: list | None = field(default=None, repr=False)
+    times: list | None = field(default=None, repr=False)  # the canonical solution's, per test
 
 
 def _frames(job: dict, tests: dict) -> bytes:
@@ -114,6 +154,7 @@ class _Pending:
     data: bytes | None = None  # the frames for a worker; None when settled without one
     verdict: tuple | None = None
     sent: bool = False
+    timeout: float = 0.0  # the sample's wall-clock limit
 
 
 class _Worker:
@@ -132,6 +173,7 @@ class _Worker:
             start_new_session=True,
         )
         self.served = 0
+        self._buf = bytearray()
         # Frames sent ahead (see Sandbox.run) stay under a quarter of the pipe's buffer,
         # so two of them always fit and a write never waits on the worker.
         self.ahead_bytes = fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_GETPIPE_SZ) // 4
@@ -141,27 +183,74 @@ class _Worker:
             raise CodealignError("the sandbox worker failed to start")
         self.isolation = hello["hello"]
 
-    def _read(self, timeout: float) -> dict | None:
+    def _fill(self, deadline: float) -> bool:
+        """Read what the worker has written so far into the buffer; False on EOF/timeout."""
         fd = self.proc.stdout.fileno()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return False
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return False
+        self._buf += chunk
+        return True
+
+    def _read(self, timeout: float) -> dict | None:
+        """The next header frame: a length-prefixed JSON object."""
         deadline = time.monotonic() + timeout
-        data = b""
-        need = 4
-        header = True
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        while len(self._buf) < 4:
+            if not self._fill(deadline):
                 return None
-            chunk = os.read(fd, need - len(data))
-            if not chunk:
+        need = int.from_bytes(self._buf[:4], "big")
+        if need > wire.MAX_FRAME:
+            return None
+        while len(self._buf) < 4 + need:
+            if not self._fill(deadline):
                 return None
-            data += chunk
-            if len(data) == need:
-                if not header:
-                    return json.loads(data)
-                need = int.from_bytes(data, "big")
-                if need > wire.MAX_FRAME * 2:
-                    return None
-                data, header = b"", False
+        body = bytes(self._buf[4 : 4 + need])
+        del self._buf[: 4 + need]
+        header = json.loads(body)
+        return header if type(header) is dict else None
+
+    def _stream(self, size: int, name: str, judge) -> bool:
+        """Feed `size` bytes of report stream `name` to `judge`, one line at a time.
+
+        At most one line (`wire.LINE_CAP`) is held: a longer line is dropped and the
+        judge told; once the judge needs no more messages the rest is read and dropped.
+        """
+        line = bytearray()
+        skipping = False
+        left = size
+        while left > 0:
+            if not self._buf and not self._fill(time.monotonic() + READ_STALL):
+                return False
+            take = min(left, len(self._buf))
+            chunk = bytes(self._buf[:take])
+            del self._buf[:take]
+            left -= take
+            if judge.full(name):
+                continue
+            start = 0
+            while start < len(chunk) and not judge.full(name):
+                end = chunk.find(b"\n", start)
+                stop = len(chunk) if end < 0 else end
+                if not skipping:
+                    if len(line) + stop - start > wire.LINE_CAP:
+                        judge.overflow(name, f"a report line over {wire.LINE_CAP >> 20} MiB")
+                        line.clear()
+                        skipping = True
+                    else:
+                        line += chunk[start:stop]
+                if end < 0:
+                    break
+                if line and not skipping:
+                    judge.feed(name, bytes(line))
+                line.clear()
+                skipping = False
+                start = end + 1
+        if line and not skipping and not judge.full(name):
+            judge.feed(name, bytes(line))
+        return True
 
     def send(self, data: bytes) -> bool:
         """Write a sample's frames (job, then tests); False if the worker is gone."""
@@ -172,15 +261,25 @@ class _Worker:
         self.served += 1
         return True
 
-    def receive(self, timeout: float) -> dict | None:
-        """The next report, or None on a timeout, a closed pipe or a malformed frame."""
+    def receive(self, timeout: float, judge) -> dict | None:
+        """The next report's header, its streams fed to `judge`; None on a timeout, a
+        closed pipe or a malformed frame."""
         try:
-            return self._read(timeout)
-        except (ValueError, OSError):
+            header = self._read(timeout)
+            if header is None:
+                return None
+            sizes = header.get("sizes")
+            if type(sizes) is not dict:
+                return None
+            for name in ("c", "t"):
+                size = sizes.get(name, 0)
+                if type(size) is not int or not 0 <= size <= wire.REPORT_CAP:
+                    return None
+                if not self._stream(size, name, judge):
+                    return None
+            return header
+        except (ValueError, OSError, RecursionError):
             return None
-
-    def run(self, job: dict, tests: dict, timeout: float) -> dict | None:
-        return self.receive(timeout) if self.send(_frames(job, tests)) else None
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -207,6 +306,9 @@ class Sandbox:
 
     with Sandbox(workers=2) as sandbox:
         verdicts = sandbox.score(problems, samples)
+
+    `cache_dir` holds expected values computed from canonical solutions (default: the
+    user cache, see `cache.default_cache_dir`); `cache_dir=False` keeps them in memory.
     """
 
     def __init__(
@@ -217,6 +319,7 @@ class Sandbox:
         *,
         namespaces: bool = True,
         recycle_after: int = 2000,
+        cache_dir: str | os.PathLike | bool | None = None,
     ) -> None:
         if workers < 1:
             raise CodealignError(f"workers must be at least 1, got {workers}")
@@ -225,6 +328,7 @@ class Sandbox:
         self.policy = policy or Policy()
         self.namespaces = namespaces
         self.recycle_after = recycle_after
+        self.cache = None if cache_dir is False else ExpectedCache(cache_dir or None)
         self._jail = tempfile.mkdtemp(prefix="codealign-sandbox-")
         os.chmod(self._jail, 0o755)
         self._ids = itertools.count()
@@ -232,7 +336,7 @@ class Sandbox:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
-        self._oracle: dict[str, list] = {}
+        self._oracle: dict[str, tuple[list, list | None]] = {}
         self._closed = False
         self.isolation: dict = {}
 
@@ -250,10 +354,17 @@ class Sandbox:
         }
 
     def _spawn(self) -> _Worker:
+        if self._closed:
+            raise RuntimeError("this sandbox is closed")
         worker = _Worker(self._config())
         with self._lock:
-            self._all.append(worker)
-            self.isolation = worker.isolation
+            closed = self._closed
+            if not closed:
+                self._all.append(worker)
+                self.isolation = worker.isolation
+        if closed:  # closed while it started (an interrupt): never leave it running
+            worker.kill()
+            raise RuntimeError("this sandbox is closed")
         return worker
 
     def _retire(self, worker: _Worker) -> None:
@@ -271,32 +382,37 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        # Leaving on an exception (an interrupt, SIGTERM): kill, do not wait for samples.
+        self.close(kill=exc_type is not None)
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def close(self, kill: bool = False) -> None:
+        """Stop every worker (and with it every sample process) and remove the jail.
+        `kill` does not let running samples finish."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             workers, self._all = list(self._all), []
         for worker in workers:
-            worker.close()
+            worker.kill() if kill else worker.close()
         shutil.rmtree(self._jail, ignore_errors=True)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
-            self.close()
+            self.close(kill=True)
 
     # ---- running ---------------------------------------------------------------------------
 
-    def _job(self, sample: Sample, fast: bool, policy_on: bool) -> tuple[dict, dict]:
+    def _job(
+        self, sample: Sample, fast: bool, policy_on: bool, timeout: float, tests_s: list | None
+    ) -> tuple[dict, dict]:
         problem = sample.problem
         job: dict[str, Any] = {
             "id": next(self._ids),
             "program": sample.program,
             "entry": problem.entry_point,
-            "limits": self.limits.as_wire(),
+            "limits": self.limits.as_wire(timeout, tests_s),
             "policy": policy_on,
         }
         tests: dict[str, Any] = {}
@@ -309,37 +425,57 @@ class Sandbox:
         else:
             job["mode"] = "check"
             source, _ = instrument(problem)
+            plan = check_namespace(problem)
             tests = {
                 "source": source,
-                "prelude": problem.prompt if problem.prompt_prefix else "",
-                "names": referenced_names(problem.test),
+                "prelude": plan.prelude,
+                "names": list(plan.proxied),
                 "fast": fast,
             }
         return job, tests
 
-    def _prepare(self, index: int, sample: Sample, fast: bool, trusted: bool) -> _Pending:
+    def _prepare(
+        self, index: int, sample: Sample, fast: bool, trusted: bool, timing: bool = False
+    ) -> _Pending:
+        total = sample.problem.tests_total
+        limit = self.limits.program_mb << 20
+        if len(sample.program) > limit or len(sample.program.encode("utf-8", "replace")) > limit:
+            size = len(sample.program.encode("utf-8", "replace"))
+            verdict = (
+                "too_large",
+                0,
+                total,
+                f"program of {size:,} bytes is over the {self.limits.program_mb} MiB limit",
+            )
+            return _Pending(index, sample, verdict=verdict)
         reason = None if trusted else self.policy.check(sample.program)
         if reason:
-            verdict = ("policy", 0, sample.problem.tests_total, f"policy: {reason}")
+            verdict = ("policy", 0, total, clean(f"policy: {reason}"))
             return _Pending(index, sample, verdict=verdict)
-        job, tests = self._job(sample, fast, policy_on=self.policy.enabled and not trusted)
-        return _Pending(index, sample, data=_frames(job, tests))
+        if timing:
+            timeout, tests_s = max(60.0, 10 * self.limits.timeout), None
+        else:
+            timeout, tests_s = self.limits.sample_timeout(sample.times)
+        job, tests = self._job(sample, fast, self.policy.enabled and not trusted, timeout, tests_s)
+        if timing:
+            job["timing"] = True
+        job_frame, tests_frame = wire.frame(job), wire.frame(tests)
+        if max(len(job_frame), len(tests_frame)) > wire.MAX_FRAME:
+            size = max(len(job_frame), len(tests_frame))
+            why = f"sample and its test inputs take {size:,} bytes, over the frame limit"
+            return _Pending(index, sample, verdict=("too_large", 0, total, why))
+        return _Pending(index, sample, data=job_frame + tests_frame, timeout=timeout)
 
-    def run(
+    def _execute(
         self,
         samples: list[Sample],
         *,
-        fast: bool = False,
-        trusted: bool = False,
+        fast: bool,
+        trusted: bool,
+        timing: bool = False,
+        judge_for: Callable[[Sample], Any],
         on_result: Callable[[int], None] | None = None,
     ) -> list[tuple[str, int, int, str]]:
-        """Verdict tuples for `samples`, in order, using up to `workers` workers at once.
-
-        Each worker is kept one sample ahead: the next sample's frames wait in its pipe
-        while it runs the current one, so it starts the next as soon as it has reported,
-        without waiting for the parent to judge the report. Only frames well within the
-        pipe's buffer are sent ahead, so neither side can block the other.
-        """
         if self._closed:
             raise RuntimeError("this sandbox is closed")
         results: list[Any] = [None] * len(samples)
@@ -347,7 +483,6 @@ class Sandbox:
         for index in range(len(samples)):
             todo.put(index)
         errors: list[BaseException] = []
-        timeout = self.limits.timeout + 15.0
 
         def settle(item: _Pending, verdict: tuple) -> None:
             results[item.index] = verdict
@@ -355,13 +490,13 @@ class Sandbox:
                 on_result(item.index)
 
         def take() -> _Pending | None:
-            """The next sample that needs a worker; policy refusals are settled here."""
-            while not errors:
+            """The next sample that needs a worker; refusals are settled here."""
+            while not errors and not self._closed:
                 try:
                     index = todo.get_nowait()
                 except queue.Empty:
                     return None
-                item = self._prepare(index, samples[index], fast, trusted)
+                item = self._prepare(index, samples[index], fast, trusted, timing)
                 if item.data is not None:
                     return item
                 settle(item, item.verdict)
@@ -384,11 +519,11 @@ class Sandbox:
                         and worker.served < self.recycle_after
                     ):
                         ahead.sent = worker.send(ahead.data)
-                    raw = worker.receive(timeout) if current.sent else None
+                    judge = judge_for(current.sample)
+                    raw = worker.receive(current.timeout + 15.0, judge) if current.sent else None
                     if raw is not None:
-                        raw["limit"] = self.limits.timeout
-                    problem, expected = current.sample.problem, current.sample.expected
-                    verdict = decide(problem, raw, fast=fast, expected=expected)
+                        raw["limit"] = current.timeout
+                    verdict = judge.verdict(raw)
                     spent = worker.served >= self.recycle_after and not (ahead and ahead.sent)
                     if raw is None or verdict[0] in ANOMALIES or spent:
                         self._retire(worker)
@@ -415,24 +550,80 @@ class Sandbox:
             thread.join()
         if errors:
             raise errors[0]
+        if self._closed:
+            raise RuntimeError("this sandbox was closed while it ran")
         return results
+
+    def run(
+        self,
+        samples: list[Sample],
+        *,
+        fast: bool = False,
+        trusted: bool = False,
+        on_result: Callable[[int], None] | None = None,
+    ) -> list[tuple[str, int, int, str]]:
+        """Verdict tuples for `samples`, in order, using up to `workers` workers at once.
+
+        Each worker is kept one sample ahead: the next sample's frames wait in its pipe
+        while it runs the current one, so it starts the next as soon as it has reported,
+        without waiting for the parent to judge the report. Only frames well within the
+        pipe's buffer are sent ahead, so neither side can block the other.
+        """
+        return self._execute(
+            samples,
+            fast=fast,
+            trusted=trusted,
+            on_result=on_result,
+            judge_for=lambda s: Judge(s.problem, fast=fast, expected=s.expected),
+        )
+
+    def oracles(self, problems: Iterable[Problem]) -> None:
+        """Compute (or load from the cache) the canonical solution's results and times
+        for each problem whose expected values come from running it; in parallel."""
+        todo = []
+        for problem in problems:
+            if problem.task_id in self._oracle:
+                continue
+            cached = self.cache.load(problem) if self.cache is not None else None
+            if cached is not None:
+                self._oracle[problem.task_id] = cached
+            else:
+                todo.append(problem)
+        if not todo:
+            return
+        samples = [Sample(p, p.canonical_program) for p in todo]
+        judges: dict[int, _OracleJudge] = {}
+
+        def judge_for(sample: Sample) -> _OracleJudge:
+            judges[id(sample)] = judge = _OracleJudge(sample.problem)
+            return judge
+
+        verdicts = self._execute(
+            samples, fast=False, trusted=True, timing=True, judge_for=judge_for
+        )
+        for sample, verdict in zip(samples, verdicts, strict=True):
+            judge = judges.get(id(sample))
+            problem = sample.problem
+            if judge is None:
+                values, times = [NO_EXPECTED] * len(problem.cases), None
+            else:
+                values, times = judge.values, judge.times
+            if verdict[0] != "passed":
+                log.warning(
+                    "%s: the canonical solution did not run to the end (%s: %s)",
+                    problem.task_id,
+                    verdict[0],
+                    verdict[3],
+                )
+                times = None  # no per-test limits from an incomplete run
+            elif self.cache is not None:
+                self.cache.store(problem, values, times)
+            self._oracle[problem.task_id] = (values, times)
 
     def oracle(self, problem: Problem) -> list:
         """Expected values computed by running the canonical solution (HumanEval+ inputs)."""
-        if problem.task_id not in self._oracle:
-            sample = Sample(problem, problem.canonical_program)
-            job, tests = self._job(sample, False, policy_on=False)
-            worker = self._checkout()
-            raw = worker.run(job, tests, self.limits.timeout * 10 + 15.0)
-            self._retire(worker) if raw is None else self._idle.put(worker)
-            values = [NO_EXPECTED] * len(problem.cases)
-            for line in (raw or {}).get("c", []):
-                with contextlib.suppress(ValueError, IndexError, TypeError):
-                    m = wire.loads(line)
-                    if m[0] == "r" and m[2] == 0:
-                        values[m[1]] = wire.decode(m[3])
-            self._oracle[problem.task_id] = values
-        return self._oracle[problem.task_id]
+        self.oracles([problem])
+        return self._oracle[problem.task_id][0]
 
     def score(
         self,
@@ -446,9 +637,15 @@ class Sandbox:
         """One verdict dict per sample, in order (see `codealign.execution.score`)."""
         problems = _by_id(problems)
         prepared = prepare_samples(problems, samples, full_program=full_program)
+        needed = {
+            s.problem.task_id: s.problem
+            for s in prepared
+            if any(c.expected is NO_EXPECTED for c in s.problem.cases)
+        }
+        self.oracles(needed.values())
         for sample in prepared:
-            if any(c.expected is NO_EXPECTED for c in sample.problem.cases):
-                sample.expected = self.oracle(sample.problem)
+            if sample.problem.task_id in needed:
+                sample.expected, sample.times = self._oracle[sample.problem.task_id]
         bar = _progress(len(prepared), progress)
         try:
             results = self.run(prepared, fast=fast, on_result=lambda _: bar.update(1))
@@ -466,6 +663,28 @@ class Sandbox:
             }
             for sample, (status, passed, total, detail) in zip(prepared, results, strict=True)
         ]
+
+
+class _OracleJudge(Judge):
+    """Keeps the canonical solution's results and per-call times instead of judging them."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem)
+        self.values: list = [NO_EXPECTED] * len(problem.cases)
+        self.times: list[float] = [0.0] * len(problem.cases)
+
+    def _call(self, m: list) -> None:
+        index, variant = m[1], m[2]
+        if variant != 0 or type(index) is not int or not 0 <= index < len(self.values):
+            return
+        if m[0] != "r" or self.values[index] is not NO_EXPECTED:
+            self.results[index] = (True, "")  # raised: this input has no expected value
+            return
+        with contextlib.suppress(ValueError, IndexError):
+            self.values[index] = wire.decode(m[3])
+            if len(m) > 4 and type(m[4]) is float and math.isfinite(m[4]) and m[4] >= 0:
+                self.times[index] = m[4]
+        self.results[index] = (True, "")
 
 
 @functools.lru_cache(maxsize=4096)

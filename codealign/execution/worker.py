@@ -49,6 +49,8 @@ import contextlib
 import policy as static_policy  # noqa: E402
 import wire  # noqa: E402
 
+REPORT_CAP = wire.REPORT_CAP  # bytes of each report stream kept per sample
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
@@ -65,7 +67,6 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 POLICY_EXIT = 86
 DEBUG = False
 HOOK: dict | None = None  # the dormant audit hook's state, set once per worker
-REPORT_CAP = 32 * 1024 * 1024
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc_fork = _libc.fork
@@ -242,8 +243,8 @@ class Worker:
                 return
             if job.get("op") == "exit":
                 return
-            result = self.run_job(job)
-            wire.write_frame(self.proto_out, result)
+            header, payload = self.run_job(job)
+            self._send_result(header, payload)
             self.served += 1
 
     def run_job(self, job: dict) -> dict:
@@ -298,19 +299,30 @@ class Worker:
             os.close(fd)
         self._remove(sample_dir)
         out = streams["out"]
-        return {
+        report_c, report_t = streams["c"], streams.get("t", b"")
+        header = {
             "id": job["id"],
             "timeout": timed_out,
             "exit": statuses,
-            "c": self._lines(streams["c"]),
-            "t": self._lines(streams.get("t", b"")),
+            "sizes": {"c": len(report_c), "t": len(report_t)},
+            "dropped": self._dropped,
+            "report_cap": REPORT_CAP,
             "out": out[: limits["output_bytes"]].decode("utf-8", "replace"),
             "out_bytes": self._out_total,
         }
+        if self._timeout_test is not None:
+            header["timeout_test"], header["test_limit"] = self._timeout_test
+        return header, (report_c, report_t)
 
-    @staticmethod
-    def _lines(data: bytes) -> list[str]:
-        return [line.decode("ascii", "replace") for line in data.split(b"\n") if line]
+    def _send_result(self, header: dict, payload: tuple) -> None:
+        """The header frame, then the raw report streams it announces (see pool._Worker)."""
+        head = wire.frame(header)
+        if sum(len(part) for part in payload) < 1 << 20:
+            wire.write_all(self.proto_out, head + b"".join(payload))
+            return
+        wire.write_all(self.proto_out, head)
+        for part in payload:
+            wire.write_all(self.proto_out, part)
 
     def _fork(self, body, cwd, uid, limits, out_fd, keep) -> int:
         # Frozen objects are never traversed by a collection in the child, so their pages
@@ -370,6 +382,12 @@ class Worker:
         deadline = time.monotonic() + limits["timeout"]
         streams = {name: bytearray() for name in fds.values()}
         self._out_total = 0
+        self._dropped = {}
+        self._timeout_test = None
+        # Per-test limits (value mode): the program's report sends "ready", then one line
+        # per call, so its line count says which test runs and since when.
+        tests = limits.get("tests")
+        self._c_lines, test_index, test_deadline = 0, -1, None
         statuses: dict[str, int] = {}
         poller = select.poll()
         open_fds = set(fds)
@@ -385,7 +403,17 @@ class Worker:
             poller.register(pidfd, select.POLLIN)
         timed_out = False
         while reporter not in statuses:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            if tests and self._c_lines - 1 != test_index:
+                test_index = self._c_lines - 1
+                test_deadline = None
+                if 0 <= test_index < len(tests["each"]):
+                    test_deadline = now + tests["each"][test_index]
+            remaining = deadline - now
+            if test_deadline is not None and test_deadline - now < remaining:
+                remaining = test_deadline - now
+                if remaining <= 0:
+                    self._timeout_test = (test_index, tests["each"][test_index])
             if remaining <= 0:
                 timed_out = True
                 break
@@ -426,8 +454,14 @@ class Worker:
             room = limits["output_bytes"] - len(buf)
             if room > 0:
                 buf += data[:room]
-        elif len(buf) < REPORT_CAP:
-            buf += data
+            return True
+        room = REPORT_CAP - len(buf)
+        if len(data) > room:
+            self._dropped[name] = self._dropped.get(name, 0) + len(data) - max(room, 0)
+            data = data[: max(room, 0)]
+        buf += data
+        if name == "c":
+            self._c_lines += data.count(b"\n")
         return True
 
     @staticmethod
@@ -806,9 +840,11 @@ def _call(namespace, name, args, kwargs, _callable=callable):
     return fn(*args, **kwargs)
 
 
-def _encode_result(value, _encode=wire.encode):
+def _encode_result(value, _encode=wire.encode, _too_large=wire.TooLarge):
     try:
         return ["r", _encode(value)]
+    except _too_large as exc:
+        return ["limit", str(exc)[:200]]
     except wire.Unencodable as exc:
         return ["r", {"t": "opaque", "v": f"unencodable: {exc}"[:80]}]
     except BaseException as exc:
@@ -818,12 +854,18 @@ def _encode_result(value, _encode=wire.encode):
 def run_calls(namespace, job, report) -> None:
     """Value mode: call the entry point on each argument tuple, report plain-data results."""
     entry, decode = job["entry"], wire.decode
+    timing = job.get("timing", False)  # the canonical solution's run: time each call
+    clock = time.perf_counter
     report.send(["ready"])
     for index, variants in enumerate(job["calls"]):
         for variant, (args, kwargs) in enumerate(variants):
             try:
-                value = _call(namespace, entry, decode(args), decode(kwargs))
+                args, kwargs = decode(args), decode(kwargs)
+                start = clock()
+                value = _call(namespace, entry, args, kwargs)
                 message = _encode_result(value)
+                if timing:  # the call and its encoding: what the worker's test clock sees
+                    message.append(clock() - start)
             except MemoryError:
                 message = ["oom"]
             except BaseException as exc:
@@ -851,6 +893,9 @@ def serve_calls(namespace, report, sock) -> None:
             _, name, args, kwargs = wire.loads(line)
             value = _call(namespace, name, decode(args), decode(kwargs))
             message = _encode_result(value)
+            if message[0] == "limit":
+                report.send(message)
+                message = ["r", {"t": "opaque", "v": "too large"}]
         except MemoryError:
             report.send(["oom", "call"])
             message = ["x", "MemoryError", ""]
@@ -912,14 +957,84 @@ def run_stdio(job, code, report, config, sample_dir) -> None:
         os.close(out_r)
         _, status = os.waitpid(pid, 0)
         text = b"".join(chunks).decode("utf-8", "replace")
-        report.send(["o", index, text, os.waitstatus_to_exitcode(status)])
+        report.send(["o", index, text, os.waitstatus_to_exitcode(status), size > cap])
         if time.monotonic() >= deadline:
             return
     report.send(["done"])
 
 
+class ProgramError(Exception):
+    """What test code sees when a call into the program does not return a value.
+
+    The program's own exception never reaches the test: whatever it raised
+    (`StopIteration`, `GeneratorExit`, `KeyboardInterrupt`, `SystemExit`, a
+    `BaseException` subclass of its own) arrives as this one `Exception` subclass, so it
+    cannot end the test's loops early (`zip(map(candidate, ...))`, `all(...)`), escape the
+    test's `except Exception`, or stop the tester. `type_name` is the name of the type the
+    program raised, `text` its message (both cut short).
+    """
+
+    def __init__(self, type_name: str, text: str) -> None:
+        super().__init__(f"{type_name}: {text}")
+        self.type_name = type_name
+        self.text = text
+
+
+class ProgramGone(ProgramError):
+    """The program's process died, hung up or broke the protocol during a call."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("ProgramGone", text)
+
+
+def _proxy_for(name, sock, reader):
+    """A trusted function that calls the program's `name` with plain data.
+
+    Arguments are encoded by the tester (a test passing something that is not plain data
+    gets a TypeError of its own); the reply is plain data decoded by `wire`, or a
+    `ProgramError`. Nothing the program sends is called, raised or returned as it is.
+    """
+
+    def proxy(*args, **kwargs):
+        try:
+            request = ["call", name, wire.encode(list(args)), wire.encode(dict(kwargs))]
+        except wire.Unencodable as exc:
+            raise TypeError(f"test arguments are not plain data: {exc}") from None
+        try:
+            sock.sendall(wire.dumps(request), socket.MSG_NOSIGNAL)  # EPIPE, not SIGPIPE
+            line = reader.readline(wire.MAX_FRAME)
+        except OSError:
+            line = b""
+        if not line:
+            raise ProgramGone("the program's process is gone")
+        try:
+            reply = wire.loads(line)
+            kind = reply[0] if type(reply) is list and len(reply) in (2, 3) else None
+            if kind == "r" and len(reply) == 2:
+                value, failure = wire.decode(reply[1]), None
+            elif kind == "x" and len(reply) == 3:
+                failure = (str(reply[1])[:80], str(reply[2])[:300])
+            else:
+                raise ValueError("unexpected reply")
+        except Exception:
+            raise ProgramGone("the program's process broke the protocol") from None
+        if failure is not None:
+            raise ProgramError(*failure)
+        return value
+
+    proxy.__name__ = proxy.__qualname__ = name
+    return proxy
+
+
 def run_tester(tests, job, report_fd, sock) -> None:
-    """Check mode, trusted side: run the test code; the program is reachable only as proxies."""
+    """Check mode, trusted side: run the test code in a namespace of its own.
+
+    The namespace holds the real builtins, the trusted prelude (the prompt's helpers and
+    imports, from the problem's text) and proxies for exactly the names the parent chose
+    (`tests["names"]`: the entry point and what only the canonical solution defines), with
+    `candidate` the entry point's. What the program defines otherwise, and the names it
+    announces, are never bound here.
+    """
     report = Reporter(report_fd)
     _prctl(PR_SET_DUMPABLE, 0)
     reader = sock.makefile("rb")
@@ -935,46 +1050,18 @@ def run_tester(tests, job, report_fd, sock) -> None:
     if type(hello) is not list or not hello or hello[0] != "ready":
         report.send(["peer_failed"])
         return
-    available = set(n for n in hello[1] if type(n) is str) if len(hello) > 1 else set()
     fast = bool(tests.get("fast"))
 
     class StopTests(BaseException):
         pass
 
-    class CandidateGone(RuntimeError):
-        pass
-
-    def proxy_for(name):
-        def proxy(*args, **kwargs):
-            try:
-                request = ["call", name, wire.encode(list(args)), wire.encode(dict(kwargs))]
-            except wire.Unencodable as exc:
-                raise TypeError(f"test arguments are not plain data: {exc}") from None
-            try:
-                sock.sendall(wire.dumps(request))
-                reply = reader.readline(wire.MAX_FRAME)
-            except OSError:
-                reply = b""
-            if not reply:
-                raise CandidateGone("the program's process is gone")
-            reply = wire.loads(reply)
-            if type(reply) is list and len(reply) == 2 and reply[0] == "r":
-                return wire.decode(reply[1])
-            if type(reply) is list and len(reply) == 3 and reply[0] == "x":
-                exc_type = getattr(builtins, str(reply[1]), None)
-                if not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
-                    exc_type = RuntimeError
-                try:
-                    raise exc_type(str(reply[2]))
-                except TypeError:
-                    raise RuntimeError(f"{reply[1]}: {reply[2]}") from None
-            raise CandidateGone("the program's process broke the protocol")
-
-        proxy.__name__ = name
-        return proxy
-
     def report_unit(index, ok, exc=None):
-        detail = "" if ok else f"{_exc_name(exc)}: {_exc_text(exc)}"[:300]
+        if ok:
+            detail = ""
+        elif isinstance(exc, ProgramError):
+            detail = str(exc)[:300]
+        else:
+            detail = f"{_exc_name(exc)}: {_exc_text(exc)}"[:300]
         report.send(["u", index, bool(ok), detail])
         if fast and not ok:
             raise StopTests
@@ -984,12 +1071,14 @@ def run_tester(tests, job, report_fd, sock) -> None:
     if prelude:
         try:
             exec(compile(prelude, "<prompt>", "exec"), namespace)
-        except BaseException:
+        except BaseException as exc:
+            report.send(["test_error", _exc_name(exc), f"in the prompt: {_exc_text(exc)}"])
             namespace = {"__name__": "__test__", "__builtins__": builtins}
     for name in tests.get("names", []):
-        if name in available:
-            namespace[name] = proxy_for(name)
-    namespace["candidate"] = proxy_for(job["entry"]) if job["entry"] else None
+        if type(name) is str:
+            namespace[name] = _proxy_for(name, sock, reader)
+    entry = job["entry"]
+    namespace["candidate"] = _proxy_for(entry, sock, reader) if entry else None
     namespace["__report"] = report_unit
     try:
         exec(compile(tests["source"], "<test>", "exec"), namespace)

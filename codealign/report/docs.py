@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from codealign.cli import Command
+from codealign.command import Command
 from codealign.errors import CodealignError
 from codealign.io import read_json, write_text
 from codealign.params.report import ReportParams

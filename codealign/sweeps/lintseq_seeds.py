@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from codealign.cli import Command
+from codealign.command import Command
 from codealign.edits.lintseq_eval import EDIT_FAILED
 from codealign.io import atomic_path, write_json
 from codealign.params.specialists import TARGETS

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from codealign.cli import Command
+from codealign.command import Command
 from codealign.io import atomic_path, write_json
 from codealign.sweeps.experiments import (
     PARAMS_FILE,

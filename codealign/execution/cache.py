@@ -1,0 +1,125 @@
+"""Expected values computed from canonical solutions, cached on disk by content.
+
+HumanEval+ and MBPP+ give inputs without outputs: the expected value of each input is
+what the canonical solution returns, computed in the sandbox. `ExpectedCache` keeps those
+values and each call's time in one file per problem, named by a SHA-256 of everything
+that decides them (the canonical program, the entry point, the encoded inputs, the
+Python version and this format's version), so a second run on the same benchmark pays
+only for its samples, and an edited problem is simply a new key.
+
+The directory is `$CODEALIGN_CACHE_DIR`, else `$XDG_CACHE_HOME/codealign`, else
+`~/.cache/codealign`, with the entries under `expected/`. Writes go to a temporary file
+in the same directory and are renamed into place, so concurrent runs and kills never
+leave a partial entry visible; an entry that fails to read or to validate is ignored
+and recomputed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from codealign.execution import wire
+from codealign.problems import NO_EXPECTED, Problem
+
+log = logging.getLogger(__name__)
+
+FORMAT = 2  # 2: times include encoding the result
+
+
+def default_cache_dir() -> Path:
+    """Where cached expected values live unless a directory is given."""
+    configured = os.environ.get("CODEALIGN_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "codealign"
+
+
+def problem_key(problem: Problem) -> str:
+    """The SHA-256 of everything that decides a problem's expected values."""
+    calls = [
+        [[wire.encode(list(args)), wire.encode(kwargs)] for args, kwargs in case.variants]
+        for case in problem.cases
+    ]
+    content = {
+        "format": FORMAT,
+        "python": list(sys.version_info[:2]),
+        "program": problem.canonical_program,
+        "entry": problem.entry_point,
+        "calls": calls,
+    }
+    text = json.dumps(content, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+class ExpectedCache:
+    """One gzip'd JSON file per problem: `{format, key, values, times}`."""
+
+    def __init__(self, directory: str | os.PathLike | None = None) -> None:
+        self.directory = Path(directory) if directory else default_cache_dir()
+        self.entries = self.directory / "expected"
+
+    def _path(self, key: str) -> Path:
+        return self.entries / f"{key}.json.gz"
+
+    def load(self, problem: Problem) -> tuple[list, list | None] | None:
+        """(values, times) from the cache, or None if absent or unusable."""
+        key = problem_key(problem)
+        path = self._path(key)
+        try:
+            with gzip.open(path, "rb") as handle:
+                data = json.loads(handle.read())
+            n = len(problem.cases)
+            if type(data) is not dict or data.get("format") != FORMAT or data.get("key") != key:
+                raise ValueError("not an entry for this problem")
+            values, times = data["values"], data["times"]
+            if type(values) is not list or len(values) != n:
+                raise ValueError("wrong number of values")
+            if type(times) is not list or len(times) != n:
+                raise ValueError("wrong number of times")
+            if not all(type(t) in (int, float) and 0 <= t < 1e6 for t in times):
+                raise ValueError("malformed times")
+            decoded = [wire.decode(v[1]) if v and v[0] == 1 else NO_EXPECTED for v in values]
+            return decoded, [float(t) for t in times]
+        except FileNotFoundError:
+            return None
+        except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError) as exc:
+            log.warning("%s: ignoring an unreadable cache entry (%s)", path, exc)
+            return None
+
+    def store(self, problem: Problem, values: list, times: list | None) -> None:
+        """Write one problem's entry atomically; a cache that cannot be written is skipped."""
+        key = problem_key(problem)
+        try:
+            encoded = [[0] if v is NO_EXPECTED else [1, wire.encode(v)] for v in values]
+        except wire.Unencodable:
+            return
+        data = {"format": FORMAT, "key": key, "values": encoded, "times": times or []}
+        if times is None:
+            data["times"] = [0.0] * len(values)
+        body = json.dumps(data, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        tmp = None
+        try:
+            self.entries.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.entries)
+            with (
+                os.fdopen(fd, "wb") as raw,
+                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=1) as handle,
+            ):
+                handle.write(body)
+            os.replace(tmp, self._path(key))
+            tmp = None
+        except OSError as exc:
+            log.warning("%s: cannot write the expected-value cache (%s)", self.entries, exc)
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
