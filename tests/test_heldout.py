@@ -24,7 +24,9 @@ def built(request):
     params = load_params(PROFILES[request.param])
     data = params["data"]
     sets = tinyworld_seed_sets(data, params.seed)
-    world = build_world(params.seed, data.n_train, data.n_pool, data.n_eval, data.n_dev)
+    world = build_world(
+        params.seed, data.n_train, data.n_pool, data.n_eval, data.n_dev, names=data.names
+    )
     return request.param, params, sets, world
 
 
