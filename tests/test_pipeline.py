@@ -221,7 +221,9 @@ def test_smoke_report_and_lintseq(smoke_repo):
     for link in re.findall(r"\]\((report/[^)]+\.png)\)", report):
         assert (work / "metrics" / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
     edits = json.loads((work / "metrics" / "lintseq.json").read_text())
-    assert edits["splits"]["train"]["sequences"] > 0 and edits["sequences"] >= 142
+    curated = json.loads((work / "metrics" / "dedup.json").read_text())["records_after"]
+    # One edit sequence per curated program (lintseq.samples: 1): every one of them lints.
+    assert edits["splits"]["train"]["sequences"] > 0 and edits["sequences"] >= curated
 
 
 @pytest.mark.slow
