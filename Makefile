@@ -75,9 +75,12 @@ lock-gpu:
 	grep -v -i -E '^(torch|transformers|tokenizers|huggingface[-_]hub|numpy|setuptools|pip)==' requirements.lock > .lock-gpu.c
 	$(PYTHON_GPU) -m pip install --quiet --dry-run --ignore-installed --report .lock-gpu.json \
 		-c .lock-gpu.c "torch==$$(sed -n 's/^torch==//p' requirements.lock)" -e ".[dev,gpu]"
+	printf '%s\n' "# CUDA lock (make install GPU=1): Linux x86-64, Python 3.12; requirements.lock's pins where vLLM" \
+		"# allows them (it pins torch and bounds transformers, huggingface-hub, numpy). Refresh: make lock-gpu." \
+		> requirements-gpu.lock
 	$(PYTHON_GPU) -c 'import json; r = json.load(open(".lock-gpu.json")); \
 		pins = sorted((i["metadata"]["name"].lower(), i["metadata"]["version"]) for i in r["install"]); \
-		print("".join(f"{n}=={v}\\n" for n, v in pins if n != "codealign"), end="")' > requirements-gpu.lock
+		print("".join(f"{n}=={v}\n" for n, v in pins if n != "codealign"), end="")' >> requirements-gpu.lock
 	rm -f .lock-gpu.c .lock-gpu.json
 	@echo "requirements-gpu.lock refreshed"
 

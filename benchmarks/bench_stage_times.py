@@ -44,6 +44,7 @@ BIN = Path(sys.executable).parent
 PROFILES = {"default": ROOT / "params.yaml", "smoke": ROOT / "params" / "smoke.yaml"}
 PROFILES["full"] = ROOT / "params" / "full.yaml"
 PROFILES["paper"] = ROOT / "params" / "paper.yaml"
+PROFILES["paper_rehearsal"] = ROOT / "params" / "paper_rehearsal.yaml"
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:

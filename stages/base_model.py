@@ -63,6 +63,7 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
             }
         else:
             stats = save_existing(p.name, tmp, p.dtype)
+            Path(live_dir).mkdir(parents=True, exist_ok=True)  # a DVC out: no curves to log
     stats.pop("resumed_from", None)
     stats.pop("train_runtime_s", None)
     tinyeval = seed_dir / "tinyeval.jsonl"

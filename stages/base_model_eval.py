@@ -3,7 +3,8 @@
 The metrics of the code-share ablation (codealign.pretraining.base_model_eval,
 `codealign mixture`). With `base_model.name: tiny` the stage rebuilds the pretraining
 corpus from the same inputs as `base_model`, so that no held-out document the model
-trained on is scored.
+trained on is scored. Real data (`data.source: real`) has no tinyeval; its held-out code
+is HumanEval's canonical solutions.
 """
 
 import logging
@@ -51,6 +52,11 @@ def main(params_file: str, model: Path, seed_dir: Path, out: Path) -> None:
         seen = corpus_documents(train, base, params["lintseq"], params.seed)
         log.info("rebuilt the pretraining corpus from %s: %d distinct documents", train, len(seen))
     code = read_code(seed_dir / "tinyeval.jsonl")
+    if not code and params["data"].source == "real":
+        # Real data has no tinyeval: HumanEval's canonical solutions are the held-out code.
+        from codealign.curation.datasets import load_humaneval
+
+        code = [(r["prompt"], r["canonical_solution"]) for r in load_humaneval()]
     result = measure(model, code, p, params.seed, seen=seen)
     result.update(
         # Recorded so the collector can tell this model's metrics from a baseline's.

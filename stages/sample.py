@@ -8,6 +8,7 @@ import click
 from codealign.command import Command, setup_logging
 from codealign.dpo.evaluate import load_benchmarks
 from codealign.dpo.sample import (
+    add_references,
     check_disjoint,
     pool_problems,
     sample_completions,
@@ -73,6 +74,8 @@ def main(params_file, policy_dir, base_model, pool, seed_dir, out) -> None:
     else:
         policy = load_policy(spec, dtype=p.dtype)
         answers, routes = sample_completions(policy, questions, batch_size=p.batch_size, **kwargs)
+    if p.add_reference:
+        answers = add_references(records, answers, str(pool))
     samples = list(sample_records(records, answers, routes))
     with atomic_path(out) as tmp:
         write_jsonl(tmp / "samples.jsonl", samples)

@@ -493,3 +493,15 @@ def test_params_section_validates_its_keys():
     assert parse_params({"seed": 0, "k": 2})["report"] == ReportParams()
     with pytest.raises(CodealignError, match=r"^report\.dpi must be an integer in \[50, 600\]"):
         parse_params({"seed": 0, "k": 2, "report": {"dpi": 10}})
+
+
+def test_an_existing_base_model_has_no_code_share_and_is_scored_on_humaneval(tmp_path):
+    """base_model_eval on real data (the paper profile) writes code_share: null."""
+    metrics = tmp_path / "metrics"
+    write_metrics(metrics)
+    eval_file = metrics / "base_model_eval.json"
+    dump(eval_file, {**json.loads(eval_file.read_text()), "code_share": None})
+    assert run_report(tmp_path).exit_code == 0
+    text = (metrics / "report.md").read_text()
+    assert "This run's base model (an existing model, not pretrained here): " in text
+    assert "HumanEval solutions 0.1000 bits/byte" in text

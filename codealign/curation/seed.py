@@ -121,9 +121,19 @@ def seed_metrics(world, s1_tasks, s2: list[dict], params: DataParams) -> dict[st
 def real_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
     """Everything `data/seed/` holds, built from the vendored real datasets."""
     from codealign.curation import datasets
+    from codealign.tinyworld.world import text_hash
 
     raw_dir = Path(params.raw_dir)
     sets = datasets.real_seed_sets(raw_dir)
+    # MBPP train states some problems in the very words of an evaluation problem (task 602
+    # is MBPP test's 217): such a pool prompt is evaluation data, and `sample` refuses it.
+    evaluated = {text_hash(r["text"]) for r in datasets.load_mbpp("test", raw_dir)}
+    evaluated |= {text_hash(r["prompt"]) for r in datasets.load_humaneval()}
+    train = datasets.load_mbpp("train", raw_dir)
+    pool = [r for r in train if text_hash(r["text"]) not in evaluated]
+    if len(pool) < len(train):
+        dropped = sorted({r["task_id"] for r in train} - {r["task_id"] for r in pool})
+        log.info("DPO pool: dropped MBPP train %s, stated as an evaluation problem", dropped)
     return {
         "train.jsonl": [],  # an existing base model needs no pretraining corpus
         "s1.jsonl": sets.s1,
@@ -131,7 +141,7 @@ def real_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
         "keywords.json": sets.vocabulary,
         "tinyeval.jsonl": [],  # the real profile evaluates on HumanEval and MBPP test
         "tinydev.jsonl": [],  # ... and chooses on MBPP validation
-        "pool.jsonl": datasets.load_mbpp("train", raw_dir),  # MBPP records, disjoint from test
+        "pool.jsonl": pool,  # MBPP train records, disjoint from MBPP test and HumanEval
         "metrics": {},
     }
 

@@ -100,6 +100,35 @@ def sample_completions(
     return answers, routes
 
 
+# LoRA ranks vLLM's punica kernels are built for (vllm.config.LoRAConfig.max_lora_rank).
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def vllm_lora_args(adapters: Sequence[Any]) -> dict[str, Any]:
+    """vLLM engine arguments for these adapter dirs: LoRA on, `max_lora_rank` the smallest
+    supported rank >= every adapter's `r`, `max_loras` one slot per adapter (K)."""
+    import json
+    from pathlib import Path
+
+    if not adapters:
+        return {"enable_lora": False}
+    ranks = []
+    for adapter in adapters:
+        config = Path(adapter) / "adapter_config.json"
+        try:
+            ranks.append(int(json.loads(config.read_text(encoding="utf-8"))["r"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CodealignError(f"{config}: cannot read the LoRA rank 'r': {exc}") from None
+    top = max(ranks)
+    fitting = [rank for rank in VLLM_LORA_RANKS if rank >= top]
+    if not fitting:
+        raise CodealignError(
+            f"{adapters[ranks.index(top)]}: LoRA r = {top} exceeds vLLM's largest rank "
+            f"{VLLM_LORA_RANKS[-1]}; use sample.backend hf or a smaller sft.lora_r"
+        )
+    return {"enable_lora": True, "max_lora_rank": fitting[0], "max_loras": len(adapters)}
+
+
 def sample_with_vllm(
     spec: PolicySpec,
     questions: Sequence[str],
@@ -130,13 +159,7 @@ def sample_with_vllm(
         from codealign.specialists.routing import Router
 
         routes = Router(spec.router_dir, base_model=spec.base_dir).route(questions)
-    llm = LLM(
-        str(spec.base_dir),
-        dtype=dtype,
-        seed=seed,
-        enable_lora=bool(spec.adapters),
-        max_loras=max(1, len(spec.adapters)),
-    )
+    llm = LLM(str(spec.base_dir), dtype=dtype, seed=seed, **vllm_lora_args(spec.adapters))
     sampling = SamplingParams(n=n, temperature=temperature, max_tokens=max_new_tokens, seed=seed)
     requests = [
         LoRARequest(f"cluster_{routes[i]}", routes[i] + 1, str(spec.adapters[routes[i]]))
@@ -146,6 +169,21 @@ def sample_with_vllm(
     ]
     outputs = llm.generate(prompts, sampling, lora_request=requests if spec.adapters else None)
     return [[c.text for c in out.outputs] for out in outputs], routes
+
+
+def add_references(
+    records: Sequence[dict], answers: Sequence[Sequence[str]], where: str
+) -> list[list[str]]:
+    """Each task's answers plus its reference solution, as a whole program, last
+    (`sample.add_reference`: a rehearsal on random weights still mines pairs)."""
+    problems = pool_problems(records, where)
+    out = []
+    for record, texts in zip(records, answers, strict=True):
+        problem = problems[str(record["task_id"])]
+        if not problem.canonical_solution.strip():
+            raise CodealignError(f"{where}: task {problem.task_id} has no reference solution")
+        out.append([*texts, problem.canonical_program])
+    return out
 
 
 def sample_records(

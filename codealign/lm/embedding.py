@@ -24,9 +24,10 @@ sha256 of their files (remembered per path, size and mtime so it is computed onc
 a Hugging Face hub name by its name and, when it is in the local HF cache, its commit.
 Changing the weights, the prefix or `max_seq_length` therefore never reuses stale vectors.
 
-Nothing is downloaded unless the user asks for it: loading sets `HF_HUB_OFFLINE=1`
-unless the environment already sets it, and local directories load with
-`local_files_only`.
+Nothing is downloaded here: a hub id (`org/name`) resolves to the directory the `fetch`
+stage filled (`models/hub/<org>--<name>`, codealign.lm.hub), or ends in one line naming
+that stage; loading sets `HF_HUB_OFFLINE=1` unless the environment already sets it, and
+local directories load with `local_files_only`.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def resolve_model(spec: str) -> Path | str:
         return path.resolve()
     if path.exists() or spec.startswith((".", "/", "~")):
         raise CodealignError(f"embed.model: '{spec}' is not a model directory")
+    from codealign.lm.hub import is_hub_id, local_model
+
+    if is_hub_id(spec):
+        # A hub id loads from the directory the fetch stage filled (models/hub/<org>--<name>).
+        return Path(local_model(spec, "embed.model")).resolve()
     return spec
 
 

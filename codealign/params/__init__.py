@@ -35,7 +35,7 @@ from codealign.params.dpo import (
 )
 from codealign.params.edits import LintseqEvalParams, LintseqParams
 from codealign.params.evaluation import EvalParams
-from codealign.params.lm import EmbedParams
+from codealign.params.lm import EmbedParams, FetchParams
 from codealign.params.pretraining import BaseModelEvalParams, BaseModelParams
 from codealign.params.report import ReportParams
 from codealign.params.specialists import ClusterParams, SFTParams
@@ -46,6 +46,7 @@ __all__ = ["SECTIONS", "TOP_LEVEL", "Params", "Section", "load_params", "param",
 # Section name in a params file -> its class, in the order of params.yaml.
 SECTIONS: dict[str, type[Section]] = {
     "data": DataParams,
+    "fetch": FetchParams,
     "base_model": BaseModelParams,
     "base_model_eval": BaseModelEvalParams,
     "synth": SynthParams,
@@ -116,6 +117,12 @@ def parse_params(raw: Any, source: str = "params") -> Params:
     k = _top_level(raw, "k")
     train_seed = seed if raw.get("train_seed") is None else _top_level(raw, "train_seed")
     sections = {name: cls.from_dict(raw.get(name), name) for name, cls in SECTIONS.items()}
+    if sections["sample"].add_reference and not sections["fetch"].tiny_from_config:
+        raise CodealignError(
+            f"{source}: sample.add_reference: true puts reference solutions among the policy's "
+            "samples; only a rehearsal on tiny random models (fetch.tiny_from_config: true) "
+            "may set it"
+        )
     return Params(seed=seed, k=k, sections=sections, train_seed=train_seed)
 
 

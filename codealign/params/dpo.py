@@ -30,6 +30,11 @@ class SampleParams(Section):
     dtype: str = param(
         "float32", choices=("float32", "bfloat16", "float16"), doc="precision the policy samples in"
     )
+    add_reference: bool = param(
+        False,
+        doc="add each pool task's reference solution to its N samples, so a random tiny model "
+        "still yields pairs (CPU rehearsal only; needs fetch.tiny_from_config)",
+    )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Section of the embedder shared by dedup, dataset_metrics, cluster and routing: `embed`."""
+"""Sections of the models every stage loads: `embed` (dedup, dataset_metrics, cluster,
+routing) and `fetch` (how hub models reach models/hub)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,15 @@ class EmbedParams(Section):
         None, ge=1, doc="truncate inputs to this many tokens; null keeps the model's own limit"
     )
     device: str = param("auto", doc="'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1', ...")
+
+
+@dataclass(frozen=True)
+class FetchParams(Section):
+    """How the profile's hub models reach models/hub (the `fetch` stage, codealign.lm.hub)."""
+
+    tiny_from_config: bool = param(
+        False,
+        doc="build each model tiny from its vendored real config.json with random weights "
+        "instead of downloading it (CPU rehearsal only; false in every real profile)",
+    )
+    revision: str | None = param(None, doc="hub revision of every fetched model (null: main)")

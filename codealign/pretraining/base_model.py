@@ -7,8 +7,8 @@ params and seed give the same weights on CPU. Documents are packed into blocks o
 `block_size` tokens separated by the end-of-sequence token. The saved dir is an
 ordinary HF model dir with a chat template, loadable by `AutoModelForCausalLM`.
 
-Any other name (a hub id or a local path) is loaded and saved as it is; that path is
-for GPU machines with network (params/paper.yaml).
+Any other name (a hub id or a local path) is loaded and saved as it is; a hub id loads
+from the directory the `fetch` stage filled (models/hub/<org>--<name>), never the network.
 """
 
 from __future__ import annotations
@@ -195,9 +195,14 @@ def save_existing(name: str, out_dir: Path, dtype: str = "float32") -> dict[str,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from codealign.lm.hub import local_model
+
+    path = local_model(name, "base_model.name")  # a hub id: the fetch stage's directory
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=getattr(torch, dtype))
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=getattr(torch, dtype), local_files_only=True
+        )
     except (OSError, ValueError) as exc:
         raise CodealignError(f"base_model.name: cannot load '{name}': {exc}") from None
     if tokenizer.chat_template is None:

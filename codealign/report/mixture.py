@@ -32,10 +32,20 @@ def section_mixture(ctx: Context) -> list[str]:
     where = str(ctx.path(BASE_MODEL_EVAL))
     english, code = need(data, "english", where, dict), need(data, "code", where, dict)
     instructions = need(data, "instructions", where, dict)
+    # code_share is null for an existing model (base_model.name not tiny), which was not
+    # pretrained here and is scored on HumanEval's solutions (no tinyeval on real data).
+    if data.get("code_share") is None:
+        model, solutions = (
+            "This run's base model (an existing model, not pretrained here)",
+            "HumanEval",
+        )
+    else:
+        share = need(data, "code_share", where, NUMBER)
+        model, solutions = f"This run's base model, code share {share:g}", "tinyeval"
     lines.append(
-        f"This run's base model, code share {need(data, 'code_share', where, NUMBER):g}: "
+        f"{model}: "
         f"held-out English {cell(need(english, 'bits_per_byte', where, NUMBER))} bits/byte, "
-        f"tinyeval solutions {cell(need(code, 'bits_per_byte', where, NUMBER))} bits/byte, "
+        f"{solutions} solutions {cell(need(code, 'bits_per_byte', where, NUMBER))} bits/byte, "
         f"English instructions {need(instructions, 'correct', where, int)} of "
         f"{need(instructions, 'prompts', where, int)} answered exactly."
     )

@@ -519,7 +519,10 @@ def make_backend(params: SynthParams, *, known_prompts: Sequence[str] = ()) -> B
         return TinyWorldBackend(known_prompts)
     cache = ResponseCache(Path(params.cache_dir) / f"{params.backend}.sqlite")
     if params.backend == "hf":
-        return HFBackend(params.hf_model, params.hf_batch_size, cache)
+        from codealign.lm.hub import local_model
+
+        model = local_model(params.hf_model, "synth.hf_model")  # a hub id: models/hub/...
+        return HFBackend(model, params.hf_batch_size, cache)
     return OpenAIBackend(
         params.openai_base_url,
         params.openai_model,
