@@ -618,3 +618,22 @@ def load_problems(path: str | os.PathLike) -> dict[str, Problem]:
     if not problems:
         raise CodealignError(f"{path}: no problems")
     return problems
+
+
+# The tiny world's held-out sets, by benchmark name: files of the `seed` stage's out
+# directory (data/seed). tinyeval is the final benchmark; tinydev is the dev set that
+# hyperparameters and DPO's stage-boundary evaluations are meant to use.
+TINY_BENCHMARKS = {"tinyeval": "tinyeval.jsonl", "tinydev": "tinydev.jsonl"}
+
+
+def tiny_benchmark_records(name: str, seed_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The HumanEval-format records of tiny-world benchmark `name` (tinyeval, tinydev)."""
+    if name not in TINY_BENCHMARKS:
+        raise CodealignError(
+            f"unknown tiny-world benchmark {name!r} (known: {', '.join(TINY_BENCHMARKS)})"
+        )
+    path = Path(seed_dir) / TINY_BENCHMARKS[name]
+    records = list(iter_jsonl(path))
+    if not records:
+        raise CodealignError(f"{path}: no tasks (data.source: real?)")
+    return records

@@ -40,7 +40,9 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
     with atomic_path(out) as tmp:
         if p.name == "tiny":
             lintseq = params["lintseq"]
-            corpus = corpus_from_file(train_file, p, lintseq, params.seed)
+            held_out = [seed_dir / name for name in ("tinyeval.jsonl", "tinydev.jsonl")]
+            held_out = [path for path in held_out if path.is_file()]
+            corpus = corpus_from_file(train_file, p, lintseq, params.seed, held_out)
             run = {
                 "params": p.to_dict(),
                 "edit_format": {key: getattr(lintseq, key) for key in EDIT_FORMAT},

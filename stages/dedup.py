@@ -42,7 +42,7 @@ INPUTS = (
     "--eval-file",
     "eval_files",
     multiple=True,
-    default=("data/seed/tinyeval.jsonl",),
+    default=("data/seed/tinyeval.jsonl", "data/seed/tinydev.jsonl"),
     show_default=True,
     help="Eval problems (HumanEval or MBPP JSONL) to decontaminate against.",
 )

@@ -6,7 +6,7 @@ import click
 
 from codealign.command import Command, setup_logging
 from codealign.curation.seed import real_seed_sets, tinyworld_seed_sets, write_seed_sets
-from codealign.io import atomic_path
+from codealign.io import atomic_path, write_json
 from codealign.params import load_params
 
 log = logging.getLogger("stages.seed")
@@ -21,8 +21,9 @@ log = logging.getLogger("stages.seed")
     help="Params file (sections: seed, data).",
 )
 @click.option("--out", default="data/seed", show_default=True, help="Output directory.")
-def main(params_file: str, out: str) -> None:
-    """Build the seed sets S1, S2, the keyword vocabulary, tinyeval and the DPO pool."""
+@click.option("--metrics", "metrics_file", default="metrics/seed.json", show_default=True)
+def main(params_file: str, out: str, metrics_file: str) -> None:
+    """Build the seed sets S1, S2, the keyword vocabulary, tinyeval, tinydev and the DPO pool."""
     setup_logging()
     params = load_params(params_file)
     data = params["data"]
@@ -30,8 +31,11 @@ def main(params_file: str, out: str) -> None:
     sets = build(data, params.seed)
     with atomic_path(out) as tmp:
         counts = write_seed_sets(sets, tmp)
+    write_json(metrics_file, sets["metrics"])
     for name, count in counts.items():
         log.info("wrote %s/%s: %d records", out, name, count)
+    for name, row in sets["metrics"].get("sets", {}).items():
+        log.info("%s: %d tasks, %d distinct functions", name, row["tasks"], row["functions"])
 
 
 if __name__ == "__main__":

@@ -12,4 +12,4 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def small_world():
     from codealign.tinyworld.world import build_world
 
-    return build_world(seed=0, n_train=800, n_pool=150, n_eval=300)
+    return build_world(seed=0, n_train=800, n_pool=150, n_eval=100, n_dev=60)

@@ -14,13 +14,17 @@ from stage_scripts import stage
 from codealign.curation.dedup import (
     EvalTask,
     approximate_dedup,
+    ast_keys,
+    ast_twins,
     brute_force_dedup,
     curate,
     embedding_contamination,
+    eval_task_from_record,
     faiss_available,
     greedy_dedup,
     ngram_contamination,
     read_sft_jsonl,
+    require_no_twins,
     split_validation,
 )
 from codealign.errors import CodealignError
@@ -217,9 +221,67 @@ def test_curate_logs_every_removal_with_what_it_matched():
     assert out.metrics["removed"] == {
         "duplicate_id": 1,
         "contaminated_ngram": 1,
+        "contaminated_ast": 0,
         "contaminated_embedding": 0,
         "near_duplicate": 1,
     }
+
+
+# ---------------------------------------------------------------------------- AST key
+
+HELD = eval_task_from_record(
+    {
+        "task_id": "tinyeval/3",
+        "prompt": 'def compute(name):\n    """Return \'tree\' followed by name."""\n',
+        "canonical_solution": "    return 'tree' + name\n",
+        "entry_point": "compute",
+    },
+    "tinyeval",
+    "tinyeval.jsonl:4",
+)
+
+
+def test_the_ast_key_sees_through_names_and_docstrings_but_not_constants_or_builtins():
+    twin = 'def task(text):\n    """Prepend a word."""\n    return \'tree\' + text\n'
+    assert ast_keys(twin) == HELD.ast_keys and len(HELD.ast_keys) == 1
+    annotated = "def f(xs: list) -> int:\n    total = sum(xs)\n    return total\n"
+    assert ast_keys(annotated) == ast_keys("def g(v):\n    out = sum(v)\n    return out\n")
+    assert ast_keys("def task(text):\n    return 'moon' + text\n") != HELD.ast_keys
+    assert ast_keys("def f(xs):\n    return sum(xs)\n") != ast_keys(
+        "def f(xs):\n    return len(xs)\n"
+    )
+    # Argument order is part of what a function computes.
+    assert ast_keys("def f(a, b):\n    return a - b\n") != ast_keys(
+        "def f(a, b):\n    return b - a\n"
+    )
+    assert ast_keys("def broken(:\n") == frozenset()
+
+
+def test_a_renamed_twin_of_an_eval_task_is_removed_with_its_own_reason():
+    twin = {
+        "id": "s5-9",
+        "question": "Write a function task(text) that returns 'tree' followed by text.",
+        "code": "def task(text):\n    return 'tree' + text\n\nassert task('a') == 'treea'\n",
+        "keywords": [],
+        "source": "s5",
+    }
+    other = {**twin, "id": "s5-10", "code": "def task(text):\n    return 'moon' + text\n"}
+    params = DedupParams(validation_fraction=0.0)
+    out = curate([twin, other], [HELD], fake_embed, params, seed=0, progress=False)
+    (removed,) = out.removed
+    assert removed["id"] == "s5-9" and removed["reason"] == "contaminated_ast"
+    assert removed["matched_task_id"] == "tinyeval/3"
+    assert removed["matched_eval_set"] == "tinyeval"
+    assert [r["id"] for r in out.train] == ["s5-10"]
+    assert out.metrics["removed"]["contaminated_ast"] == 1
+
+
+def test_a_training_set_with_a_renamed_twin_fails_loudly():
+    programs = ["def f(x):\n    return x + 1\n", "def solve(s):\n    return 'tree' + s\n"]
+    assert set(ast_twins(programs, [HELD])) == {1}
+    with pytest.raises(CodealignError, match=r"pool: 1 programs .* \(#1\) of tinyeval tinyeval/3"):
+        require_no_twins(programs, [HELD], "pool")
+    require_no_twins(programs[:1], [HELD], "pool")
 
 
 def test_a_record_missing_a_field_names_file_and_line(tmp_path):

@@ -22,13 +22,27 @@ def smoke_params(tmp_path: Path, **changes) -> Path:
 
 def test_seed_stage_writes_every_seed_file(tmp_path):
     out = tmp_path / "seed"
+    metrics = tmp_path / "seed.json"
     result = CliRunner().invoke(
-        stage("seed"), ["--params", str(smoke_params(tmp_path)), "--out", str(out)]
+        stage("seed"),
+        ["--params", str(smoke_params(tmp_path)), "--out", str(out), "--metrics", str(metrics)],
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["train.jsonl", "s1.jsonl", "s2.jsonl", "keywords.json", "tinyeval.jsonl", "pool.jsonl"]
+        [
+            "train.jsonl",
+            "s1.jsonl",
+            "s2.jsonl",
+            "keywords.json",
+            "tinyeval.jsonl",
+            "tinydev.jsonl",
+            "pool.jsonl",
+        ]
     )
+    counts = json.loads(metrics.read_text())["sets"]
+    for name in ("tinyeval", "tinydev"):
+        lines = (out / f"{name}.jsonl").read_text().splitlines()
+        assert counts[name] == {"tasks": len(lines), "functions": len(lines)}
     s1 = [json.loads(line) for line in (out / "s1.jsonl").read_text().splitlines()]
     assert len(s1) == 40
     assert {r["difficulty"] for r in s1} == {"easy", "medium", "hard"}
@@ -44,7 +58,10 @@ def test_real_seed_stage_builds_from_vendored_data(tmp_path):
     params = smoke_params(
         tmp_path, **{"data.source": "real", "data.raw_dir": str(ROOT / "data/raw")}
     )
-    result = CliRunner().invoke(stage("seed"), ["--params", str(params), "--out", str(out)])
+    result = CliRunner().invoke(
+        stage("seed"),
+        ["--params", str(params), "--out", str(out), "--metrics", str(tmp_path / "m.json")],
+    )
     assert result.exit_code == 0, result.output
     pool = [json.loads(line) for line in (out / "pool.jsonl").read_text().splitlines()]
     assert len(pool) == 371  # MBPP train less 602, 704, 872 (MBPP test statements)
@@ -53,7 +70,10 @@ def test_real_seed_stage_builds_from_vendored_data(tmp_path):
 def test_bad_params_give_one_line_and_no_outs(tmp_path):
     out = tmp_path / "seed"
     params = smoke_params(tmp_path, **{"data.n_eval": 0})
-    result = CliRunner().invoke(stage("seed"), ["--params", str(params), "--out", str(out)])
+    result = CliRunner().invoke(
+        stage("seed"),
+        ["--params", str(params), "--out", str(out), "--metrics", str(tmp_path / "m.json")],
+    )
     assert result.exit_code == 2
     assert result.output.strip() == "error: data.n_eval must be an integer >= 1, got 0"
     assert not out.exists()
@@ -62,7 +82,15 @@ def test_bad_params_give_one_line_and_no_outs(tmp_path):
 def test_missing_raw_dir_is_named(tmp_path):
     params = smoke_params(tmp_path, **{"data.source": "real", "data.raw_dir": str(tmp_path / "x")})
     result = CliRunner().invoke(
-        stage("seed"), ["--params", str(params), "--out", str(tmp_path / "seed")]
+        stage("seed"),
+        [
+            "--params",
+            str(params),
+            "--out",
+            str(tmp_path / "seed"),
+            "--metrics",
+            str(tmp_path / "m"),
+        ],
     )
     assert result.exit_code == 2
     assert str(tmp_path / "x") in result.output and "not found" in result.output

@@ -8,9 +8,14 @@ The curation order is fixed and every removal is logged with what it matched:
    question + code against prompt + canonical solution, tests excluded). The score is the
    fraction of the *task's* n-grams found in the record, so a phrase that many tasks share
    ("write a function that takes a list of integers") cannot flag a record by itself.
-3. `contaminated_embedding`: the cosine between the record's embedding and an evaluation
+3. `contaminated_ast`: a function of the record's code has the AST key of an evaluation
+   task's function (`ast_keys`: docstrings and annotations dropped, the names the function
+   binds renamed in order of first appearance, constants and free names such as builtins
+   kept), so a renamed copy of a task is caught even when it is too short for the n-gram
+   check and its English question embeds far from the task's code prompt.
+4. `contaminated_embedding`: the cosine between the record's embedding and an evaluation
    task's exceeds `dedup.decontam_embed_threshold`.
-4. `near_duplicate`: greedy, order-stable semantic dedup: walking the records in input
+5. `near_duplicate`: greedy, order-stable semantic dedup: walking the records in input
    order, a record is kept unless its cosine to some already *kept* record exceeds
    `dedup.threshold`; the log names the most similar kept record.
 
@@ -28,6 +33,7 @@ product is the cosine. Embeddings of records and eval tasks are of `dedup.embed_
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import logging
 import math
@@ -82,21 +88,25 @@ class EvalTask:
     question: str  # the natural-language side: HumanEval prompt or MBPP text
     code: str  # the reference solution ("" when unknown)
     source: str  # which eval set, e.g. tinyeval
+    ast_keys: frozenset[str] = frozenset()  # of its reference function(s), see `ast_keys`
 
 
 def eval_task_from_record(record: dict[str, Any], source: str, where: str) -> EvalTask:
     """Accept HumanEval problems (`prompt`), MBPP records (`text`, `code`) or SFT records."""
     if "prompt" in record:
         require_fields(record, {"task_id": (str, int), "prompt": str}, where)
-        solution = record.get("canonical_solution") or ""
-        return EvalTask(str(record["task_id"]), record["prompt"], str(solution), source)
+        solution = str(record.get("canonical_solution") or "")
+        keys = ast_keys(record["prompt"] + solution, only=record.get("entry_point"))
+        return EvalTask(str(record["task_id"]), record["prompt"], solution, source, keys)
     if "text" in record:
         require_fields(record, {"task_id": (str, int), "text": str}, where)
-        return EvalTask(str(record["task_id"]), record["text"], str(record.get("code", "")), source)
+        code = str(record.get("code", ""))
+        return EvalTask(str(record["task_id"]), record["text"], code, source, ast_keys(code))
     if "question" in record:
         require_fields(record, {"id": (str, int), "question": str}, where)
         tid = str(record.get("task_id", record["id"]))
-        return EvalTask(tid, record["question"], str(record.get("code", "")), source)
+        code = str(record.get("code", ""))
+        return EvalTask(tid, record["question"], code, source, ast_keys(code))
     raise CodealignError(f"{where}: an eval problem needs 'task_id' and 'prompt' (or 'text')")
 
 
@@ -464,14 +474,160 @@ def word_ngrams(text: str, n: int) -> set[int]:
     }
 
 
+# --------------------------------------------------------------------------- AST key
+
+
+class _Canonical(ast.NodeTransformer):
+    """Drops docstrings and annotations and renames the names a function binds (its own
+    name, arguments, assigned and loop names, nested definitions, imports) to v0, v1, ...
+    in order of first appearance. Free names (builtins, globals), attributes and
+    constants are kept: `sum(xs)` and `len(xs)` stay apart, `x + 3` and `x + 4` too."""
+
+    def __init__(self, bound: set[str]):
+        self.bound = bound
+        self.names: dict[str, str] = {}
+
+    def rename(self, name: str) -> str:
+        if name not in self.bound:
+            return name
+        return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def _body(self, node):
+        body = node.body
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+
+    def visit_FunctionDef(self, node):
+        node.name = self.rename(node.name)
+        self._body(node)
+        node.returns = None
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        node.args = self.visit(node.args)
+        node.body = [self.visit(stmt) for stmt in node.body]
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node):
+        node.name = self.rename(node.name)
+        self._body(node)
+        return self.generic_visit(node)
+
+    def visit_arg(self, node):
+        node.arg = self.rename(node.arg)
+        node.annotation = None
+        return node
+
+    def visit_Name(self, node):
+        node.id = self.rename(node.id)
+        return node
+
+    def visit_alias(self, node):
+        if node.asname:
+            node.asname = self.rename(node.asname)
+        return node
+
+    def visit_AnnAssign(self, node):
+        node.annotation = ast.Constant(None)
+        return self.generic_visit(node)
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            bound.add(node.id)
+        elif isinstance(node, ast.alias):
+            bound.add(node.asname or node.name.split(".")[0])
+    return bound
+
+
+def ast_key(node: ast.AST) -> str:
+    """The AST key of one function (or module): equal for copies up to renaming."""
+    import copy
+
+    tree = copy.deepcopy(node)
+    tree = _Canonical(_bound_names(tree)).visit(tree)
+    dump = ast.dump(tree, annotate_fields=False, include_attributes=False)
+    return hashlib.blake2b(dump.encode(), digest_size=12).hexdigest()
+
+
+def ast_keys(code: str, only: str | None = None) -> frozenset[str]:
+    """AST keys of each top-level function of `code` (only the one named `only`, when
+    given and present), or of the whole module when it defines none; empty when `code`
+    does not parse."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return frozenset()
+    functions = [
+        node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+    if only is not None and any(f.name == only for f in functions):
+        functions = [f for f in functions if f.name == only]
+    if not functions:
+        return frozenset({ast_key(tree)}) if tree.body else frozenset()
+    return frozenset(ast_key(f) for f in functions)
+
+
+def ast_twins(
+    programs: Sequence[str], tasks: Sequence[EvalTask]
+) -> dict[int, tuple[EvalTask, str]]:
+    """Programs with a function equal, up to renaming, to an eval task's: index -> (the
+    first such task, the shared key)."""
+    by_key: dict[str, EvalTask] = {}
+    for task in tasks:
+        for key in task.ast_keys:
+            by_key.setdefault(key, task)
+    found: dict[int, tuple[EvalTask, str]] = {}
+    if not by_key:
+        return found
+    for i, program in enumerate(programs):
+        for key in sorted(ast_keys(program)):
+            if key in by_key:
+                found[i] = (by_key[key], key)
+                break
+    return found
+
+
+def require_no_twins(programs: Sequence[str], tasks: Sequence[EvalTask], what: str) -> None:
+    """Raise CodealignError naming the first program of `what` that is a renamed copy of
+    an eval or dev task (for sets held out by construction, where a twin is a bug)."""
+    twins = ast_twins(programs, tasks)
+    if twins:
+        i = min(twins)
+        task, _ = twins[i]
+        raise CodealignError(
+            f"{what}: {len(twins)} programs are renamed copies of held-out tasks, the first "
+            f"(#{i}) of {task.source} {task.task_id}"
+        )
+
+
 @dataclass(frozen=True)
 class Contamination:
     """Why one record was judged contaminated."""
 
     index: int  # the record's position in the input
-    reason: str  # contaminated_ngram | contaminated_embedding
+    reason: str  # contaminated_ngram | contaminated_ast | contaminated_embedding
     task: EvalTask
-    score: float  # n-gram share of the task, or cosine
+    score: float  # n-gram share of the task, cosine, or 1.0 (AST key)
+
+
+def ast_contamination(codes: Sequence[str], tasks: Sequence[EvalTask]) -> dict[int, Contamination]:
+    """Records whose code holds a renamed copy of some task's function (`ast_twins`)."""
+    return {
+        i: Contamination(i, "contaminated_ast", task, 1.0)
+        for i, (task, _) in ast_twins(codes, tasks).items()
+    }
 
 
 def ngram_contamination(
@@ -604,6 +760,7 @@ def curate(
         params.decontam_ngram_size,
         params.decontam_ngram_threshold,
     )
+    ast_hits = ast_contamination([r["code"] for r in unique], tasks)
     # Cosines need unit rows even when embed.normalize is off (raw vectors for clustering).
     vectors = l2_normalize(embed(texts)) if unique else np.zeros((0, 1), np.float32)
     embed_hits: dict[int, Contamination] = {}
@@ -615,7 +772,7 @@ def curate(
         )
     clean: list[int] = []
     for i, record in enumerate(unique):
-        hit = ngram_hits.get(i) or embed_hits.get(i)
+        hit = ngram_hits.get(i) or ast_hits.get(i) or embed_hits.get(i)
         if hit is None:
             clean.append(i)
             continue
@@ -683,6 +840,7 @@ def dedup_metrics(
             for reason in (
                 "duplicate_id",
                 "contaminated_ngram",
+                "contaminated_ast",
                 "contaminated_embedding",
                 "near_duplicate",
             )

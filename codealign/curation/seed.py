@@ -8,13 +8,20 @@ writes, all in `data/seed/`:
 - `s2.jsonl`: S2, titles with 3-6 keywords (plus the question and code the world knows),
   the lowest quartile of titles by length dropped as underspecified (METHOD.md);
 - `keywords.json`: the keyword vocabulary, the deduplicated union of S2's keywords;
-- `tinyeval.jsonl`: the held-out benchmark (HumanEval format);
+- `tinyeval.jsonl`: the held-out benchmark (HumanEval format), read only by the final
+  evaluation and the report;
+- `tinydev.jsonl`: the held-out dev set hyperparameters are chosen on (HumanEval format);
 - `pool.jsonl`: the DPO prompt pool (HumanEval format).
+
+tinyeval and tinydev hold each of their functions once and none of the training side's
+(train, S1, S2, pool) under any name (`codealign.tinyworld.world`); `data.n_eval` and
+`data.n_dev` are maxima. `seed_metrics` counts each set's tasks and distinct functions
+and what a held-out set fell short of its request by.
 
 `data.source: real` builds S1, S2 and the vocabulary from MBPP train+validation (see
 `codealign.curation.datasets.real_seed_sets`) and the DPO pool from MBPP train (MBPP records);
-`train.jsonl` and `tinyeval.jsonl` are then empty, since an existing base model needs
-no corpus and the real profile evaluates on HumanEval and MBPP test.
+`train.jsonl`, `tinyeval.jsonl` and `tinydev.jsonl` are then empty, since an existing base
+model needs no corpus and the real profile evaluates on HumanEval and MBPP test.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from codealign.params.curation import DataParams
 log = logging.getLogger(__name__)
 
 SEED_FILES = ("train.jsonl", "s1.jsonl", "s2.jsonl", "keywords.json", "tinyeval.jsonl",
-              "pool.jsonl")  # fmt: skip
+              "tinydev.jsonl", "pool.jsonl")  # fmt: skip
 
 
 def drop_short_titles(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -44,7 +51,9 @@ def tinyworld_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
     """Everything `data/seed/` holds, built from the tiny world."""
     from codealign.tinyworld.world import build_world
 
-    world = build_world(seed, params.n_train, params.n_pool, params.n_eval)
+    world = build_world(
+        seed, params.n_train, params.n_pool, params.n_eval, params.n_dev, names=params.names
+    )
     rng = random.Random(seed)
     order = list(range(len(world.train)))
     rng.shuffle(order)
@@ -53,13 +62,59 @@ def tinyworld_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
     s1 = [t.to_sft("seed_s1") for t in s1_tasks]
     s2 = drop_short_titles([{**t.to_sft("seed_s2"), "title": t.title} for t in s2_tasks])
     vocabulary = sorted({k for r in s2 for k in r["keywords"]})
-    return {
+    sets = {
         "train.jsonl": [t.to_problem() for t in world.train],
         "s1.jsonl": s1,
         "s2.jsonl": s2,
         "keywords.json": vocabulary,
         "tinyeval.jsonl": [t.to_problem() for t in world.eval],
+        "tinydev.jsonl": [t.to_problem() for t in world.dev],
         "pool.jsonl": [t.to_problem() for t in world.pool],
+        "metrics": seed_metrics(world, s1_tasks, s2, params),
+    }
+    check_held_out(sets)
+    return sets
+
+
+def check_held_out(sets: dict[str, Any]) -> None:
+    """Fail loudly if a training-side program (train: the corpus's code, S1, S2; the DPO
+    pool) is a renamed copy of a tinyeval or tinydev task by the AST key. The world is
+    disjoint by construction, so a twin is a bug to fix, not data to filter away."""
+    from codealign.curation.dedup import eval_task_from_record, require_no_twins
+
+    held = [
+        eval_task_from_record(record, name.split(".")[0], f"{name}:{i}")
+        for name in ("tinyeval.jsonl", "tinydev.jsonl")
+        for i, record in enumerate(sets[name], start=1)
+    ]
+    for name, field in (("train.jsonl", None), ("s1.jsonl", "code"), ("s2.jsonl", "code"),
+                        ("pool.jsonl", None)):  # fmt: skip
+        programs = [
+            r[field] if field else r["prompt"] + r["canonical_solution"] for r in sets[name]
+        ]
+        require_no_twins(programs, held, f"data/seed/{name}")
+
+
+def seed_metrics(world, s1_tasks, s2: list[dict], params: DataParams) -> dict[str, Any]:
+    """Tasks and distinct functions per set, and each held-out set's shortfall."""
+    from codealign.tinyworld.world import set_counts
+
+    by_id = {t.task_id: t for t in world.train}
+    sets = {
+        "train": set_counts(world.train),
+        "s1": set_counts(s1_tasks),
+        "s2": set_counts([by_id[r["id"]] for r in s2]),
+        "pool": set_counts(world.pool),
+        "tinydev": set_counts(world.dev),
+        "tinyeval": set_counts(world.eval),
+    }
+    return {
+        "sets": sets,
+        "requested": {"tinydev": params.n_dev, "tinyeval": params.n_eval},
+        "shortfall": {
+            "tinydev": world.shortfall.get("dev", 0),
+            "tinyeval": world.shortfall.get("eval", 0),
+        },  # fmt: skip
     }
 
 
@@ -85,7 +140,9 @@ def real_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
         "s2.jsonl": sets.s2,
         "keywords.json": sets.vocabulary,
         "tinyeval.jsonl": [],  # the real profile evaluates on HumanEval and MBPP test
+        "tinydev.jsonl": [],  # ... and chooses on MBPP validation
         "pool.jsonl": pool,  # MBPP train records, disjoint from MBPP test and HumanEval
+        "metrics": {},
     }
 
 

@@ -1,8 +1,22 @@
-"""The seed experiment's statistic: mean and bootstrap confidence interval of a difference."""
+"""Intervals and tests over tasks: the unit of noise of a benchmark is the task, not the sample.
+
+Samples of one task are not independent draws of a model's skill: ten samples of one task
+say much about that task and nothing about the next, so an interval over samples (the
+"±0.02 (640 samples)" kind) is too narrow whenever tasks differ in difficulty. Here:
+
+- `bootstrap_ci(values)`: the mean of `values` and its percentile-bootstrap interval (the
+  one implementation: seeds of the DPO experiment, tasks of a benchmark);
+- `task_scores(verdicts)`: each task's mean of a verdict field (pass rate by default);
+- `task_ci(verdicts)`: a benchmark score with its interval from resampling *tasks*;
+- `paired_comparison(a, b)`: two models on the same tasks: the mean per-task difference,
+  its bootstrap-over-tasks interval, and a paired permutation test (scipy's
+  `permutation_test`, swapping the two models' scores within each task).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 
 def bootstrap_ci(
@@ -27,5 +41,83 @@ def bootstrap_ci(
         "low": float(low),
         "high": float(high),
         "n": int(data.size),
+        "confidence": confidence,
+    }
+
+
+def task_scores(verdicts: Iterable[Mapping[str, Any]], field: str = "passed") -> dict[str, float]:
+    """Each task's mean of `field` over its samples (`passed`: the task's pass rate)."""
+    totals: dict[str, list[float]] = {}
+    for verdict in verdicts:
+        totals.setdefault(str(verdict["task_id"]), []).append(float(verdict[field]))
+    return {task: sum(v) / len(v) for task, v in totals.items()}
+
+
+def task_ci(
+    verdicts: Iterable[Mapping[str, Any]],
+    field: str = "passed",
+    *,
+    confidence: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The benchmark score (mean over tasks of each task's mean `field`) and its bootstrap
+    interval over tasks; `n` is the number of tasks, whatever the samples per task."""
+    scores = task_scores(verdicts, field)
+    return bootstrap_ci(
+        list(scores.values()), confidence=confidence, resamples=resamples, seed=seed
+    )
+
+
+def paired_comparison(
+    a: Mapping[str, float],
+    b: Mapping[str, float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Model a against model b on the same tasks (per-task scores, e.g. `task_scores`).
+
+    `mean_difference` is mean(a - b) over tasks with its bootstrap-over-tasks interval
+    (`low`, `high`); `p_value` is the two-sided paired permutation test of a zero mean
+    difference (exact when 2^tasks <= resamples). `wins`, `losses`, `ties` count tasks.
+    """
+    import numpy as np
+    from scipy.stats import permutation_test
+
+    if set(a) != set(b):
+        only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        raise ValueError(
+            "paired_comparison needs the same tasks for both models: "
+            f"only in a: {only_a[:3]}, only in b: {only_b[:3]}"
+        )
+    tasks = sorted(a)
+    x = np.asarray([a[t] for t in tasks], dtype=float)
+    y = np.asarray([b[t] for t in tasks], dtype=float)
+    diff = x - y
+    ci = bootstrap_ci(diff, confidence=confidence, resamples=resamples, seed=seed)
+    if np.all(diff == 0):
+        p_value = 1.0
+    else:
+        test = permutation_test(
+            (x, y),
+            lambda u, v, axis: np.mean(u - v, axis=axis),
+            permutation_type="samples",
+            vectorized=True,
+            n_resamples=resamples,
+            alternative="two-sided",
+            random_state=seed,
+        )
+        p_value = float(test.pvalue)
+    return {
+        "mean_difference": ci["mean"],
+        "low": ci["low"],
+        "high": ci["high"],
+        "p_value": p_value,
+        "tasks": len(tasks),
+        "wins": int((diff > 0).sum()),
+        "losses": int((diff < 0).sum()),
+        "ties": int((diff == 0).sum()),
         "confidence": confidence,
     }

@@ -25,7 +25,18 @@ class DataParams(Section):
     )
     n_train: int = param(4000, ge=1, doc="tiny-world train tasks (corpus, S1, S2)")
     n_pool: int = param(200, ge=1, doc="tiny-world DPO prompt pool (disjoint from train and eval)")
-    n_eval: int = param(100, ge=1, doc="tinyeval tasks, the held-out benchmark")
+    n_eval: int = param(
+        100, ge=1, doc="tinyeval tasks at most, one per distinct function (short sets warn)"
+    )
+    n_dev: int = param(
+        100, ge=0, doc="tinydev tasks at most, one per distinct function: the dev split"
+    )
+    names: str = param(
+        "varied",
+        choices=("varied", "plain"),
+        doc="tiny-world surface names: varied (random function and argument names) or plain "
+        "(the template's name, arguments named by role)",
+    )
     s1_size: int = param(150, ge=1, doc="S1: question/code seed pairs")
     s2_size: int = param(300, ge=4, doc="S2 titles before the shortest quartile is dropped")
     raw_dir: str = param("data/raw", doc="vendored raw data (source: real)")

@@ -98,7 +98,24 @@ def read_code(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def corpus_from_file(train_file: str | Path, base: Any, lintseq: Any, seed: int) -> list[dict]:
-    """`pretraining_corpus` of the functions of a train split file (prompt + solution)."""
+def corpus_from_file(
+    train_file: str | Path,
+    base: Any,
+    lintseq: Any,
+    seed: int,
+    held_out: Sequence[str | Path] = (),
+) -> list[dict]:
+    """`pretraining_corpus` of the functions of a train split file (prompt + solution).
+
+    Raises CodealignError when one of them is a renamed copy (AST key) of a task of the
+    `held_out` files (tinyeval, tinydev): every code and edit document of the corpus is one
+    of these functions, and a held-out function must never be pretrained on. It fails
+    rather than filters: the tiny world is disjoint by construction, so a twin is a bug
+    in the split, and dropping it silently would change the corpus under the same params.
+    """
+    from codealign.curation.dedup import read_eval_jsonl, require_no_twins
+
     code = [prompt + solution for prompt, solution in read_code(train_file)]
+    tasks = [task for path in held_out for task in read_eval_jsonl(path)]
+    require_no_twins(code, tasks, f"{train_file} (the pretraining corpus's code)")
     return pretraining_corpus(code, base, lintseq, seed)

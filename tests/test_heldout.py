@@ -1,0 +1,106 @@
+"""tinyeval and tinydev are held out: no task of theirs has a twin up to renaming on the
+training side (the pretraining corpus, S1/S2, the DPO pool), by the AST key that
+decontamination uses and by the tiny world's semantic and function keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codealign.curation.dedup import ast_keys, eval_task_from_record
+from codealign.curation.seed import tinyworld_seed_sets
+from codealign.edits.lintseq import apply_edits, parse_target
+from codealign.params import load_params
+from codealign.tinyworld.corpus import pretraining_corpus
+from codealign.tinyworld.world import build_world
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = {"smoke": ROOT / "params" / "smoke.yaml", "default": ROOT / "params.yaml"}
+
+
+@pytest.fixture(scope="module", params=sorted(PROFILES))
+def built(request):
+    params = load_params(PROFILES[request.param])
+    data = params["data"]
+    sets = tinyworld_seed_sets(data, params.seed)
+    world = build_world(
+        params.seed, data.n_train, data.n_pool, data.n_eval, data.n_dev, names=data.names
+    )
+    return request.param, params, sets, world
+
+
+def training_programs(profile, params, sets) -> dict[str, list[str]]:
+    """Every training-side program, by where it is; the corpus only for the smoke world
+    (the default corpus draws its code from the same train.jsonl, checked here too)."""
+    programs = {
+        "train.jsonl": [r["prompt"] + r["canonical_solution"] for r in sets["train.jsonl"]],
+        "s1.jsonl": [r["code"] for r in sets["s1.jsonl"]],
+        "s2.jsonl": [r["code"] for r in sets["s2.jsonl"]],
+        "pool.jsonl": [r["prompt"] + r["canonical_solution"] for r in sets["pool.jsonl"]],
+    }
+    if profile == "smoke":
+        corpus = pretraining_corpus(
+            programs["train.jsonl"], params["base_model"], params["lintseq"], params.seed
+        )
+        code = [d["text"] for d in corpus if d["kind"] == "code"]
+        edits = [apply_edits(parse_target(d["text"])) for d in corpus if d["kind"] == "edits"]
+        assert code and edits
+        programs["corpus"] = code + edits
+    return programs
+
+
+def test_the_seed_sets_are_the_world_s_splits(built):
+    _, _, sets, world = built
+    assert sets["tinyeval.jsonl"] == [t.to_problem() for t in world.eval]
+    assert sets["tinydev.jsonl"] == [t.to_problem() for t in world.dev]
+    assert sets["pool.jsonl"] == [t.to_problem() for t in world.pool]
+
+
+def test_no_held_out_task_has_a_renamed_twin_on_the_training_side(built):
+    profile, params, sets, _ = built
+    held: dict[str, str] = {}
+    for name in ("tinyeval.jsonl", "tinydev.jsonl"):
+        for i, record in enumerate(sets[name]):
+            task = eval_task_from_record(record, name, f"{name}:{i + 1}")
+            assert len(task.ast_keys) == 1
+            held.update(dict.fromkeys(task.ast_keys, task.task_id))
+    # Two held-out functions may share an AST key (n * 5, s * 5): both stay held out.
+    assert len(held) >= 0.9 * (len(sets["tinyeval.jsonl"]) + len(sets["tinydev.jsonl"]))
+    for where, programs in training_programs(profile, params, sets).items():
+        twins = [
+            (i, held[key]) for i, p in enumerate(programs) for key in ast_keys(p) if key in held
+        ]
+        assert not twins, f"{profile} {where}: renamed twins of held-out tasks {twins[:3]}"
+
+
+def test_no_held_out_function_is_on_the_training_side_by_semantic_or_function_key(built):
+    profile, _, sets, world = built
+    by_id = {t.task_id: t for split in world.tasks.values() for t in split}
+    train_side = [by_id[r["task_id"]] for r in sets["train.jsonl"] + sets["pool.jsonl"]]
+    train_side += [by_id[r["id"]] for r in sets["s1.jsonl"] + sets["s2.jsonl"]]
+    semantic = {t.semantic for t in train_side}
+    function = {t.function for t in train_side}
+    for held in (world.eval, world.dev):
+        assert held, profile
+        assert not {t.semantic for t in held} & semantic, profile
+        assert not {t.function for t in held} & function, profile
+    assert not {t.function for t in world.eval} & {t.function for t in world.dev}
+
+
+def test_tinydev_and_tinyeval_load_by_benchmark_name(built, tmp_path):
+    from codealign.curation.seed import write_seed_sets
+    from codealign.errors import CodealignError
+    from codealign.problems import tiny_benchmark_records
+
+    profile, _, sets, _ = built
+    if profile != "smoke":
+        pytest.skip("one profile is enough")
+    write_seed_sets(sets, tmp_path)
+    assert tiny_benchmark_records("tinydev", tmp_path) == sets["tinydev.jsonl"]
+    assert tiny_benchmark_records("tinyeval", tmp_path) == sets["tinyeval.jsonl"]
+    with pytest.raises(CodealignError, match="unknown tiny-world benchmark 'tinytest'"):
+        tiny_benchmark_records("tinytest", tmp_path)
+    (tmp_path / "tinydev.jsonl").write_text("")
+    with pytest.raises(CodealignError, match=r"tinydev\.jsonl: no tasks"):
+        tiny_benchmark_records("tinydev", tmp_path)

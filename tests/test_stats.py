@@ -1,0 +1,74 @@
+"""Intervals over tasks and the paired test (codealign.dpo.stats)."""
+
+import random
+
+import pytest
+
+from codealign.dpo.stats import bootstrap_ci, paired_comparison, task_ci, task_scores
+
+
+def verdicts(rates: dict[str, float], n: int) -> list[dict]:
+    """n samples per task, the first round(rate * n) of them passing."""
+    return [
+        {"task_id": task, "completion_id": i, "passed": i < round(rate * n)}
+        for task, rate in rates.items()
+        for i in range(n)
+    ]
+
+
+RATES = {f"tinyeval/{i}": (i % 5) / 4 for i in range(40)}
+
+
+def test_task_scores_are_per_task_pass_rates():
+    scores = task_scores(verdicts({"a": 0.5, "b": 1.0}, 4))
+    assert scores == {"a": 0.5, "b": 1.0}
+
+
+def test_more_samples_per_task_do_not_narrow_the_interval_over_tasks():
+    few, many = task_ci(verdicts(RATES, 4)), task_ci(verdicts(RATES, 40))
+    assert few["n"] == many["n"] == 40
+    assert few["mean"] == pytest.approx(many["mean"])
+    assert (few["low"], few["high"]) == pytest.approx((many["low"], many["high"]))
+    # The interval over samples would be ~sqrt(40) times narrower with 40 samples a task.
+    assert many["high"] - many["low"] > 0.15
+
+
+def test_more_tasks_narrow_the_interval():
+    small = task_ci(verdicts(dict(list(RATES.items())[:10]), 4))
+    large = task_ci(verdicts({f"t{i}": (i % 5) / 4 for i in range(400)}, 4))
+    assert large["high"] - large["low"] < (small["high"] - small["low"]) / 2
+
+
+def test_identical_models_tie_with_p_one():
+    result = paired_comparison(RATES, dict(RATES))
+    assert result["mean_difference"] == 0 and result["p_value"] == 1.0
+    assert result["ties"] == 40 and result["low"] == result["high"] == 0
+
+
+def test_a_model_better_on_most_tasks_is_detected_and_the_interval_excludes_zero():
+    rng = random.Random(0)
+    better = {t: min(1.0, r + 0.25 * (rng.random() < 0.8)) for t, r in RATES.items()}
+    result = paired_comparison(better, RATES)
+    assert result["p_value"] < 0.01 and result["low"] > 0
+    assert result["wins"] > 20 and result["losses"] == 0
+    reverse = paired_comparison(RATES, better)
+    assert reverse["high"] < 0 and reverse["mean_difference"] == -result["mean_difference"]
+
+
+def test_noise_alone_is_not_significant():
+    rng = random.Random(1)
+    a = {t: rng.random() for t in RATES}
+    b = {t: rng.random() for t in RATES}
+    result = paired_comparison(a, b, seed=3)
+    assert result["p_value"] > 0.05 and result["low"] < 0 < result["high"]
+
+
+def test_models_on_different_tasks_are_refused():
+    with pytest.raises(ValueError, match="same tasks.*only in a: \\['x'\\]"):
+        paired_comparison({"x": 1.0, "y": 0.0}, {"y": 0.0})
+
+
+def test_bootstrap_ci_is_the_one_interval():
+    ci = bootstrap_ci([0.0, 1.0] * 20, seed=2)
+    again = task_ci(verdicts({f"t{i}": float(i % 2) for i in range(40)}, 3), seed=2)
+    assert (ci["low"], ci["high"]) == (again["low"], again["high"])
