@@ -28,6 +28,7 @@ NOT_IMPORTED = {
     "dvc": "the pipeline runner: `dvc repro`, `dvc exp`; stages call it as a command",
     "pytest-timeout": "pytest plugin: the `timeout` option of [tool.pytest.ini_options]",
     "ruff": "the linter: `make lint` and tests/test_lint.py run it as a command",
+    "pyseccomp": "sandbox workers load it by file path (execution/pool.py: _seccomp_module)",
 }
 
 
