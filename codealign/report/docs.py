@@ -191,31 +191,12 @@ def _load(path: Path) -> Any | None:
     return read_json(path) if path.is_file() else None
 
 
-def _split_row(root: Path, dirs: dict[str, str]) -> list[str]:
-    """Which split tinyeval was drawn from: `seed.json` exists only for the split held out
-    by what a task computes (docs/heldout.md)."""
-    cells = ["tinyeval split"]
-    for d in dirs.values():
-        seed = _load(root / d / "seed.json")
-        if seed is None:
-            cells.append("before the held-out split: renamed twins on the training side")
-            continue
-        sets = seed.get("sets", {})
-        cells.append(
-            "held out by what a task computes: "
-            f"{sets.get('tinyeval', {}).get('functions', '?')} distinct functions "
-            f"(tinydev {sets.get('tinydev', {}).get('functions', '?')})"
-        )
-    return cells
-
-
 def results_block(root: str | Path, params: ReportParams | None = None) -> str:
     """The README's results-at-a-glance table, from the committed metrics files."""
     root = Path(root)
     params = params or ReportParams()
     dirs = {"default": DEFAULT_DIR, "full": FULL_DIR}
     rows = [
-        _split_row(root, dirs),
         *_model_rows(root, dirs),
         *_ksweep_rows(root, dirs),
         *_dedup_rows(root, dirs),
