@@ -93,6 +93,8 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tmp_path):
             str(params),
             "--out",
             str(tmp_path / "seed"),
+            "--metrics",
+            str(tmp_path / "seed.json"),
         ],
         capture_output=True,
     )
@@ -131,7 +133,8 @@ def test_base_model_seed_repeats_pretraining_on_the_same_corpus(tmp_path):
     raw["base_model"].update(steps=4, eval_tasks=0)
     seeded = subprocess.run(
         [sys.executable, str(ROOT / "stages" / "seed.py"), "--params"]
-        + [str(_params(tmp_path, raw, None)), "--out", str(tmp_path / "seed")],
+        + [str(_params(tmp_path, raw, None)), "--out", str(tmp_path / "seed")]
+        + ["--metrics", str(tmp_path / "seed.json")],
         capture_output=True,
     )
     assert seeded.returncode == 0, seeded.stderr
