@@ -27,12 +27,17 @@ over the same samples, in alternating rounds; the medians and every round are pr
 evalplus is timed until it has written its results: its watchdog thread, not a daemon,
 then holds the process in a 20 s sleep that is no work of judging.
 
-    python benchmarks/bench_evalplus.py [--limit 20] [--mutants 1] [--rounds 1]
-        [--workers 2] [--parallel 2] [--timeout S] [--cache DIR]
+    python benchmarks/bench_evalplus.py [--limit 20] [--tasks 15,130] [--mutants 1]
+        [--rounds 1] [--workers 2] [--parallel 2] [--timeout S] [--fast] [--cache DIR]
 
-`--limit 0` runs all 164 tasks. The classification of mutants and evalplus's ground truth
-are cached in --cache (default: a directory in the system's temp dir), keyed by the
-content of the task file, so a second run pays only for the two tools.
+`--limit 0` runs all 164 tasks; `--tasks` picks some by number. Besides wall time, each
+tool's CPU seconds (user + system, all its processes) and `cpu_speedup` are printed, with
+the load average before and after each run: on a shared machine wall time moves with
+the load. `--fast` runs codealign with `--fast` (stop at a sample's first failure), which
+is what evalplus does by default; without it codealign runs every test of every sample.
+The classification of mutants and evalplus's ground truth are cached in --cache (default:
+a directory in the system's temp dir), keyed by the content of the task file, so a
+second run pays only for the two tools.
 """
 
 from __future__ import annotations
@@ -281,9 +286,12 @@ def classify(task: dict, programs: list[dict], quota: int) -> list:
 # ---- samples ----------------------------------------------------------------------------
 
 
-def load_tasks(limit: int) -> list[dict]:
+def load_tasks(limit: int, only: str = "") -> list[dict]:
     with gzip.open(DATA, "rt", encoding="utf-8") as handle:
         tasks = [json.loads(line) for line in handle if line.strip()]
+    if only:
+        wanted = {f"HumanEval/{n.strip()}" for n in only.split(",") if n.strip()}
+        return [t for t in tasks if t["task_id"] in wanted]
     return tasks[:limit] if limit else tasks
 
 
@@ -361,7 +369,13 @@ def warm_evalplus(cache: Path, subset: Path) -> float:
     return time.perf_counter() - start
 
 
-def run_evalplus(samples, cache, subset, parallel, work: Path) -> tuple[float, list[bool]]:
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every reaped child process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_evalplus(samples, cache, subset, parallel, work: Path) -> tuple[float, float, list[bool]]:
     path = work / "evalplus_samples.jsonl"
     with path.open("w") as handle:
         for s in samples:
@@ -372,6 +386,7 @@ def run_evalplus(samples, cache, subset, parallel, work: Path) -> tuple[float, l
             )
     result = work / "evalplus_samples_eval_results.json"
     result.unlink(missing_ok=True)
+    cpu = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.Popen(
         [
@@ -402,6 +417,8 @@ def run_evalplus(samples, cache, subset, parallel, work: Path) -> tuple[float, l
     seconds = time.perf_counter() - start
     proc.kill()
     proc.wait()
+    # its pool's processes were reaped before it wrote the results: all counted here
+    cpu = _children_cpu() - cpu
     cursor: dict[str, int] = {}
     passed = []
     for s in samples:
@@ -409,10 +426,12 @@ def run_evalplus(samples, cache, subset, parallel, work: Path) -> tuple[float, l
         cursor[s["task_id"]] = i + 1
         r = results[s["task_id"]][i]
         passed.append(r["base_status"] == "pass" and r["plus_status"] == "pass")
-    return seconds, passed
+    return seconds, cpu, passed
 
 
-def run_codealign(samples, subset, workers, timeout, work: Path) -> tuple[float, list[dict]]:
+def run_codealign(
+    samples, subset, workers, timeout, fast, work: Path
+) -> tuple[float, float, list[dict]]:
     path = work / "codealign_samples.jsonl"
     with path.open("w") as handle:
         for s in samples:
@@ -422,6 +441,7 @@ def run_codealign(samples, subset, workers, timeout, work: Path) -> tuple[float,
             handle.write(json.dumps(record) + "\n")
     out = work / "codealign_verdicts.jsonl"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cpu = _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(
         [
@@ -438,6 +458,7 @@ def run_codealign(samples, subset, workers, timeout, work: Path) -> tuple[float,
             # No --timeout: each test's limit comes from the canonical solution's time, as
             # evalplus sizes it; given, --timeout would cap every sample.
             *(["--timeout", str(timeout)] if timeout is not None else []),
+            *(["--fast"] if fast else []),
             "--quiet",
         ],
         env=env,
@@ -445,9 +466,10 @@ def run_codealign(samples, subset, workers, timeout, work: Path) -> tuple[float,
         text=True,
     )
     seconds = time.perf_counter() - start
+    cpu = _children_cpu() - cpu  # the parent, its workers and every sample process
     if done.returncode != 0:
         raise SystemExit(f"codealign check failed: {done.stderr.strip().splitlines()[-1:]}")
-    return seconds, [json.loads(line) for line in out.read_text().splitlines()]
+    return seconds, cpu, [json.loads(line) for line in out.read_text().splitlines()]
 
 
 # ---- main ---------------------------------------------------------------------------------
@@ -456,6 +478,12 @@ def run_codealign(samples, subset, workers, timeout, work: Path) -> tuple[float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=20, help="first N tasks; 0 = all 164")
+    parser.add_argument("--tasks", default="", help="only these task numbers, e.g. 15,130")
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="codealign --fast: stop at a sample's first failure, as evalplus does by default",
+    )
     parser.add_argument("--mutants", type=int, default=1, help="mutants of each kind per task")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="codealign workers")
@@ -472,7 +500,7 @@ def main() -> None:
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
 
-    tasks = load_tasks(args.limit)
+    tasks = load_tasks(args.limit, args.tasks)
     text = "".join(json.dumps(t, sort_keys=True) + "\n" for t in tasks)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     subset = args.cache / f"HumanEvalPlus-{digest}.jsonl"
@@ -483,13 +511,23 @@ def main() -> None:
     warm_s = warm_evalplus(args.cache, subset)
 
     times: dict[str, list[float]] = {"codealign": [], "evalplus": []}
+    cpu: dict[str, list[float]] = {"codealign": [], "evalplus": []}
+    loads = [round(os.getloadavg()[0], 2)]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for _ in range(args.rounds):
-            seconds, verdicts = run_codealign(samples, subset, args.workers, args.timeout, work)
+            seconds, used, verdicts = run_codealign(
+                samples, subset, args.workers, args.timeout, args.fast, work
+            )
             times["codealign"].append(round(seconds, 2))
-            seconds, ep_passed = run_evalplus(samples, args.cache, subset, args.parallel, work)
+            cpu["codealign"].append(round(used, 2))
+            loads.append(round(os.getloadavg()[0], 2))
+            seconds, used, ep_passed = run_evalplus(
+                samples, args.cache, subset, args.parallel, work
+            )
             times["evalplus"].append(round(seconds, 2))
+            cpu["evalplus"].append(round(used, 2))
+            loads.append(round(os.getloadavg()[0], 2))
 
     kinds: dict[str, dict] = {}
     disagreements, both_wrong = [], []
@@ -522,12 +560,22 @@ def main() -> None:
                 }
             )
     ca_s, ep_s = statistics.median(times["codealign"]), statistics.median(times["evalplus"])
+    ca_cpu, ep_cpu = statistics.median(cpu["codealign"]), statistics.median(cpu["evalplus"])
+    statuses: dict[str, int] = {}
+    for v in verdicts:
+        statuses[v["status"]] = statuses.get(v["status"], 0) + 1
     print(
         json.dumps(
             {
                 "tasks": len(tasks),
                 "samples": len(samples),
                 "by_kind": kinds,
+                "canonical_passed": {
+                    "codealign": kinds.get("canonical", {}).get("codealign_passed", 0),
+                    "evalplus": kinds.get("canonical", {}).get("evalplus_passed", 0),
+                    "of": kinds.get("canonical", {}).get("samples", 0),
+                },
+                "codealign_statuses": statuses,
                 "agree": len(samples) - len(disagreements),
                 "agreement": round(1 - len(disagreements) / len(samples), 4),
                 "right": right,
@@ -541,9 +589,17 @@ def main() -> None:
                     "evalplus_ground_truth_warmup": round(warm_s, 2),
                 },
                 "speedup": round(ep_s / ca_s, 3),
+                # CPU seconds (user + system) of each tool and all its processes: on a
+                # shared machine, steadier than wall time
+                "cpu_seconds": {"codealign": ca_cpu, "evalplus": ep_cpu, "rounds": cpu},
+                "cpu_speedup": round(ep_cpu / ca_cpu, 3),
+                # 1-minute load average before the first round and after each run
+                "load_average": loads,
                 "settings": {
                     "codealign_workers": args.workers,
                     "codealign_timeout": args.timeout,
+                    "codealign_fast": args.fast,
+                    "tasks_only": args.tasks or None,
                     "evalplus_parallel": args.parallel,
                     "evalplus_version": evalplus.__version__,
                     "mutants_per_kind": args.mutants,

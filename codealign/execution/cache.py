@@ -2,10 +2,11 @@
 
 HumanEval+ and MBPP+ give inputs without outputs: the expected value of each input is
 what the canonical solution returns, computed in the sandbox. `ExpectedCache` keeps those
-values and each call's time in one file per problem, named by a SHA-256 of everything
-that decides them (the canonical program, the entry point, the encoded inputs, the
-Python version and this format's version), so a second run on the same benchmark pays
-only for its samples, and an edited problem is simply a new key.
+values (as the encoded results the canonical solution sent, which a correct sample's
+results match byte for byte) and each call's time in one file per problem, named by a
+SHA-256 of everything that decides them (the canonical program, the entry point, the
+encoded inputs, the Python version and this format's version), so a second run on the
+same benchmark pays only for its samples, and an edited problem is simply a new key.
 
 The directory is `$CODEALIGN_CACHE_DIR`, else `$XDG_CACHE_HOME/codealign`, else
 `~/.cache/codealign`, with the entries under `expected/`. Writes go to a temporary file
@@ -17,6 +18,7 @@ and recomputed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import hashlib
 import json
@@ -27,11 +29,23 @@ import tempfile
 from pathlib import Path
 
 from codealign.execution import wire
-from codealign.problems import NO_EXPECTED, Problem
+from codealign.execution.verdicts import Expected
+from codealign.problems import Problem
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: times include encoding the result
+FORMAT = 3  # 3: values are the canonical solution's encoded results, as JSON text
+
+
+@functools.lru_cache(maxsize=4096)
+def calls_json(problem: Problem) -> bytes:
+    """The JSON text of a problem's encoded argument lists, as every sample's job carries
+    them (computed once per problem)."""
+    calls = [
+        [[wire.encode(list(args)), wire.encode(kwargs)] for args, kwargs in case.variants]
+        for case in problem.cases
+    ]
+    return json.dumps(calls, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def default_cache_dir() -> Path:
@@ -45,23 +59,22 @@ def default_cache_dir() -> Path:
 
 def problem_key(problem: Problem) -> str:
     """The SHA-256 of everything that decides a problem's expected values."""
-    calls = [
-        [[wire.encode(list(args)), wire.encode(kwargs)] for args, kwargs in case.variants]
-        for case in problem.cases
-    ]
     content = {
         "format": FORMAT,
         "python": list(sys.version_info[:2]),
         "program": problem.canonical_program,
         "entry": problem.entry_point,
-        "calls": calls,
     }
     text = json.dumps(content, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    digest = hashlib.sha256(text.encode("ascii"))
+    digest.update(b"\n")
+    digest.update(calls_json(problem))
+    return digest.hexdigest()
 
 
 class ExpectedCache:
-    """One gzip'd JSON file per problem: `{format, key, values, times}`."""
+    """One gzip'd JSON file per problem: `{format, key, values, times}`, each value the
+    JSON text of the canonical solution's encoded result (null: it gave none)."""
 
     def __init__(self, directory: str | os.PathLike | None = None) -> None:
         self.directory = Path(directory) if directory else default_cache_dir()
@@ -70,8 +83,9 @@ class ExpectedCache:
     def _path(self, key: str) -> Path:
         return self.entries / f"{key}.json.gz"
 
-    def load(self, problem: Problem) -> tuple[list, list | None] | None:
-        """(values, times) from the cache, or None if absent or unusable."""
+    def load(self, problem: Problem) -> tuple[Expected, list] | None:
+        """(values, times) from the cache, or None if absent or unusable. Values are
+        decoded only when a sample needs them (`verdicts.Expected`)."""
         key = problem_key(problem)
         path = self._path(key)
         try:
@@ -83,28 +97,27 @@ class ExpectedCache:
             values, times = data["values"], data["times"]
             if type(values) is not list or len(values) != n:
                 raise ValueError("wrong number of values")
+            if not all(v is None or type(v) is str for v in values):
+                raise ValueError("malformed values")
             if type(times) is not list or len(times) != n:
                 raise ValueError("wrong number of times")
             if not all(type(t) in (int, float) and 0 <= t < 1e6 for t in times):
                 raise ValueError("malformed times")
-            decoded = [wire.decode(v[1]) if v and v[0] == 1 else NO_EXPECTED for v in values]
-            return decoded, [float(t) for t in times]
+            raw = [None if v is None else v.encode("ascii") for v in values]
+            return Expected(raw), [float(t) for t in times]
         except FileNotFoundError:
             return None
         except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError) as exc:
             log.warning("%s: ignoring an unreadable cache entry (%s)", path, exc)
             return None
 
-    def store(self, problem: Problem, values: list, times: list | None) -> None:
+    def store(self, problem: Problem, values: Expected, times: list | None) -> None:
         """Write one problem's entry atomically; a cache that cannot be written is skipped."""
         key = problem_key(problem)
-        try:
-            encoded = [[0] if v is NO_EXPECTED else [1, wire.encode(v)] for v in values]
-        except wire.Unencodable:
-            return
+        encoded = [None if v is None else v.decode("ascii") for v in values.raw]
         data = {"format": FORMAT, "key": key, "values": encoded, "times": times or []}
         if times is None:
-            data["times"] = [0.0] * len(values)
+            data["times"] = [0.0] * len(encoded)
         body = json.dumps(data, ensure_ascii=True, separators=(",", ":")).encode("ascii")
         tmp = None
         try:

@@ -40,9 +40,9 @@ from typing import Any
 
 from codealign.errors import CodealignError
 from codealign.execution import wire
-from codealign.execution.cache import ExpectedCache
+from codealign.execution.cache import ExpectedCache, calls_json
 from codealign.execution.policy import Policy
-from codealign.execution.verdicts import Judge, clean
+from codealign.execution.verdicts import _RESULT_PREFIX, Expected, Judge, clean
 from codealign.problems import NO_EXPECTED, Problem, check_namespace, instrument
 
 log = logging.getLogger(__name__)
@@ -227,10 +227,15 @@ HEADER_KEYS = ("id", "mode", "entry", "limits", "policy")
 
 def _frames(job: dict, tests: dict) -> tuple[bytes, bytes, bytes]:
     """A sample's three frames for a worker: the header it reads (no program, input or
-    test in it), then the candidate's part and the tester's, which it passes on unread."""
+    test in it), then the candidate's part and the tester's, which it passes on unread.
+    The encoded calls come as JSON text made once per problem (`cache.calls_json`)."""
     header = {key: job[key] for key in HEADER_KEYS}
     payload = {key: value for key, value in job.items() if key not in HEADER_KEYS}
-    return wire.frame(header), wire.frame(payload), wire.frame(tests)
+    calls = payload.pop("calls", None)
+    body = json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    if calls is not None:
+        body = body[:-1] + b',"calls":' + calls + b"}"
+    return wire.frame(header), len(body).to_bytes(4, "big") + body, wire.frame(tests)
 
 
 @dataclass
@@ -447,7 +452,7 @@ class Sandbox:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
-        self._oracle: dict[str, tuple[list, list | None]] = {}
+        self._oracle: dict[str, tuple[Expected, list | None]] = {}
         self._closed = False
         self.isolation: dict = {}
         # Only a root parent's workers switch uids; elsewhere samples keep the worker's.
@@ -538,7 +543,7 @@ class Sandbox:
             job["inputs"] = [stdin for stdin, _ in problem.stdio]
         elif problem.cases:
             job["mode"] = "calls"
-            job["calls"] = _encoded_calls(problem)
+            job["calls"] = calls_json(problem)
         else:
             job["mode"] = "check"
             source, _ = instrument(problem)
@@ -722,9 +727,9 @@ class Sandbox:
             judge = judges.get(id(sample))
             problem = sample.problem
             if judge is None:
-                values, times = [NO_EXPECTED] * len(problem.cases), None
+                values, times = Expected([None] * len(problem.cases)), None
             else:
-                values, times = judge.values, judge.times
+                values, times = Expected(judge.raw), judge.times
             if verdict[0] != "passed":
                 log.warning(
                     "%s: the canonical solution did not run to the end (%s: %s)",
@@ -740,7 +745,7 @@ class Sandbox:
     def oracle(self, problem: Problem) -> list:
         """Expected values computed by running the canonical solution (HumanEval+ inputs)."""
         self.oracles([problem])
-        return self._oracle[problem.task_id][0]
+        return self._oracle[problem.task_id][0].values()
 
     def score(
         self,
@@ -783,24 +788,43 @@ class Sandbox:
 
 
 class _OracleJudge(Judge):
-    """Keeps the canonical solution's results and per-call times instead of judging them."""
+    """Keeps the canonical solution's results, as the encoded bytes it sent, and per-call
+    times instead of judging them."""
 
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem)
-        self.values: list = [NO_EXPECTED] * len(problem.cases)
+        self.raw: list[bytes | None] = [None] * len(problem.cases)
         self.times: list[float] = [0.0] * len(problem.cases)
+
+    def feed(self, stream: str, line: bytes) -> None:
+        # ["r",<test>,0,<value>,<seconds>]: the value's bytes as they are
+        m = _RESULT_PREFIX.match(line) if stream == "c" else None
+        comma = line.rfind(b",")
+        if m is not None and m.group(2) == b"0" and comma > m.end() and line.endswith(b"]"):
+            index = int(m.group(1))
+            try:
+                seconds = float(line[comma + 1 : -1])
+            except ValueError:
+                seconds = -1.0
+            if index < len(self.raw) and self.raw[index] is None and seconds >= 0:
+                self.count[stream] += 1
+                self.raw[index] = bytes(line[m.end() : comma])
+                if math.isfinite(seconds):
+                    self.times[index] = seconds
+                self.results[index] = (True, "")
+                return
+        super().feed(stream, line)
 
     def _call(self, m: list) -> None:
         index, variant = m[1], m[2]
-        if variant != 0 or type(index) is not int or not 0 <= index < len(self.values):
+        if variant != 0 or type(index) is not int or not 0 <= index < len(self.raw):
             return
-        if m[0] != "r" or self.values[index] is not NO_EXPECTED:
+        if m[0] != "r" or self.raw[index] is not None:
             self.results[index] = (True, "")  # raised: this input has no expected value
             return
-        with contextlib.suppress(ValueError, IndexError):
-            self.values[index] = wire.decode(m[3])
-            if len(m) > 4 and type(m[4]) is float and math.isfinite(m[4]) and m[4] >= 0:
-                self.times[index] = m[4]
+        self.raw[index] = wire.dumps(m[3])[:-1]
+        if len(m) > 4 and type(m[4]) is float and math.isfinite(m[4]) and m[4] >= 0:
+            self.times[index] = m[4]
         self.results[index] = (True, "")
 
 
@@ -810,14 +834,6 @@ def _seccomp_module() -> str | None:
     site-packages); None if it is not installed, and workers then say so in `isolation`."""
     spec = importlib.util.find_spec("pyseccomp")
     return spec.origin if spec is not None and spec.origin else None
-
-
-@functools.lru_cache(maxsize=4096)
-def _encoded_calls(problem: Problem) -> list:
-    return [
-        [[wire.encode(list(args)), wire.encode(kwargs)] for args, kwargs in case.variants]
-        for case in problem.cases
-    ]
 
 
 def _progress(total: int, enabled: bool):

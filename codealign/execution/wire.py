@@ -2,6 +2,9 @@
 
 Values cross a process boundary only as JSON built from a closed set of exact types:
 None, bool, int, float, str, bytes, complex, list, tuple, dict, set and frozenset.
+Lists of plain scalars are checked and written at C speed (`json` itself), and a list
+of numbers with floats among it crosses as packed IEEE doubles (tag "f64", base64, with
+the positions of its ints): bit-exact, without the cost of float-to-decimal text.
 An instance of any other type, a subclass included (`class E(int)`), is encoded as an
 opaque marker that carries only its type's name and equals nothing. Decoding never
 calls code chosen by the sender: no pickle, no constructors, no `__eq__` of theirs.
@@ -11,10 +14,15 @@ This module imports only the standard library: the sandbox worker loads it by pa
 
 from __future__ import annotations
 
+import binascii
 import collections
+import itertools
 import json
 import math
+import operator
 import struct
+import sys
+from array import array
 
 MAX_DEPTH = 64
 # Items of one value: HumanEval+'s largest correct results have 1,000,006 (HumanEval/130)
@@ -28,6 +36,12 @@ REPORT_CAP = 256 * 1024 * 1024
 LINE_CAP = 64 * 1024 * 1024
 
 _HEADER = struct.Struct(">I")
+# Lists of at least this many numbers, floats among them, cross packed as IEEE doubles
+# (tag "f64"): bit-exact, and about 20 times cheaper to write and read than decimal text.
+PACK_MIN = 16
+_EXACT_INT = 2**53  # ints a double holds exactly
+_SMALL_INT = 2**62  # ints that cross as JSON numbers; larger ones as hex text
+_BIG_ENDIAN = sys.byteorder == "big"
 
 
 # Builtin types may cross as values (tests pass `int` to `isinstance`-style solutions).
@@ -94,6 +108,7 @@ def encode(
     _builtin_types=_BUILTIN_TYPE_VALUES,
     _dict_items=dict.items,
     _tuple_iter=tuple.__iter__,
+    _flat=None,
 ):
     """Encode `value` as JSON-ready plain data; raise Unencodable on anything else.
 
@@ -101,6 +116,7 @@ def encode(
     `len` or `float.__repr__` in its own process cannot change how its values look.
     """
     budget = [MAX_ITEMS]
+    flat = _flat or _flat_list
 
     def enc(v, depth):
         budget[0] -= 1
@@ -112,7 +128,7 @@ def encode(
         if v is None or t is bool or t is str:
             return v
         if t is int:
-            if -(2**62) < v < 2**62:
+            if -_SMALL_INT < v < _SMALL_INT:
                 return v
             return {"t": "int", "v": int.__format__(v, "x")}
         if t is float:
@@ -120,6 +136,13 @@ def encode(
                 return v
             return {"t": "float", "v": _repr(v)}
         if t is list:
+            if len(v) >= PACK_MIN:
+                done = flat(v)
+                if done is not None:
+                    budget[0] -= len(v)
+                    if budget[0] < 0:
+                        raise TooLarge(f"value has over {MAX_ITEMS:,} items")
+                    return done
             return [enc(x, depth + 1) for x in v]
         if t is tuple:
             return {"t": "tuple", "v": [enc(x, depth + 1) for x in v]}
@@ -147,6 +170,123 @@ def encode(
         raise TooLarge(f"value is nested over {MAX_DEPTH} deep") from None
 
 
+_JSON_SCALARS = frozenset({str, bool, type(None)})
+_INTS = frozenset({int, bool})
+_NUMBERS = frozenset({int, float})
+
+
+def _flat_list(
+    v,
+    _type=type,
+    _set=set,
+    _map=map,
+    _list=list,
+    _min=min,
+    _max=max,
+    _all=all,
+    _abs=abs,
+    _isfinite=math.isfinite,
+    _scalars=_JSON_SCALARS,
+    _ints=_INTS,
+    _numbers=_NUMBERS,
+):
+    """A list whose items are all plain scalars, encoded at C speed: itself (copied) when
+    its JSON text is its encoding, packed doubles ("f64") when it holds floats, or None
+    when an item needs the general path (a big int, a non-finite float, a container)."""
+    types = _set(_map(_type, v))
+    if types <= _scalars:
+        return _list(v)
+    if types <= _ints:
+        if _min(v) > -_SMALL_INT and _max(v) < _SMALL_INT:
+            return _list(v)
+        return None
+    if float not in types or not types <= _numbers:
+        return None
+    try:
+        if not _all(_map(_isfinite, v)):
+            return None
+    except OverflowError:  # an int too large for a double
+        return None
+    ints = []
+    if int in types:
+        ints = _list(
+            itertools.compress(
+                itertools.count(),
+                _map(operator.is_, _map(_type, v), itertools.repeat(int)),
+            )
+        )
+        if _max(_map(_abs, _map(v.__getitem__, ints))) > _EXACT_INT:
+            return None
+    packed = array("d", v)
+    if _BIG_ENDIAN:
+        packed.byteswap()
+    return {"t": "f64", "v": [binascii.b2a_base64(packed.tobytes(), newline=False).decode(), ints]}
+
+
+def _unpack_f64(v) -> list:
+    """The list a "f64" value stands for; ValueError if it is malformed."""
+    if type(v) is not list or len(v) != 2 or type(v[0]) is not str or type(v[1]) is not list:
+        raise ValueError("malformed 'f64' value")
+    try:
+        raw = binascii.a2b_base64(v[0], strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("malformed 'f64' value") from None
+    if len(raw) % 8 or len(raw) // 8 > MAX_ITEMS:
+        raise ValueError("malformed 'f64' value")
+    packed = array("d")
+    packed.frombytes(raw)
+    if _BIG_ENDIAN:
+        packed.byteswap()
+    items = packed.tolist()
+    if not all(map(math.isfinite, items)):
+        raise ValueError("non-finite number in a 'f64' value")
+    last = -1
+    for index in v[1]:
+        if type(index) is not int or not last < index < len(items):
+            raise ValueError("malformed 'f64' int positions")
+        number = items[index]
+        if not number.is_integer() or abs(number) > _EXACT_INT:
+            raise ValueError("malformed 'f64' int")
+        items[index] = int(number)
+        last = index
+    return items
+
+
+_PLAIN_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
+def untag(d: dict):
+    """`json.loads` object hook for trusted frames (a sample's own inputs, sent by the
+    parent): a tagged value becomes what it stands for, any other object stays a dict.
+    The parent decodes what comes back from a sample with `decode`, which checks more."""
+    if len(d) != 2 or "t" not in d or "v" not in d:
+        return d
+    tag, v = d["t"], d["v"]
+    if tag == "tuple":
+        return tuple(v)
+    if tag == "f64":
+        return _unpack_f64(v)
+    if tag == "int":
+        return int(v, 16)
+    if tag == "dict":
+        return {k: x for k, x in v}
+    if tag == "set":
+        return set(v)
+    if tag == "frozenset":
+        return frozenset(v)
+    if tag == "float":
+        return float(v)
+    if tag == "bytes":
+        return bytes.fromhex(v)
+    if tag == "complex":
+        return complex(*v)
+    if tag == "type":
+        return BUILTIN_TYPES[v]
+    if tag == "opaque":
+        return Opaque(v)
+    raise ValueError(f"unknown tag {tag!r}")
+
+
 def decode(data):
     """Rebuild a value from `encode`'s output; raise ValueError on anything malformed."""
 
@@ -157,6 +297,8 @@ def decode(data):
         if d is None or t is bool or t is str or t is int or t is float:
             return d
         if t is list:
+            if len(d) >= PACK_MIN and set(map(type, d)) <= _PLAIN_SCALARS:
+                return d  # JSON scalars are their own values
             return [dec(x, depth + 1) for x in d]
         if t is not dict or set(d) != {"t", "v"}:
             raise ValueError(f"not an encoded value: {t.__name__}")
@@ -173,6 +315,8 @@ def decode(data):
             return bytes.fromhex(v)
         if type(v) is not list:
             raise ValueError(f"malformed {tag!r} value")
+        if tag == "f64":
+            return _unpack_f64(v)
         if tag == "tuple":
             return tuple(dec(x, depth + 1) for x in v)
         if tag == "dict":
@@ -246,9 +390,9 @@ def read_exact(fd: int, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_frame(fd: int):
+def read_frame(fd: int, object_hook=None):
     """Receive one frame written by `write_frame`."""
     (size,) = _HEADER.unpack(read_exact(fd, _HEADER.size))
     if size > MAX_FRAME:
         raise ValueError(f"frame of {size} bytes exceeds the limit")
-    return json.loads(read_exact(fd, size))
+    return json.loads(read_exact(fd, size), object_hook=object_hook)
