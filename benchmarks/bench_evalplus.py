@@ -28,13 +28,13 @@ evalplus is timed until it has written its results: its watchdog thread, not a d
 then holds the process in a 20 s sleep that is no work of judging.
 
     python benchmarks/bench_evalplus.py [--limit 20] [--tasks 15,130] [--mutants 1]
-        [--rounds 1] [--workers 2] [--parallel 2] [--timeout S] [--fast] [--cache DIR]
+        [--rounds 1] [--workers 2] [--parallel 2] [--timeout S] [--cache DIR]
 
 `--limit 0` runs all 164 tasks; `--tasks` picks some by number. Besides wall time, each
 tool's CPU seconds (user + system, all its processes) and `cpu_speedup` are printed, with
 the load average before and after each run: on a shared machine wall time moves with
-the load. `--fast` runs codealign with `--fast` (stop at a sample's first failure), which
-is what evalplus does by default; without it codealign runs every test of every sample.
+the load. codealign runs every test of every sample (its score counts them); evalplus
+stops a sample's base or plus inputs at their first failure.
 The classification of mutants and evalplus's ground truth are cached in --cache (default:
 a directory in the system's temp dir), keyed by the content of the task file, so a
 second run pays only for the two tools.
@@ -429,9 +429,7 @@ def run_evalplus(samples, cache, subset, parallel, work: Path) -> tuple[float, f
     return seconds, cpu, passed
 
 
-def run_codealign(
-    samples, subset, workers, timeout, fast, work: Path
-) -> tuple[float, float, list[dict]]:
+def run_codealign(samples, subset, workers, timeout, work: Path) -> tuple[float, float, list[dict]]:
     path = work / "codealign_samples.jsonl"
     with path.open("w") as handle:
         for s in samples:
@@ -458,7 +456,6 @@ def run_codealign(
             # No --timeout: each test's limit comes from the canonical solution's time, as
             # evalplus sizes it; given, --timeout would cap every sample.
             *(["--timeout", str(timeout)] if timeout is not None else []),
-            *(["--fast"] if fast else []),
             "--quiet",
         ],
         env=env,
@@ -479,11 +476,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=20, help="first N tasks; 0 = all 164")
     parser.add_argument("--tasks", default="", help="only these task numbers, e.g. 15,130")
-    parser.add_argument(
-        "--fast",
-        action="store_true",
-        help="codealign --fast: stop at a sample's first failure, as evalplus does by default",
-    )
     parser.add_argument("--mutants", type=int, default=1, help="mutants of each kind per task")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="codealign workers")
@@ -517,7 +509,7 @@ def main() -> None:
         work = Path(tmp)
         for _ in range(args.rounds):
             seconds, used, verdicts = run_codealign(
-                samples, subset, args.workers, args.timeout, args.fast, work
+                samples, subset, args.workers, args.timeout, work
             )
             times["codealign"].append(round(seconds, 2))
             cpu["codealign"].append(round(used, 2))
@@ -598,7 +590,6 @@ def main() -> None:
                 "settings": {
                     "codealign_workers": args.workers,
                     "codealign_timeout": args.timeout,
-                    "codealign_fast": args.fast,
                     "tasks_only": args.tasks or None,
                     "evalplus_parallel": args.parallel,
                     "evalplus_version": evalplus.__version__,

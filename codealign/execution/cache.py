@@ -37,15 +37,35 @@ log = logging.getLogger(__name__)
 FORMAT = 3  # 3: values are the canonical solution's encoded results, as JSON text
 
 
+_NO_KWARGS = "\x00codealign: no keyword arguments\x00"
+
+
 @functools.lru_cache(maxsize=4096)
 def calls_json(problem: Problem) -> bytes:
     """The JSON text of a problem's encoded argument lists, as every sample's job carries
     them (computed once per problem)."""
-    calls = [
-        [[wire.encode(list(args)), wire.encode(kwargs)] for args, kwargs in case.variants]
-        for case in problem.cases
-    ]
-    return json.dumps(calls, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    no_kwargs = wire.dumps(wire.encode({}))[:-1]
+    variants = sum(len(case.variants) for case in problem.cases)
+    if not any(kwargs for case in problem.cases for _, kwargs in case.variants):
+        # the whole problem in one go, an empty kwargs as a marker string replaced after
+        calls = [[[list(args), _NO_KWARGS] for args, _ in case.variants] for case in problem.cases]
+        marker = wire.dumps(_NO_KWARGS)[:-1]
+        with contextlib.suppress(wire.Unencodable):
+            text = wire.dumps_trusted(calls)
+            if text.count(marker) == variants:
+                return text.replace(marker, no_kwargs)
+    parts = []
+    for case in problem.cases:
+        variants = [
+            b"["
+            + wire.dumps_trusted(list(args))
+            + b","
+            + (wire.dumps_trusted(kwargs) if kwargs else no_kwargs)
+            + b"]"
+            for args, kwargs in case.variants
+        ]
+        parts.append(b"[" + b",".join(variants) + b"]")
+    return b"[" + b",".join(parts) + b"]"
 
 
 def default_cache_dir() -> Path:
@@ -82,6 +102,10 @@ class ExpectedCache:
 
     def _path(self, key: str) -> Path:
         return self.entries / f"{key}.json.gz"
+
+    def has(self, problem: Problem) -> bool:
+        """Whether an entry for the problem exists (it may still prove unreadable)."""
+        return self._path(problem_key(problem)).is_file()
 
     def load(self, problem: Problem) -> tuple[Expected, list] | None:
         """(values, times) from the cache, or None if absent or unusable. Values are

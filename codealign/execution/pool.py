@@ -220,9 +220,12 @@ class Sample:
     completion_id: Any = None
     expected: list | None = field(default=None, repr=False)
     times: list | None = field(default=None, repr=False)  # the canonical solution's, per test
+    lazy: bool = field(default=False, repr=False)  # expected values still in the cache
 
 
 HEADER_KEYS = ("id", "mode", "entry", "limits", "policy")
+# A sample whose expected values were to come from a cache entry that proved unreadable.
+_RECOMPUTE = ("crashed", 0, 0, "expected values to be recomputed")
 
 
 def _frames(job: dict, tests: dict) -> tuple[bytes, bytes, bytes]:
@@ -453,6 +456,8 @@ class Sandbox:
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self._oracle: dict[str, tuple[Expected, list | None]] = {}
+        self._loading: dict[str, threading.Lock] = {}
+        self._unreadable: set[str] = set()
         self._closed = False
         self.isolation: dict = {}
         # Only a root parent's workers switch uids; elsewhere samples keep the worker's.
@@ -560,6 +565,12 @@ class Sandbox:
         self, index: int, sample: Sample, fast: bool, trusted: bool, timing: bool = False
     ) -> _Pending:
         total = sample.problem.tests_total
+        if sample.lazy:
+            loaded = self._load_cached(sample.problem)
+            if loaded is None:  # unreadable after all: judged again once recomputed
+                return _Pending(index, sample, verdict=_RECOMPUTE)
+            sample.expected, sample.times = loaded
+            sample.lazy = False
         limit = self.limits.program_mb << 20
         if len(sample.program) > limit or len(sample.program.encode("utf-8", "replace")) > limit:
             size = len(sample.program.encode("utf-8", "replace"))
@@ -706,6 +717,7 @@ class Sandbox:
         for problem in problems:
             if problem.task_id in self._oracle:
                 continue
+            self._unreadable.discard(problem.task_id)
             cached = self.cache.load(problem) if self.cache is not None else None
             if cached is not None:
                 self._oracle[problem.task_id] = cached
@@ -742,6 +754,21 @@ class Sandbox:
                 self.cache.store(problem, values, times)
             self._oracle[problem.task_id] = (values, times)
 
+    def _load_cached(self, problem: Problem) -> tuple[Expected, list | None] | None:
+        """A problem's expected values from the cache, read once (by the first of the
+        pool's threads to need them); None if the entry cannot be used."""
+        task = problem.task_id
+        with self._lock:
+            lock = self._loading.setdefault(task, threading.Lock())
+        with lock:
+            if task not in self._oracle and task not in self._unreadable:
+                loaded = self.cache.load(problem) if self.cache is not None else None
+                if loaded is None:
+                    self._unreadable.add(task)
+                else:
+                    self._oracle[task] = loaded
+            return self._oracle.get(task)
+
     def oracle(self, problem: Problem) -> list:
         """Expected values computed by running the canonical solution (HumanEval+ inputs)."""
         self.oracles([problem])
@@ -764,13 +791,32 @@ class Sandbox:
             for s in prepared
             if any(c.expected is NO_EXPECTED for c in s.problem.cases)
         }
-        self.oracles(needed.values())
+        # Entries in the cache are read as their first sample is prepared, while the
+        # workers run earlier samples; the others are computed first, in parallel.
+        cached = {
+            task
+            for task, problem in needed.items()
+            if task not in self._oracle and self.cache is not None and self.cache.has(problem)
+        }
+        self.oracles(p for task, p in needed.items() if task not in cached)
         for sample in prepared:
-            if sample.problem.task_id in needed:
-                sample.expected, sample.times = self._oracle[sample.problem.task_id]
+            task = sample.problem.task_id
+            if task in cached:
+                sample.lazy = True
+            elif task in needed:
+                sample.expected, sample.times = self._oracle[task]
         bar = _progress(len(prepared), progress)
         try:
             results = self.run(prepared, fast=fast, on_result=lambda _: bar.update(1))
+            again = [i for i, verdict in enumerate(results) if verdict is _RECOMPUTE]
+            if again:  # a cache entry that could not be read: recompute, judge again
+                self.oracles({prepared[i].problem for i in again})
+                for i in again:
+                    task = prepared[i].problem.task_id
+                    prepared[i].expected, prepared[i].times = self._oracle[task]
+                redo = self.run([prepared[i] for i in again], fast=fast)
+                for i, verdict in zip(again, redo, strict=True):
+                    results[i] = verdict
         finally:
             bar.close()
         return [

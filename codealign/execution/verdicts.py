@@ -255,6 +255,7 @@ class Judge:
         # byte-for-byte matching, where expected values came as the canonical solution's
         # own result lines and a test has one argument list (HumanEval+, MBPP+)
         self.by_bytes: Expected | None = None
+        self.first_failed = self.total  # the lowest test index with a wrong result so far
         if (
             type(expected) is Expected
             and not problem.json_results
@@ -376,7 +377,12 @@ class Judge:
             ok = type(got) is type(want) and got == want
         else:
             ok = same_value(want, got, self.atol)
-        why = "" if ok else clean(f"{case.source}: got {safe_repr(got)}")
+        why = ""
+        if not ok and (self.by_bytes is None or index < self.first_failed):
+            # Only the first failing test's detail reaches the verdict; where every test
+            # has one argument list a failure stays one, so later ones need no text.
+            why = clean(f"{case.source}: got {safe_repr(got)}")
+            self.first_failed = min(self.first_failed, index)
         self._result(index, variant, ok, why)
 
     def _output(self, m: list) -> None:

@@ -20,6 +20,7 @@ import itertools
 import json
 import math
 import operator
+import re
 import struct
 import sys
 from array import array
@@ -340,6 +341,27 @@ def decode(data):
         return dec(data, 0)
     except (RecursionError, TypeError, OverflowError) as exc:
         raise ValueError(f"malformed value: {type(exc).__name__}") from None
+
+
+_LONG_DIGITS = re.compile(r"\d{19}")  # an int that may be past 2**62 (or a long string)
+
+
+def dumps_trusted(value) -> bytes:
+    """The JSON text of `encode(value)` for trusted values (a problem's own inputs), at C
+    speed where `json` alone writes it the same: no dict, tuple, set, bytes, big int or
+    non-finite float anywhere (checked by a round trip); else through `encode`."""
+    try:
+        text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if (
+        text is not None
+        and "{" not in text
+        and not _LONG_DIGITS.search(text)
+        and json.loads(text) == value
+    ):
+        return text.encode("ascii")
+    return dumps(encode(value))[:-1]
 
 
 def dumps(obj) -> bytes:

@@ -39,6 +39,7 @@ import builtins
 import errno
 import gc
 import json
+import math
 import mmap
 import os
 import resource
@@ -1131,7 +1132,20 @@ def _call(namespace, name, args, kwargs, _callable=callable):
     return fn(*args, **kwargs)
 
 
-def _encode_result(value, _encode=wire.encode, _too_large=wire.TooLarge):
+def _encode_result(
+    value,
+    _encode=wire.encode,
+    _too_large=wire.TooLarge,
+    _type=type,
+    _small=wire._SMALL_INT,
+    _isfinite=math.isfinite,
+):
+    # the scalars most results are, without `encode`'s set-up (exact types, by identity)
+    t = _type(value)
+    if value is None or t is str or t is bool:
+        return ["r", value]
+    if (t is int and -_small < value < _small) or (t is float and _isfinite(value)):
+        return ["r", value]
     try:
         return ["r", _encode(value)]
     except _too_large as exc:
