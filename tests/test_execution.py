@@ -205,6 +205,47 @@ def test_wire_refuses_anything_but_plain_data():
         wire.encode(nested)
 
 
+def test_wire_lists_of_numbers_cross_exactly():
+    """Long lists of plain scalars take C-speed paths (floats as packed doubles); every
+    value comes back with its exact type and bits, through `decode` and `untag` alike."""
+
+    class Sub(int):
+        pass
+
+    values = [
+        [1, 3] + [i / 3 for i in range(100)],  # ints among floats
+        [-0.0, 0.0, 1e308, 5e-324] * 5,
+        [2**53, -(2**53)] + [0.5] * 20,
+        [2**53 + 1] + [0.5] * 20,  # an int a double cannot hold: general path
+        [float("inf"), float("nan")] + [1.0] * 20,
+        list(range(100)) + [2**70],
+        [True, False, None, "x"] * 5,
+        [Sub(1)] + list(range(20)),
+    ]
+    for value in values:
+        text = json.dumps(wire.encode(value))
+        for back in (wire.decode(json.loads(text)), json.loads(text, object_hook=wire.untag)):
+            assert len(back) == len(value)
+            for a, b in zip(value, back, strict=True):
+                if type(a) is Sub:
+                    assert type(b) is wire.Opaque
+                elif a != a:
+                    assert b != b
+                else:
+                    assert type(a) is type(b) and repr(a) == repr(b)
+    assert '"f64"' in json.dumps(wire.encode(values[0]))
+    good = wire.encode([1] + [0.5] * 20)
+    for broken in (
+        {"t": "f64", "v": ["AAAAAAAA+H8=", []]},  # NaN packed: never sent by encode
+        {"t": "f64", "v": [good["v"][0], [1]]},  # 0.5 at an int position
+        {"t": "f64", "v": [good["v"][0], [0, 0]]},
+        {"t": "f64", "v": ["not base64!", []]},
+        {"t": "f64", "v": ["AAAA", []]},
+    ):
+        with pytest.raises(ValueError):
+            wire.decode(broken)
+
+
 @pytest.mark.slow
 def test_humaneval_canonical_solutions_all_pass(sandbox):
     from pathlib import Path

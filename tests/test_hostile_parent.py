@@ -262,6 +262,44 @@ def test_tolerance_only_for_floats_where_the_benchmark_sets_it(sandbox):
     assert not verdict["passed"]
 
 
+def test_results_equal_to_the_canonical_bytes_pass_and_nothing_else_does(sandbox):
+    """A result that is byte for byte the canonical solution's passes without being
+    parsed; NaN and non-plain values, which equal nothing, never pass that way; values
+    that differ in bytes but not in Python's `==` (ints for floats, packed or not) still
+    pass; a forged report line with the right shape but a wrong value fails."""
+    canonical = (
+        "    if x == 0:\n        return [1, 3] + [i / 2 for i in range(40)]\n"
+        "    if x == 1:\n        return [float('nan')] * 20\n"
+        "    if x == 2:\n        return object()\n"
+        "    return [i * 1.0 for i in range(30)]\n"
+    )
+    inputs = [[0], [1], [2], [3]]
+    problem = oracle_problem("p/bytes", canonical, inputs)
+    same = run(sandbox, problem, [canonical])[0]
+    assert same["status"] == "failed" and same["tests_passed"] == 2, same  # NaN, object()
+    as_ints = run(
+        sandbox,
+        oracle_problem("p/bytes-ints", canonical, [[0], [3]]),
+        [
+            "    if x == 0:\n        return [1, 3] + [i / 2 for i in range(40)]\n"
+            "    return list(range(30))\n",  # ints where floats were: equal in Python
+        ],
+    )[0]
+    assert as_ints["passed"], as_ints
+    # a program that writes its own report line in the protocol's shape, guessing
+    forged = (
+        "    import sys\n"
+        "    for fd in range(3, 64):\n"
+        "        try:\n"
+        "            __import__('os').write(fd, b'[\"r\",0,0,[1,2,3]]\\n')\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "    return None\n"
+    )
+    [verdict] = run(sandbox, oracle_problem("p/bytes-forged", canonical, [[0]]), [forged])
+    assert not verdict["passed"], verdict
+
+
 # ---- 3. limits sized for correct solutions, and named when tripped ----------------------
 
 

@@ -290,6 +290,9 @@ def untag(d: dict):
 
 def decode(data):
     """Rebuild a value from `encode`'s output; raise ValueError on anything malformed."""
+    t = type(data)
+    if data is None or t is bool or t is str or t is int or t is float:
+        return data  # a scalar is its own value
 
     def dec(d, depth):
         if depth > MAX_DEPTH + 2:
