@@ -10,13 +10,18 @@ this process, and prints one JSON object:
   workers and every sample process, reaped), user and system apart, and per sample;
 - `by_kind`: wall seconds per kind of sample, summed over samples (each sample's time
   from the previous verdict of the same pool thread until its own);
-- `parent_top`: the parent's functions by cumulative time, every thread profiled with
-  cProfile (`--no-profile` to leave it out: cProfile slows the parent about 2x).
+- `parent_top`: the parent's functions by own time, every thread profiled with
+  cProfile (`--no-profile` to leave it out: cProfile slows the parent about 2x);
+- `exec_floor` (`--floor`): CPU seconds of the programs' own calls, every test of every
+  sample, in this process without isolation, encoding or comparison.
+
+The expected values are loaded here before judging, to time that phase apart;
+`codealign check` reads them while the workers run.
 
 CPU time is what to compare on a shared machine; wall time moves with the load.
 
     python benchmarks/profile_evalplus.py [--limit 0] [--tasks 15,130] [--cache DIR] [--workers 2]
-        [--fast] [--no-profile] [--top 25]
+        [--fast] [--no-profile] [--floor] [--top 25]
 """
 
 from __future__ import annotations
@@ -86,14 +91,64 @@ def _profile_threads(profiles: list) -> None:
     threading.Thread.run = profiled
 
 
+class _Late(Exception):
+    pass
+
+
+def _late(signum, frame):
+    raise _Late
+
+
+def exec_floor(tasks: list[dict], samples: list[dict]) -> dict:
+    """CPU seconds of the programs' own calls, every test of every sample, run in this
+    process with no isolation, no encoding and no comparison: what any judge pays."""
+    import contextlib
+    import copy
+    import signal
+
+    by_id = {t["task_id"]: t for t in tasks}
+    signal.signal(signal.SIGALRM, _late)
+    sys.setrecursionlimit(10_000)
+    seconds: dict[str, float] = {}
+    for s in samples:
+        task = by_id[s["task_id"]]
+        program = s.get("program") or task["prompt"] + s["completion"]
+        spent = 0.0
+        signal.setitimer(signal.ITIMER_REAL, 60)
+        try:
+            namespace: dict = {}
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(program, "<program>", "exec"), namespace)
+                fn = namespace[task["entry_point"]]
+                for args in task["base_input"] + task["plus_input"]:
+                    args = copy.deepcopy(args)
+                    start = time.process_time()
+                    try:
+                        fn(*args)
+                    except _Late:
+                        raise
+                    except BaseException:
+                        pass
+                    spent += time.process_time() - start
+        except BaseException:
+            pass
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        seconds[s["kind"]] = seconds.get(s["kind"], 0.0) + spent
+    return {"cpu_s": round(sum(seconds.values()), 2)} | {k: round(v, 2) for k, v in seconds.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=0, help="first N tasks; 0 = all 164")
     parser.add_argument("--tasks", default="", help="only these task numbers, e.g. 15,130")
     parser.add_argument("--mutants", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--fast", action="store_true", help="stop at a sample's first failure")
+    parser.add_argument("--fast", action="store_true", help="judge as `codealign check --fast`")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument(
+        "--floor", action="store_true", help="also the programs' own calls, in-process"
+    )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "codealign-bench-evalplus"
@@ -203,6 +258,8 @@ def main() -> None:
         result["parent_top"] = [
             line.strip() for line in buffer.getvalue().splitlines() if line.strip()
         ][-args.top - 1 :]
+    if args.floor:
+        result["exec_floor"] = exec_floor(tasks, samples)
     print(json.dumps(result, indent=1))
 
 
