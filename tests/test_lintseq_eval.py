@@ -293,6 +293,7 @@ def _collect_seeds(tmp_path: Path, listing):
     path.write_text(listing if isinstance(listing, str) else json.dumps(listing))
     out, plot = tmp_path / "out" / "seeds.json", tmp_path / "out" / "seeds.png"
     argv = ["--from-json", str(path), "--out", str(out), "--plot", str(plot)]
+    argv += ["--runs-dir", str(tmp_path / "runs")]
     return CliRunner().invoke(lintseq_seeds_command, argv), out, plot
 
 

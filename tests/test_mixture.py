@@ -435,7 +435,8 @@ def _collect(tmp_path: Path, listing, *args: str):
     path = tmp_path / "exp_show.json"
     path.write_text(listing if isinstance(listing, str) else json.dumps(listing))
     out, plot = tmp_path / "out" / "mixture.json", tmp_path / "out" / "mixture.png"
-    argv = ["--from-json", str(path), "--out", str(out), "--plot", str(plot), *args]
+    argv = ["--from-json", str(path), "--out", str(out), "--plot", str(plot)]
+    argv += ["--runs-dir", str(tmp_path / "runs"), *args]
     return CliRunner().invoke(mixture_command, argv), out, plot
 
 
