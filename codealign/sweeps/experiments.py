@@ -473,9 +473,12 @@ def no_runs_error(source: str, metrics_file: str, skipped: Counter) -> Codealign
     )
 
 
-def sweep_options(name: str, per: str, plot_help: str, benchmark: bool = True):
-    """The options every sweep collector shares: where to read, what to write (and with
-    `benchmark`, which benchmark of evaluate.json)."""
+def sweep_options(
+    name: str, per: str, plot_help: str, benchmark: bool = True, plot: bool = True
+):
+    """The options every sweep collector shares: where to read, what to write, where
+    its run records go (and with `benchmark`, which benchmark of evaluate.json; with
+    `plot`, the --plot PNG)."""
 
     def decorate(command):
         options = [
@@ -514,6 +517,8 @@ def sweep_options(name: str, per: str, plot_help: str, benchmark: bool = True):
             ),
             runs_dir_option(name),
         ]
+        if not plot:
+            del options[2]  # --plot
         if benchmark:
             options.insert(
                 1,
