@@ -330,6 +330,17 @@ def scores(k):
     return {"k": k, "pass@1": round(0.1 * k + 0.01 * seed, 4),
             "pass@10_t0.8": round(0.2 * k + 0.01 * seed, 4)}
 os.makedirs("metrics", exist_ok=True)
+# Per-task verdicts as the evaluate stage writes them: task i passes i of 10 samples at
+# K = 1, and k + i of them routed (capped at 10).
+for model, shift in (("routed", k), ("k1", 1)):
+    for tag in ("pass1", "passk"):
+        folder = f"data/evaluate/tinyeval/{model}"
+        os.makedirs(folder, exist_ok=True)
+        with open(f"{folder}/verdicts_{tag}.jsonl", "w") as f:
+            for i in range(4):
+                for j in range(10):
+                    f.write(json.dumps({"task_id": f"t/{i}", "completion_id": j,
+                                        "passed": j < min(10, i + shift - 1)}) + "\\n")
 with open("metrics/evaluate.json", "w") as f:
     json.dump({"tinyeval": {"tasks": 4, "samples_per_task": 10, "models": {
         "base": {"pass@1": 0.0}, "k1": scores(1), "routed": scores(k)}}}, f)
@@ -341,6 +352,7 @@ stages:
     cmd: python evaluate.py
     deps: [evaluate.py]
     params: [seed, k]
+    outs: [data/evaluate]
     metrics:
       - metrics/evaluate.json:
           cache: false
@@ -394,6 +406,29 @@ def test_real_dvc_experiments(tmp_path, monkeypatch):
     # The workspace repeats the last run, (1, 1).
     assert "1 older repeats of a (k, seed)" in result.stderr
     _assert_png(plot)
+
+    # One record per run counted, each with what a finding needs to pair and resample.
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").glob("*.json"))]
+    assert len(records) == 4
+    assert sorted(json.loads(out.read_text())["records"]) == sorted(
+        str(tmp_path / "runs" / f"{r['run_id']}.json") for r in records
+    )
+    for record in records:
+        k, seed = record["params"]["k"], record["params"]["seed"]
+        assert record["swept"] == {"k": k, "train_seed": seed}
+        assert record["seeds"]["train_seed"] == seed  # null train_seed: the master seed
+        assert "seed" in record["varies"]
+        assert record["commit"] == head and record["dirty"] is False
+        assert record["command"].startswith("codealign ksweep --repo ")
+        assert record["metrics"]["models"]["routed"]["pass@1"] == round(0.1 * k + 0.01 * seed, 4)
+        assert record["tasks_missing"] == {}
+        routed = record["tasks"]["routed/pass1"]
+        assert routed == {f"t/{i}": [min(10, max(0, i + k - 1)), 10] for i in range(4)}
+        assert record["tasks"]["k1/passk"] == {f"t/{i}": [max(0, i), 10] for i in range(4)}
+    assert json.loads(out.read_text())["provenance"]["commit"] == head
 
     # `codealign exps`: `dvc exp show` with the columns that matter, arguments passed on.
     codealign = Path(sys.executable).parent / "codealign"
