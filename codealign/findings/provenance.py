@@ -56,9 +56,13 @@ def provenance_of(data: Any) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         return None
     for where in (data, data.get("provenance")):
-        if isinstance(where, dict) and all(key in where for key in PROVENANCE_KEYS):
-            if isinstance(where["command"], str) and where["command"].strip():
-                return {key: where[key] for key in PROVENANCE_KEYS}
+        if (
+            isinstance(where, dict)
+            and all(key in where for key in PROVENANCE_KEYS)
+            and isinstance(where["command"], str)
+            and where["command"].strip()
+        ):
+            return {key: where[key] for key in PROVENANCE_KEYS}
     return None
 
 

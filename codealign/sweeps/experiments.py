@@ -473,9 +473,7 @@ def no_runs_error(source: str, metrics_file: str, skipped: Counter) -> Codealign
     )
 
 
-def sweep_options(
-    name: str, per: str, plot_help: str, benchmark: bool = True, plot: bool = True
-):
+def sweep_options(name: str, per: str, plot_help: str, benchmark: bool = True, plot: bool = True):
     """The options every sweep collector shares: where to read, what to write, where
     its run records go (and with `benchmark`, which benchmark of evaluate.json; with
     `plot`, the --plot PNG)."""
