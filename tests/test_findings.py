@@ -217,3 +217,26 @@ def test_a_malformed_record_is_one_line_naming_the_file(tmp_path, content, messa
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"error: {bad}: ") and message in line
     assert not out.exists() and not md.exists()
+
+
+def test_the_report_leads_with_the_findings_table(tmp_path):
+    from codealign.params.report import ReportParams
+    from codealign.report.render import render_report
+
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "figures").mkdir()
+    args = (tmp_path / "metrics", tmp_path / "figures", "figures", tmp_path, ReportParams())
+    text, _ = render_report(*args)
+    assert text.split("\n## ")[1].startswith("Findings\n")
+    assert "*No results/findings.md yet: `codealign findings` writes it" in text
+
+    records = [_ksweep_record(s, _rates(0.5, 0.2), _rates(0.5, 0.0)) for s in (0, 1, 2)]
+    runs = tmp_path / "results" / "runs"
+    _write(runs, records)
+    out, md = tmp_path / "results" / "findings.json", tmp_path / "results" / "findings.md"
+    argv = ["--runs-dir", str(runs), "--out", str(out), "--markdown", str(md)]
+    assert CliRunner().invoke(findings_command, argv).exit_code == 0
+    text, _ = render_report(*args)
+    findings = text.split("\n## ")[1]
+    assert findings.startswith("Findings\n") and "# Findings" not in findings
+    assert "| **supports** |" in findings  # the table itself, as findings.md holds it
