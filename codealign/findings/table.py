@@ -255,7 +255,7 @@ def _seeds_text(c: Mapping[str, Any]) -> str:
     return f"{shown} (varies: {varies}; {tasks})"
 
 
-def markdown(rows: Sequence[Mapping[str, Any]], prov: Mapping[str, Any]) -> str:
+def markdown(rows: Sequence[Mapping[str, Any]], prov: Mapping[str, Any], records: int) -> str:
     head = [
         "# Findings",
         "",
@@ -268,6 +268,9 @@ def markdown(rows: Sequence[Mapping[str, Any]], prov: Mapping[str, Any]) -> str:
         "80% power. Verdict: `supports` / `contradicts` when the interval excludes 0 in / "
         "against the claimed direction, else `inconclusive`; an optimum must beat each "
         "neighbour. The rule: [docs/findings.md](../docs/findings.md).",
+        "",
+        f"{records} run records read; {sum(r['verdict'] != NOT_MEASURED for r in rows)} of "
+        f"{len(rows)} claims measured.",
         "",
         "| source | claim | a vs b | effect [95% interval] | MDE (80%) | seeds | verdict "
         "| profile, commit | reproduce |",
@@ -342,7 +345,7 @@ def findings_command(runs_dir: Path, out: Path, markdown_out: Path) -> None:
     prov = provenance(command_line(click.get_current_context()))
     profiles = sorted({str(c["profile"]) for row in rows for c in row["comparisons"]})
     prov["profile"] = profiles[0] if len(profiles) == 1 else (profiles or None)
-    text = markdown(rows, prov)
+    text = markdown(rows, prov, len(records))
     write_json(out, {"provenance": prov, "records": len(records), "claims": rows})
     write_text(markdown_out, text)
     for row in rows:
