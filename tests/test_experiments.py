@@ -419,8 +419,8 @@ def test_real_dvc_experiments(tmp_path, monkeypatch):
     for record in records:
         k, seed = record["params"]["k"], record["params"]["seed"]
         assert record["swept"] == {"k": k, "train_seed": seed}
-        assert record["seeds"]["train_seed"] == seed  # null train_seed: the master seed
-        assert "seed" in record["varies"]
+        assert record["seeds"]["seed"] == seed and record["seeds"]["train_seed"] is None
+        assert record["varies"] == ["seed"]  # the toy params have no train_seed
         assert record["commit"] == head and record["dirty"] is False
         assert record["command"].startswith("codealign ksweep --repo ")
         assert record["metrics"]["models"]["routed"]["pass@1"] == round(0.1 * k + 0.01 * seed, 4)
@@ -448,3 +448,75 @@ def test_real_dvc_experiments(tmp_path, monkeypatch):
         "k",
     ]  # not base's pass@1, not the deps' hashes
     assert len(rows) == 5  # the workspace, the baseline and three experiments
+
+
+def test_each_run_counted_gets_a_record_and_the_summary_its_provenance(tmp_path):
+    result, out, _ = _run(tmp_path, FIXTURE)
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    assert summary["provenance"]["command"].startswith("codealign ksweep --out ")
+    assert set(summary["provenance"]) == {"command", "commit", "dirty", "profile"}
+    records = {Path(p).name: json.loads(Path(p).read_text()) for p in summary["records"]}
+    assert len(records) == 9  # one per (k, seed) point counted
+    points = {(r["swept"]["k"], r["swept"]["train_seed"]) for r in records.values()}
+    assert points == {(k, s) for k in (1, 5, 10) for s in (0, 1, 2)}
+    for record in records.values():
+        k, seed = record["swept"]["k"], record["swept"]["train_seed"]
+        assert record["params"]["k"] == k and record["seeds"]["seed"] == seed
+        assert record["varies"] == ["seed"]  # the fixture sweeps the master seed
+        routed = record["metrics"]["models"]["routed"]
+        assert routed["pass@1"] == PASS1[k][seed]
+        # A saved dump holds no verdict files: said per arm, not guessed.
+        assert record["tasks"] == {}
+        assert set(record["tasks_missing"]) == {
+            "routed/pass1", "routed/passk", "k1/pass1", "k1/passk"
+        }  # fmt: skip
+        assert record["dirty"] is None  # no git to ask
+        assert record["commit"] == record["experiment"]["rev"] or len(record["commit"]) == 40
+
+
+def test_equal_steps_collects_the_runs_at_that_k_and_epochs(tmp_path):
+    from codealign.sweeps.equal_steps import equal_steps_command
+
+    dump = _dump()
+    for rev in _revs(dump):
+        params = rev["data"]["params"]["params.yaml"]["data"]
+        if params.get("k") == 5 and rev["rev"] != "workspace":
+            params["sft"] = {"epochs": 30}
+    path = tmp_path / "exp_show.json"
+    path.write_text(json.dumps(dump))
+    out = tmp_path / "k5_equal_steps.json"
+    argv = ["--k", "5", "--epochs", "30", "--from-json", str(path), "--out", str(out)]
+    argv += ["--runs-dir", str(tmp_path / "runs")]
+    result = CliRunner().invoke(equal_steps_command, argv)
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert [run["train_seed"] for run in data["runs"]] == [0, 1, 2]
+    assert [run["models"]["routed"]["pass@1"] for run in data["runs"]] == PASS1[5]
+    assert all(run["sft_epochs"] == 30 for run in data["runs"])
+    assert data["provenance"]["command"].startswith("codealign equal-steps --k 5 --epochs 30")
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 3
+
+    argv[3] = "60"  # no run at 60 epochs: one line, nothing written
+    again = tmp_path / "none.json"
+    argv[argv.index("--out") + 1] = str(again)
+    result = CliRunner().invoke(equal_steps_command, argv)
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
+    assert not again.exists()
+
+
+def test_a_run_names_the_profile_its_params_equal_but_for_the_swept_keys():
+    import yaml
+
+    from codealign.sweeps.records import profile_of
+
+    root = Path(__file__).resolve().parents[1]
+    full = yaml.safe_load((root / "params" / "full.yaml").read_text())
+    assert profile_of(full, ("k", "train_seed"), root) == "full"
+    full["k"], full["train_seed"] = 10, 2
+    assert profile_of(full, ("k", "train_seed"), root) == "full"
+    full["base_model"]["code_share"] = 0.123
+    assert profile_of(full, ("k", "train_seed"), root) is None

@@ -142,12 +142,17 @@ def provenance(command: str, repo: Path = Path("."), profile: str | None = None)
 
 
 def seeds_of(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The seed params as the run used them: a null section seed is the master seed."""
+    """The seed params as the run used them: a null section seed is the master seed; a
+    seed the params lack altogether is null (the run had no such seed)."""
     params_flat = flat(dict(params))
     master = params_flat.get("seed")
-    return {
-        key: (master if params_flat.get(key) is None else params_flat.get(key)) for key in SEED_KEYS
-    }
+    used = {}
+    for key in SEED_KEYS:
+        if key not in params_flat:
+            used[key] = None
+        else:
+            used[key] = master if params_flat[key] is None else params_flat[key]
+    return used
 
 
 def varying_seeds(seed_sets: Iterable[Mapping[str, Any]]) -> list[str]:
