@@ -240,3 +240,27 @@ def test_the_report_leads_with_the_findings_table(tmp_path):
     findings = text.split("\n## ")[1]
     assert findings.startswith("Findings\n") and "# Findings" not in findings
     assert "| **supports** |" in findings  # the table itself, as findings.md holds it
+
+
+def test_runs_dir_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "runs").write_text("not a folder")
+    out = tmp_path / "findings.json"
+    argv = ["--runs-dir", str(tmp_path / "runs"), "--out", str(out)]
+    argv += ["--markdown", str(tmp_path / "f.md")]
+    result = CliRunner().invoke(findings_command, argv)
+    assert result.exit_code == 2
+    assert result.output == f"error: {tmp_path / 'runs'}: not a directory\n"
+    assert not out.exists()
+
+
+def test_a_bad_per_task_entry_names_the_record_and_arm(tmp_path):
+    record = _ksweep_record(0, _rates(0.5, 0.1), _rates(0.5, 0.0))
+    record["tasks"]["routed/pass1"]["tinyeval/0"] = [3]  # not [passed, samples]
+    runs = tmp_path / "runs"
+    _write(runs, [record])
+    argv = ["--runs-dir", str(runs), "--out", str(tmp_path / "o.json")]
+    argv += ["--markdown", str(tmp_path / "o.md")]
+    result = CliRunner().invoke(findings_command, argv)
+    assert result.exit_code == 2
+    assert "tasks.routed/pass1: expected {task_id: [passed, n]}" in result.output
+    assert str(runs / "ksweep") in result.output
