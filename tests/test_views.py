@@ -127,3 +127,10 @@ def test_overlay_curves_put_every_run_of_a_metric_in_one_file(tmp_path):
         "5\tsft/adapter_1\t0.9",
         "10\tsft/adapter_1\t0.5",
     ]
+    # A stage with nothing to train still writes each file `plots:` names, header only.
+    (tmp_path / "stage_4").mkdir()
+    assert overlay_curves(tmp_path / "stage_4", ["reward_margin"]) == [
+        tmp_path / "stage_4" / "curves" / "reward_margin.tsv"
+    ]
+    header = (tmp_path / "stage_4" / "curves" / "reward_margin.tsv").read_text()
+    assert header == "step\trun\treward_margin\n"

@@ -394,4 +394,4 @@ def curve_logger(live_dir: Path | None, step_offset: int = 0) -> Iterator[Any]:
     # resume=False: a resumed run replays its earlier rows (codealign.lm.training).
     with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=False) as live:
         yield CurveLogger(live, keys=DPO_CURVES, step_offset=step_offset)
-    overlay_curves(live_dir)
+    overlay_curves(live_dir, DPO_CURVES.values())

@@ -82,7 +82,7 @@ class CurveLogger(TrainerCallback):
         self.live.next_step()
 
 
-def overlay_curves(live_dir: str | os.PathLike) -> list[Path]:
+def overlay_curves(live_dir: str | os.PathLike, expected: Iterable[str] = ()) -> list[Path]:
     """Write one long-format TSV per metric (`step`, `run`, the metric) into
     `<live_dir>/curves/`, from the dvclive curves under `<live_dir>/plots/metrics`.
 
@@ -90,8 +90,10 @@ def overlay_curves(live_dir: str | os.PathLike) -> list[Path]:
     show` draws one plot per file. These files put every run of a metric in one table,
     which dvc.yaml's `plots:` draw as one plot, a line per run (template `runs`). The run
     is the folder's name and the part of the path before `<group>/<metric>`
-    (`sft/adapter_3`), or the folder's name alone (`base_model`, `stage_2`). Returns the
-    files written, sorted."""
+    (`sft/adapter_3`), or the folder's name alone (`base_model`, `stage_2`). A metric of
+    `expected` that no run logged (a stage with nothing to train) gets a file with the
+    header only, so that `plots:` finds every file it names. Returns the files written,
+    sorted."""
     live_dir = Path(live_dir)
     source = live_dir / "plots" / "metrics"
     rows: dict[str, list[tuple[int, str, str]]] = {}
@@ -102,6 +104,8 @@ def overlay_curves(live_dir: str | os.PathLike) -> list[Path]:
         with tsv.open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle, delimiter="\t"):
                 rows.setdefault(metric, []).append((int(row["step"]), run, row[metric]))
+    for metric in expected:
+        rows.setdefault(metric, [])
     out = live_dir / OVERLAY
     written = []
     if rows:
