@@ -32,26 +32,27 @@ def split():
 def test_the_pool_counts_what_the_vendored_data_holds(split):
     pool = split["metrics"]["pool"]
     assert pool["candidates"] == {"mbpp_plus": 378, "apps_call": 79, "apps_stdio": 49}
-    # MBPP+ keeps its train (108) and prompt (7) tasks less nine eval/dev copies.
-    assert pool["kept"] == {"mbpp_plus": 106, "apps_call": 79, "apps_stdio": 49}
+    # MBPP+ keeps its train (108) and prompt (7) tasks less ten eval/dev copies.
+    assert pool["kept"] == {"mbpp_plus": 105, "apps_call": 79, "apps_stdio": 49}
     assert pool["dropped"] == {
         "eval_id": 224,  # MBPP+ tasks of MBPP test
         "dev_id": 39,  # ... and of MBPP validation
         "eval_statement": 1,  # Mbpp/602 states MBPP test 217
         "eval_ast": 5,  # Mbpp/608, 737, 792, 798, 800: renamed copies of eval functions
         "dev_ast": 3,  # Mbpp/725, 732, 767: of MBPP validation functions
+        "eval_ngram": 1,  # Mbpp/784 (product of the first even and odd) words MBPP test 38
     }
-    assert len(split["pool"]) == 234
-    assert split["metrics"]["sets"]["sft_seed"]["tasks"] == len(split["seed_problems"]) == 255
+    assert len(split["pool"]) == 233
+    assert split["metrics"]["sets"]["sft_seed"]["tasks"] == len(split["seed_problems"]) == 256
 
 
 def test_every_pool_task_has_enough_tests_for_graded_scores(split):
     problems = pool_problems(split["pool"], "pool.jsonl")
     tests = Counter(p.source for p in problems.values())
-    assert tests == {"evalplus": 106, "apps": 128}
+    assert tests == {"evalplus": 105, "apps": 128}
     totals = [p.tests_total for p in problems.values()]
     assert split["metrics"]["pool"]["tests_per_task"]["total"] == sum(totals)
-    assert sum(t >= 5 for t in totals) == 233  # one MBPP+ task has only its 3 base inputs
+    assert sum(t >= 5 for t in totals) == 232  # one MBPP+ task has only its 3 base inputs
     mbpp_plus = [p.tests_total for p in problems.values() if p.source == "evalplus"]
     assert min(mbpp_plus) == 3 and max(mbpp_plus) == 150
 
@@ -63,7 +64,7 @@ def test_the_pool_shares_nothing_with_sft_eval_or_dev(split):
     pool_ids = {mbpp_id(r["task_id"]) for r in pool if r["task_id"].startswith("Mbpp/")}
     seed_ids = {r["task_id"] for r in seeds}
     assert not pool_ids & held and not seed_ids & held and not pool_ids & seed_ids
-    pool_keys = set().union(*(ast_keys(r["prompt"] + r["canonical_solution"]) for r in pool[:106]))
+    pool_keys = set().union(*(ast_keys(r["prompt"] + r["canonical_solution"]) for r in pool[:105]))
     assert not pool_keys & set().union(*(ast_keys(r["code"]) for r in seeds))
     # The sample stage's own check, by statement, against eval and dev.
     evaluation = {
@@ -106,7 +107,7 @@ def test_the_split_check_stops_on_a_twin_of_a_held_out_or_pool_task(split):
     pool_task = split["pool"][0]  # Mbpp/2
     renamed = pool_task["canonical_solution"].replace("similar_elements", "shared")
     with pytest.raises(CodealignError, match=r"data/seed/s1\.jsonl: 1 programs .* Mbpp/2"):
-        check_real_split(split["held"], split["pool"][:106], {"s1.jsonl": [renamed]})
+        check_real_split(split["held"], split["pool"][:105], {"s1.jsonl": [renamed]})
 
 
 def test_the_paper_seed_stage_writes_the_disjoint_pool_and_its_counts(tmp_path):
@@ -122,22 +123,22 @@ def test_the_paper_seed_stage_writes_the_disjoint_pool_and_its_counts(tmp_path):
     assert result.exit_code == 0, result.output
     pool = [json.loads(line) for line in (out / "pool.jsonl").read_text().splitlines()]
     s1 = read_sft_jsonl(out / "s1.jsonl")
-    assert len(pool) == 234 and len(s1) == 255
+    assert len(pool) == 233 and len(s1) == 256
     assert [r["task_id"] for r in pool[:3]] == ["Mbpp/2", "Mbpp/3", "Mbpp/4"]
     assert not {f"mbpp/{mbpp_id(r['task_id'])}" for r in pool} & {r["id"] for r in s1}
     counts = json.loads(metrics.read_text())
-    assert counts["sets"]["pool"]["tasks"] == 234
-    assert counts["pool"]["kept"] == {"mbpp_plus": 106, "apps_call": 79, "apps_stdio": 49}
+    assert counts["sets"]["pool"]["tasks"] == 233
+    assert counts["pool"]["kept"] == {"mbpp_plus": 105, "apps_call": 79, "apps_stdio": 49}
     assert list(data["data"].pool_sources) == list(SOURCES)
 
 
 def test_pool_sources_choose_the_pool(split):
     apps_only = real_split(("apps_call",), RAW)
     assert [r["task_id"] for r in apps_only["pool"]] == [
-        r["task_id"] for r in split["pool"][106 : 106 + 79]
+        r["task_id"] for r in split["pool"][105 : 105 + 79]
     ]
     # Without MBPP+ in the pool, its train tasks seed SFT again.
-    assert len(apps_only["seed_problems"]) == 255 + 106
+    assert len(apps_only["seed_problems"]) == 256 + 105
 
 
 def test_an_unknown_pool_source_is_named_by_key():
@@ -149,7 +150,7 @@ def test_an_unknown_pool_source_is_named_by_key():
 
 
 def test_dedup_against_the_pool_removes_a_renamed_pool_problem(tmp_path, split):
-    pool = split["pool"][:2] + split["pool"][106:107]  # Mbpp/2, Mbpp/3 and an APPS problem
+    pool = split["pool"][:2] + split["pool"][105:106]  # Mbpp/2, Mbpp/3 and an APPS problem
     (tmp_path / "pool.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pool))
     renamed = pool[0]["canonical_solution"].replace("similar_elements", "common_items")
     records = [

@@ -18,9 +18,11 @@ any of three ways, counted by reason in the seed stage's metrics: its MBPP id is
 or dev id (`eval_id`, `dev_id`: MBPP+ carries MBPP's ids), its statement is an eval or
 dev statement up to case and whitespace (`eval_statement`, `dev_statement`), or one of
 its functions equals an eval or dev function up to renaming (`eval_ast`, `dev_ast`: the
-AST key of `codealign.curation.dedup`). The SFT seed also drops what the pool holds
-(`pool_id`, `pool_statement`, `pool_ast`). `check_real_split` proves the result with the
-same keys and stops the stage on a violation.
+AST key of `codealign.curation.dedup`); a pool candidate also when it shares half of an
+eval or dev task's word 10-grams (`eval_ngram`, `dev_ngram`: the dedup stage's rule at
+its defaults). The SFT seed also drops what the pool holds (`pool_id`,
+`pool_statement`, `pool_ast`); the dedup stage applies the n-gram rule to it.
+`check_real_split` proves the result with the same keys and stops the stage on a violation.
 """
 
 from __future__ import annotations
@@ -32,12 +34,20 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from codealign.curation import datasets
-from codealign.curation.dedup import EvalTask, ast_keys, eval_task_from_record, require_no_twins
+from codealign.curation.dedup import (
+    EvalTask,
+    ast_keys,
+    eval_task_from_record,
+    ngram_contamination,
+    require_no_twins,
+)
 from codealign.errors import CodealignError
+from codealign.params.curation import DedupParams
 
 # Which MBPP split each role takes its ids from.
 EVAL_SPLIT, DEV_SPLIT = "test", "validation"
 SFT_SPLITS = ("train", "prompt")
+NGRAM = DedupParams()  # decontam_ngram_size and _threshold: 10 words, half of a task's n-grams
 
 
 def _text_hash(text: str) -> str:
@@ -56,6 +66,7 @@ class HeldOut:
 
     def __init__(self, tasks: Sequence[EvalTask], role: dict[str, str], mbpp_ids: dict[int, str]):
         self.tasks = list(tasks)
+        self.role = role  # task source -> eval, dev or pool
         self.mbpp_ids = mbpp_ids  # MBPP id -> role
         self.statements: dict[str, str] = {}
         self.keys: dict[str, str] = {}
@@ -180,9 +191,18 @@ def real_split(sources: Sequence[str], raw_dir: str | Path) -> dict[str, Any]:
     held = held_out(raw_dir)
     pool, pool_text, dropped = [], [], Counter()
     candidates = Counter()
-    for candidate in pool_candidates(sources, raw_dir):
+    found = pool_candidates(sources, raw_dir)
+    shared = ngram_contamination(  # the dedup stage's n-gram rule, at its defaults
+        [f"{c.statement}\n{c.programs[0] if c.programs else ''}" for c in found],
+        held.tasks,
+        NGRAM.decontam_ngram_size,
+        NGRAM.decontam_ngram_threshold,
+    )
+    for i, candidate in enumerate(found):
         candidates[candidate.source] += 1
         why = held.reason(candidate.statement, *candidate.programs, mbpp=candidate.mbpp)
+        if why is None and i in shared:
+            why = f"{held.role[shared[i].task.source]}_ngram"
         if why:
             dropped[why] += 1
             continue
