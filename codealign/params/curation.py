@@ -11,7 +11,8 @@ EMBED_FIELDS = ("question", "code", "question_code")
 # Vendored datasets by name (codealign.curation.datasets reads them from data/raw): SFT records ...
 NAMED_DATASETS = ("code_alpaca_2k", "mbpp", "mbpp_train")
 # ... evaluation and dev sets (HumanEval, MBPP test, MBPP+: 224 of its 378 tasks are MBPP
-# test's, the rest MBPP train, validation and prompt tasks; MBPP validation: the paper's dev set) ...
+# test's, the rest MBPP train, validation and prompt tasks; MBPP validation: the paper's
+# dev set) ...
 EVAL_SETS = ("humaneval", "mbpp", "mbpp_plus", "mbpp_validation")
 # ... and the problems a real DPO pool is drawn from (codealign.curation.pool).
 POOL_SOURCES = ("mbpp_plus", "apps_call", "apps_stdio")
