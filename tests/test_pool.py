@@ -43,7 +43,7 @@ def test_the_pool_counts_what_the_vendored_data_holds(split):
         "eval_ngram": 1,  # Mbpp/784 (product of the first even and odd) words MBPP test 38
     }
     assert len(split["pool"]) == 233
-    assert split["metrics"]["sets"]["sft_seed"]["tasks"] == len(split["seed_problems"]) == 256
+    assert split["metrics"]["sets"]["sft_seed"]["tasks"] == len(split["seed_problems"]) == 254
 
 
 def test_every_pool_task_has_enough_tests_for_graded_scores(split):
@@ -123,7 +123,7 @@ def test_the_paper_seed_stage_writes_the_disjoint_pool_and_its_counts(tmp_path):
     assert result.exit_code == 0, result.output
     pool = [json.loads(line) for line in (out / "pool.jsonl").read_text().splitlines()]
     s1 = read_sft_jsonl(out / "s1.jsonl")
-    assert len(pool) == 233 and len(s1) == 256
+    assert len(pool) == 233 and len(s1) == 254
     assert [r["task_id"] for r in pool[:3]] == ["Mbpp/2", "Mbpp/3", "Mbpp/4"]
     assert not {f"mbpp/{mbpp_id(r['task_id'])}" for r in pool} & {r["id"] for r in s1}
     counts = json.loads(metrics.read_text())
@@ -138,7 +138,7 @@ def test_pool_sources_choose_the_pool(split):
         r["task_id"] for r in split["pool"][105 : 105 + 79]
     ]
     # Without MBPP+ in the pool, its train tasks seed SFT again.
-    assert len(apps_only["seed_problems"]) == 256 + 105
+    assert len(apps_only["seed_problems"]) == 361  # 254 + the 105 + 779, 879
 
 
 def test_an_unknown_pool_source_is_named_by_key():

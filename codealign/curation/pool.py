@@ -210,17 +210,15 @@ def real_split(sources: Sequence[str], raw_dir: str | Path) -> dict[str, Any]:
         pool_text.append(candidate.statement)
     pool_records = [record for _, record in pool]
 
-    pool_tasks = [
+    mbpp = datasets.load_mbpp(raw_dir=raw_dir)
+    pool_ids = {mbpp_id(r["task_id"]) for s, r in pool if s == "mbpp_plus"}
+    pool_tasks = [  # each pool problem, and for MBPP+ its MBPP original (text and code) too
         eval_task_from_record(record, "pool", f"pool: record {i}")
-        for i, record in enumerate(pool_records)
+        for i, record in enumerate(pool_records + [r for r in mbpp if r["task_id"] in pool_ids])
     ]
-    in_pool = HeldOut(
-        pool_tasks,
-        {"pool": "pool"},
-        {mbpp_id(r["task_id"]): "pool" for s, r in pool if s == "mbpp_plus"},
-    )
+    in_pool = HeldOut(pool_tasks, {"pool": "pool"}, dict.fromkeys(pool_ids, "pool"))
     seeds, seed_dropped = [], Counter()
-    for record in datasets.load_mbpp(raw_dir=raw_dir):
+    for record in mbpp:
         if record["split"] not in SFT_SPLITS:
             continue
         why = in_pool.reason(record["text"], record["code"], mbpp=record["task_id"])
