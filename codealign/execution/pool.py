@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 ANOMALIES = frozenset({"timeout", "crashed", "policy", "oom", "output_limit"})
 MAX_TIMEOUT = 24 * 3600.0  # no limit in seconds may be longer than a day
+PIPE_BYTES = 1 << 20  # /proc/sys/fs/pipe-max-size's default
 READ_STALL = 60.0  # seconds a worker may pause in the middle of a report
 UID_SLOTS = 64  # workers a pool starts before its uids come round again; 2 uids each
 UID_BASE = 3_000_000
@@ -270,6 +271,12 @@ class _Worker:
         )
         self.served = 0
         self._buf = bytearray()
+        # Pipes as large as an unprivileged process may make them (1 MiB by default):
+        # HumanEval+'s frames (inputs up to 220 KB) then go ahead too, and reports
+        # cross in fewer, larger writes.
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         # Frames sent ahead (see Sandbox.run) stay under a quarter of the pipe's buffer,
         # so two of them always fit and a write never waits on the worker.
         self.ahead_bytes = fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_GETPIPE_SZ) // 4
