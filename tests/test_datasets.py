@@ -162,15 +162,11 @@ def test_code_alpaca_records():
 
 def test_real_seed_sets():
     s1, s2, vocabulary = datasets.real_seed_sets(RAW)
-    assert len(s1) == 374 + 90
-    assert Counter(r["difficulty"] for r in s1) == {"easy": 155, "medium": 155, "hard": 154}
-    evaluation = {r["task_id"] for r in datasets.load_mbpp("test", raw_dir=RAW)}
-    assert not {int(r["id"].split("/")[1]) for r in s1 + s2} & evaluation
-    lengths = sorted(
-        len(r["text"])
-        for r in datasets.load_mbpp(raw_dir=RAW)
-        if r["split"] in ("train", "validation")
-    )
+    assert len(s1) == 374  # MBPP train: validation is the dev set, test the eval set
+    assert Counter(r["difficulty"] for r in s1) == {"easy": 125, "medium": 125, "hard": 124}
+    held_out = {r["task_id"] for r in datasets.load_mbpp(raw_dir=RAW) if r["split"] != "train"}
+    assert not {int(r["id"].split("/")[1]) for r in s1 + s2} & held_out
+    lengths = sorted(len(r["text"]) for r in datasets.load_mbpp("train", raw_dir=RAW))
     assert min(len(r["title"]) for r in s2) >= lengths[len(lengths) // 4]
     for r in s2:
         assert 3 <= len(r["keywords"]) <= 6

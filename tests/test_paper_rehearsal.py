@@ -116,7 +116,9 @@ def test_rehearsal_knobs_are_off_in_every_real_profile():
             continue
         params = load_params(path)
         assert not params["fetch"].tiny_from_config, path
-        assert not params["sample"].add_reference, path
+        # The smoke profile's 20-step model passes no test: it mines pairs with the
+        # reference among the candidates (params/smoke.yaml, docs/heldout.md).
+        assert params["sample"].add_reference == (path.stem == "smoke"), path
 
 
 def test_add_reference_outside_a_rehearsal_is_refused_in_one_line():

@@ -371,10 +371,12 @@ def real_seed_sets(raw_dir: str | Path = DEFAULT_RAW_DIR) -> SeedSets:
 
     Choices, in the order they are made:
 
-    - Source: MBPP train + validation (464 problems). MBPP test, HumanEval and the plus
-      sets are evaluation data and never seed anything. APPS adds nothing: the vendored
-      file has no solutions, so it cannot give S1 pairs, and its `name` field is the
-      numeric problem id, not a title, so it cannot give S2 titles.
+    - Source: MBPP train (374 problems). MBPP test, HumanEval and the plus sets are
+      evaluation data and never seed anything; MBPP validation (90) is the dev set DPO's
+      stage boundaries are scored on (`mbpp_validation`), so it seeds nothing either.
+      APPS adds nothing: the vendored file has no solutions, so it cannot give S1 pairs,
+      and its `name` field is the numeric problem id, not a title, so it cannot give S2
+      titles.
     - S1: every such problem as an SFT record (`mbpp_to_sft`), plus `tests` (its asserts),
       `test_setup_code`, and `difficulty`. Difficulty is by code length terciles: problems
       are ranked by (non-blank code lines, code characters, task_id) and the shortest
@@ -387,7 +389,7 @@ def real_seed_sets(raw_dir: str | Path = DEFAULT_RAW_DIR) -> SeedSets:
       S1 originals are left for the dedup stage to remove.
     - Vocabulary: the sorted, deduplicated union of S2 keywords.
     """
-    problems = [r for r in load_mbpp(raw_dir=raw_dir) if r["split"] in ("train", "validation")]
+    problems = load_mbpp("train", raw_dir)
 
     def code_length(record: dict[str, Any]) -> tuple[int, int, int]:
         code = record["code"]

@@ -117,11 +117,19 @@ def parse_params(raw: Any, source: str = "params") -> Params:
     k = _top_level(raw, "k")
     train_seed = seed if raw.get("train_seed") is None else _top_level(raw, "train_seed")
     sections = {name: cls.from_dict(raw.get(name), name) for name, cls in SECTIONS.items()}
-    if sections["sample"].add_reference and not sections["fetch"].tiny_from_config:
+    # Reference solutions among the policy's samples: pairs that are not on-policy. Only a
+    # rehearsal on tiny random models or a run of the tiny world's own `tiny` model (the
+    # smoke profile: its 20-step model passes no test) may ask for them.
+    tiny_world = sections["data"].source == "tinyworld" and sections["base_model"].name == "tiny"
+    if (
+        sections["sample"].add_reference
+        and not sections["fetch"].tiny_from_config
+        and not tiny_world
+    ):
         raise CodealignError(
             f"{source}: sample.add_reference: true puts reference solutions among the policy's "
             "samples; only a rehearsal on tiny random models (fetch.tiny_from_config: true) "
-            "may set it"
+            "or a tiny-world smoke run (data.source: tinyworld, base_model.name: tiny) may set it"
         )
     return Params(seed=seed, k=k, sections=sections, train_seed=train_seed)
 
