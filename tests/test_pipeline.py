@@ -186,7 +186,8 @@ def test_smoke_evaluate_tables_base_k1_and_routed_specialists(smoke_repo):
     summary = json.loads((work / "metrics" / "evaluate.json").read_text())["tinyeval"]
     assert summary["tasks"] == 8 and summary["samples_per_task"] == 2
     models = summary["models"]
-    assert set(models) == {"base", "k1", "routed"}
+    dpo = {f"dpo_stage_{i}" for i in range(1, 5)} | {"dpo_shuffled"}
+    assert set(models) == {"base", "k1", "routed"} | dpo
     assert models["k1"]["k"] == 1 and models["routed"]["k"] == 2
     assert sum(models["routed"]["tasks_by_cluster"]) == 8
     assert set(models["routed"]["pass@1_by_cluster"]) == {"0", "1"}
@@ -197,7 +198,8 @@ def test_smoke_evaluate_tables_base_k1_and_routed_specialists(smoke_repo):
         assert len(lines) == 16 and sum(row["statuses_pass1"].values()) == 16
         assert {"task_id", "completion_id", "passed", "status", "tests_passed"} <= set(lines[0])
     table = (work / "metrics" / "evaluate.md").read_text()
-    assert "| tinyeval | routed | 2 |" in table and "| tinyeval | k1 | 1 |" in table
+    tasks = f"| tinyeval | 8 | {summary['functions']} |"
+    assert f"{tasks} routed | 2 |" in table and f"{tasks} k1 | 1 |" in table
 
 
 @pytest.mark.slow
