@@ -32,6 +32,8 @@ def final_comparison(evaluated: Path) -> dict:
     """Per benchmark `evaluate` scored both final models on: curriculum against shuffled,
     paired over tasks (pass@1 verdicts, at eval.pass1_temperature)."""
     found = {}
+    if not evaluated.is_dir():
+        raise CodealignError(f"{evaluated}: not found (the evaluate stage's out)")
     for bench in sorted(p for p in evaluated.iterdir() if p.is_dir()):
         files = [bench / name / "verdicts_pass1.jsonl" for name in FINAL_MODELS]
         if all(f.is_file() for f in files):

@@ -109,3 +109,24 @@ def test_curriculum_against_shuffled_says_inconclusive_when_the_interval_holds_z
     assert result["conclusion"] == (
         "shuffled above curriculum: the 95% interval over tasks excludes 0"
     )
+
+
+def test_dpo_compare_pairs_the_final_models_per_benchmark_and_names_a_missing_out(tmp_path):
+    from stage_scripts import stage_module
+
+    from codealign.errors import CodealignError
+    from codealign.io import write_jsonl
+
+    final_comparison = stage_module("dpo_compare").final_comparison
+    better = {t: min(1.0, r + 0.25) for t, r in RATES.items()}
+    for name, rates in (("dpo_stage_4", better), ("dpo_shuffled", RATES)):
+        write_jsonl(tmp_path / "tinyeval" / name / "verdicts_pass1.jsonl", verdicts(rates, 4))
+    write_jsonl(tmp_path / "other" / "k1" / "verdicts_pass1.jsonl", verdicts(RATES, 4))
+    found = final_comparison(tmp_path)
+    assert list(found) == ["tinyeval"]  # a benchmark without both final models is left out
+    assert found["tinyeval"]["low"] > 0 and found["tinyeval"]["tasks"] == 40
+    assert found["tinyeval"]["conclusion"].startswith("curriculum above shuffled")
+    with pytest.raises(CodealignError, match="no benchmark with verdicts of both"):
+        final_comparison(tmp_path / "other")
+    with pytest.raises(CodealignError, match=r"missing: not found \(the evaluate stage's out\)"):
+        final_comparison(tmp_path / "missing")
