@@ -69,7 +69,10 @@ def test_closure_runs_parent_packages_and_reads_declared_data():
     assert "codealign/synth/__init__.py" in files
     assert {f"codealign/prompts/{p.name}" for p in (ROOT / "codealign/prompts").iterdir()} <= files
     assert "codealign/prompts" in stage_deps("stages/synth.py")
-    assert set(PACKAGE_DATA) <= closure(["codealign.synth"])
+    assert "codealign.synth.prompts" in closure(["codealign.synth"])
+    # The refine stage reads its TinyHelen-style prompts the same way.
+    assert "codealign.refine.refine" in PACKAGE_DATA
+    assert "codealign/refine/prompts" in stage_deps("stages/refine.py")
 
 
 def test_a_directory_is_listed_only_when_every_file_in_it_is_reached():

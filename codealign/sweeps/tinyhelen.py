@@ -1,0 +1,362 @@
+"""`codealign tinyhelen`: lean vs original pretraining text at equal tokens, one run record.
+
+Reads the `refine` stage's data/refine/{original,lean}.jsonl and the tiny world's train
+split and tinyeval, pretrains a pair of base models per seed (codealign.refine.compare),
+and writes one run record, results/runs/tinyhelen/<run-id>.json, with the command, the
+commit, the profile, the params, the seeds and per-item metrics, and beside it the plot of
+held-out bits per byte against training tokens for both corpora.
+
+Its cost is 2 x len(tinyhelen.seeds) pretrainings of `base_model`'s size, which is why it
+is a command and not a stage of the default DAG (docs/tinyhelen.md).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from codealign.command import Command, setup_logging
+from codealign.errors import CodealignError
+from codealign.io import atomic_path, read_jsonl, write_json
+
+log = logging.getLogger(__name__)
+
+RUNS_DIR = Path("results/runs/tinyhelen")
+BOOTSTRAP = 2000
+
+# metric -> (where its per-item values are, whether lower is better)
+ITEM_METRICS = {
+    "heldout_bpb_lean_text": (("heldout_bpb", "lean"), True),
+    "heldout_bpb_original_text": (("heldout_bpb", "original"), True),
+    "instructions_lean_form": (("instructions_correct", "lean"), False),
+    "instructions_original_form": (("instructions_correct", "original"), False),
+    "code_pass_rate": (("code", "task_pass_rate"), False),
+}
+
+
+def git_commit(repo: Path = Path(".")) -> str | None:
+    """HEAD's hash, with `+dirty` when tracked files differ from it; None outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def profile_of(params_file: Path) -> str | None:
+    """The profile (params/<name>.yaml) whose bytes the params file has, or None."""
+    from codealign.profiles import profiles
+
+    data = params_file.read_bytes()
+    root = params_file.resolve().parent
+    for base in (root, root.parent, Path(".")):
+        for name, path in profiles(base).items():
+            if path.read_bytes() == data:
+                return name
+    return None
+
+
+def _items(run: dict[str, Any], path: tuple[str, str]) -> list[float] | None:
+    value = run.get(path[0])
+    value = value.get(path[1]) if isinstance(value, dict) else None
+    return value if isinstance(value, list) and value else None
+
+
+def paired_bootstrap(
+    lean: Sequence[Sequence[float]], original: Sequence[Sequence[float]], seed: int
+) -> dict[str, Any]:
+    """Mean of lean - original and its 95% interval: seeds resampled, then items within
+    each drawn seed (the same items for both corpora, so the pairing is kept)."""
+    import numpy as np
+
+    a, b = np.asarray(lean, dtype=float), np.asarray(original, dtype=float)
+    diff = a - b  # seeds x items
+    rng = np.random.default_rng(seed)
+    n_seeds, n_items = diff.shape
+    seeds = rng.integers(0, n_seeds, size=(BOOTSTRAP, n_seeds))
+    items = rng.integers(0, n_items, size=(BOOTSTRAP, n_seeds, n_items))
+    draws = diff[seeds[:, :, None], items].mean(axis=(1, 2))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {
+        "lean": float(a.mean()),
+        "original": float(b.mean()),
+        "diff": float(diff.mean()),
+        "ci95": [float(low), float(high)],
+        "per_seed_diff": [float(d) for d in diff.mean(axis=1)],
+    }
+
+
+def verdict(effect: dict[str, Any], lower_is_better: bool) -> str:
+    """`supports` when the interval excludes 0 in the claimed direction (lean better),
+    `contradicts` when it excludes 0 the other way, else `inconclusive`."""
+    low, high = effect["ci95"]
+    better_low = lower_is_better
+    if (high < 0) if better_low else (low > 0):
+        return "supports"
+    if (low > 0) if better_low else (high < 0):
+        return "contradicts"
+    return "inconclusive"
+
+
+def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per metric: lean vs original over seeds and items, with interval and verdict."""
+    summary: dict[str, Any] = {}
+    for name, (path, lower) in ITEM_METRICS.items():
+        lean = [_items(r["lean"], path) for r in runs]
+        original = [_items(r["original"], path) for r in runs]
+        if any(v is None for v in lean + original):
+            continue
+        effect = paired_bootstrap(lean, original, seed=0)
+        summary[name] = {
+            **effect,
+            "lower_is_better": lower,
+            "items": len(lean[0]),
+            "verdict": verdict(effect, lower),
+        }
+    return summary
+
+
+def render_plot(runs: Sequence[dict[str, Any]], title: str) -> bytes:
+    """Held-out bits per byte against training tokens, a panel per held-out form; a thin
+    line per seed and a thick mean per corpus."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    colours = {"original": "#c44e52", "lean": "#4c72b0"}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
+    for ax, (target, label) in zip(
+        axes[0],
+        (("lean", "held-out lean text"), ("original", "held-out original text")),
+        strict=True,
+    ):
+        for corpus, colour in colours.items():
+            curves = [r[corpus]["curve"] for r in runs]
+            tokens = [p["tokens"] for p in curves[0]]
+            values = np.array([[p[target] for p in c] for c in curves])
+            for row in values:
+                ax.plot(tokens, row, color=colour, alpha=0.3, linewidth=0.8)
+            ax.plot(
+                tokens,
+                values.mean(axis=0),
+                color=colour,
+                linewidth=2,
+                marker="o",
+                markersize=3,
+                label=f"trained on {corpus} text",
+            )
+        ax.set_xlabel("training tokens seen")
+        ax.set_ylabel("bits per byte")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def read_corpus(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise CodealignError(f"{path}: not found; run the refine stage first (dvc repro refine)")
+    records = read_jsonl(path)
+    if not records:
+        raise CodealignError(f"{path}: no documents")
+    return records
+
+
+def run_comparison(
+    params_file: Path, refine_dir: Path, seed_dir: Path, work_dir: Path
+) -> dict[str, Any]:
+    """Every seed's pair of runs, and the summary (see codealign.refine.compare)."""
+    from codealign.curation.dedup import read_eval_jsonl, require_no_twins
+    from codealign.params import load_params
+    from codealign.refine.compare import (
+        heldout_instructions,
+        heldout_targets,
+        run_one,
+        shared_tokenizer,
+    )
+    from codealign.tinyworld.corpus import read_code
+
+    params = load_params(params_file)
+    if params["base_model"].name != "tiny":
+        raise CodealignError(
+            f"{params_file}: base_model.name must be tiny: the comparison pretrains from scratch"
+        )
+    th, rates = params["tinyhelen"], params["refine"]
+    english = {name: read_corpus(refine_dir / f"{name}.jsonl") for name in ("original", "lean")}
+    code = [p + s for p, s in read_code(seed_dir / "train.jsonl")]
+    held_out = [seed_dir / n for n in ("tinyeval.jsonl", "tinydev.jsonl")]
+    tasks = [t for path in held_out if path.is_file() for t in read_eval_jsonl(path)]
+    require_no_twins(code, tasks, f"{seed_dir / 'train.jsonl'} (the corpora's code)")
+    problems = read_jsonl(seed_dir / "tinyeval.jsonl")[: th.eval_tasks] if th.eval_tasks else []
+    lean_texts = [d["text"] for d in english["lean"]]
+    targets = heldout_targets(lean_texts, th.heldout_docs, th.salt, rates)
+    instructions = heldout_instructions(th.instructions, th.salt, rates)
+    texts = {corpus: [d["text"] for d in docs] for corpus, docs in english.items()}
+    tokenizer = None
+    if th.tokenizer == "shared":
+        tokenizer = shared_tokenizer(code, list(texts.values()), params)
+    runs = []
+    for seed in th.seeds:
+        run: dict[str, Any] = {"seed": seed}
+        for corpus in ("original", "lean"):
+            run[corpus] = run_one(
+                corpus,
+                texts[corpus],
+                code,
+                params,
+                seed,
+                targets,
+                instructions,
+                problems,
+                work_dir,
+                tokenizer,
+            )
+        runs.append(run)
+    return {
+        "params": params,
+        "runs": runs,
+        "summary": summarise(runs),
+        "heldout": {"documents": len(targets["lean"]), "instructions": len(instructions)},
+        "instruction_examples": instructions[:3],
+        "heldout_examples": {k: v[:2] for k, v in targets.items()},
+    }
+
+
+@click.command("tinyhelen", cls=Command)
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("params.yaml"),
+    show_default=True,
+)
+@click.option(
+    "--refine-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/refine"),
+    show_default=True,
+    help="The refine stage's original.jsonl and lean.jsonl.",
+)
+@click.option(
+    "--seed-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/seed"),
+    show_default=True,
+    help="The tiny world's train.jsonl (the corpora's code) and tinyeval.jsonl.",
+)
+@click.option(
+    "--run-id",
+    default=None,
+    help="Name of the run record (default: <profile>-<commit>).",
+)
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=RUNS_DIR,
+    show_default=True,
+)
+def tinyhelen_command(
+    params_file: Path, refine_dir: Path, seed_dir: Path, run_id: str | None, runs_dir: Path
+) -> None:
+    """Pretrain base models on original and on lean text at equal tokens and compare them.
+
+    \b
+        dvc repro refine           # data/refine/{original,lean}.jsonl
+        codealign tinyhelen        # results/runs/tinyhelen/<run-id>.json and .png
+
+    Per seed in tinyhelen.seeds, two base models (base_model's size, steps and code
+    share) are pretrained, one per corpus, and scored on held-out text in lean and in
+    original form (bits per byte, during training and at the end), on held-out
+    instructions in both forms, and on tinyeval pass@k. Prints lean vs original per
+    metric with a 95% paired bootstrap interval (seeds, then items).
+    """
+    setup_logging()
+    if not params_file.is_file():
+        raise CodealignError(f"{params_file}: params file not found")
+    commit, profile = git_commit(), profile_of(params_file)
+    name = run_id or f"{profile or 'custom'}-{(commit or 'nogit')[:8]}"
+    if "/" in name or not name.strip():
+        raise CodealignError(f"--run-id must be a plain file name, got {name!r}")
+    command = shlex.join(
+        [
+            "codealign",
+            "tinyhelen",
+            "--params",
+            str(params_file),
+            "--refine-dir",
+            str(refine_dir),
+            "--seed-dir",
+            str(seed_dir),
+            "--run-id",
+            name,
+            "--runs-dir",
+            str(runs_dir),
+        ]
+    )
+    with tempfile.TemporaryDirectory(prefix="tinyhelen-") as work:
+        result = run_comparison(params_file, refine_dir, seed_dir, Path(work))
+    params = result.pop("params")
+    record = {
+        "command": command,
+        "commit": commit,
+        "profile": profile,
+        "params": {
+            "seed": params.seed,
+            **{s: params[s].to_dict() for s in ("base_model", "refine", "tinyhelen")},
+        },
+        "seeds": {
+            "varies": "tinyhelen.seeds (pretraining seed)",
+            "values": list(params["tinyhelen"].seeds),
+            "corpus_seed": params.seed,
+        },
+        "claim": "lean (refined) pretraining text beats original text at equal tokens "
+        "(TinyHelen); offline the lean text is the tiny world's own generator's, so this "
+        "tests 'lean data helps tiny models', not an LM's refinement",
+        "refine_backend": params["refine"].backend,
+        "metrics": result["summary"],
+        "runs": result["runs"],
+        **{k: v for k, v in result.items() if k not in ("summary", "runs")},
+    }
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    out = runs_dir / f"{name}.json"
+    plot = runs_dir / f"{name}.png"
+    png = render_plot(
+        result["runs"],
+        f"TinyHelen, {profile or params_file}: held-out bits per byte vs tokens "
+        f"({len(result['runs'])} seeds)",
+    )
+    write_json(out, record)
+    with atomic_path(plot) as tmp:
+        tmp.write_bytes(png)
+    click.echo("metric\toriginal\tlean\tlean-original [95% CI]\tverdict")
+    for metric, s in result["summary"].items():
+        low, high = s["ci95"]
+        click.echo(
+            f"{metric}\t{s['original']:.4f}\t{s['lean']:.4f}\t"
+            f"{s['diff']:+.4f} [{low:+.4f}, {high:+.4f}]\t{s['verdict']}"
+        )
+    click.echo(f"wrote {out} and {plot}", err=True)
