@@ -186,12 +186,34 @@ def read_corpus(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def run_comparison(
-    params_file: Path, refine_dir: Path, seed_dir: Path, work_dir: Path
-) -> dict[str, Any]:
+def load_with_overrides(params_file: Path, overrides: Sequence[str]) -> Any:
+    """The params file with `section.key=value` overrides (the value read as YAML, as
+    `dvc exp run -S` reads it), validated; one line naming the override on error."""
+    import yaml
+
+    from codealign.params import load_params, parse_params
+
+    params = load_params(params_file)  # the file's own errors first, with its name
+    if not overrides:
+        return params
+    raw = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        section, dot, field = key.partition(".")
+        if not sep or not dot or not field or "." in field:
+            raise CodealignError(f"-S {override!r}: expected section.key=value")
+        if not isinstance(raw.get(section), dict):
+            raise CodealignError(f"-S {override!r}: no params section {section!r}")
+        try:
+            raw[section][field] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise CodealignError(f"-S {override!r}: the value is not valid YAML") from None
+    return parse_params(raw, f"{params_file} with -S {' -S '.join(overrides)}")
+
+
+def run_comparison(params: Any, refine_dir: Path, seed_dir: Path, work_dir: Path) -> dict[str, Any]:
     """Every seed's pair of runs, and the summary (see codealign.refine.compare)."""
     from codealign.curation.dedup import read_eval_jsonl, require_no_twins
-    from codealign.params import load_params
     from codealign.refine.compare import (
         heldout_instructions,
         heldout_targets,
@@ -200,11 +222,8 @@ def run_comparison(
     )
     from codealign.tinyworld.corpus import read_code
 
-    params = load_params(params_file)
     if params["base_model"].name != "tiny":
-        raise CodealignError(
-            f"{params_file}: base_model.name must be tiny: the comparison pretrains from scratch"
-        )
+        raise CodealignError("base_model.name must be tiny: the comparison pretrains from scratch")
     th, rates = params["tinyhelen"], params["refine"]
     english = {name: read_corpus(refine_dir / f"{name}.jsonl") for name in ("original", "lean")}
     code = [p + s for p, s in read_code(seed_dir / "train.jsonl")]
@@ -236,8 +255,16 @@ def run_comparison(
                 tokenizer,
             )
         runs.append(run)
+    import hashlib
+
     return {
-        "params": params,
+        "corpora": {
+            name: {
+                "documents": len(docs),
+                "sha256": hashlib.sha256((refine_dir / f"{name}.jsonl").read_bytes()).hexdigest(),
+            }
+            for name, docs in english.items()
+        },
         "runs": runs,
         "summary": summarise(runs),
         "heldout": {"documents": len(targets["lean"]), "instructions": len(instructions)},
@@ -279,14 +306,28 @@ def run_comparison(
     default=RUNS_DIR,
     show_default=True,
 )
+@click.option(
+    "-S",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Override a param of the params file (repeatable); recorded in the run record.",
+)
 def tinyhelen_command(
-    params_file: Path, refine_dir: Path, seed_dir: Path, run_id: str | None, runs_dir: Path
+    params_file: Path,
+    refine_dir: Path,
+    seed_dir: Path,
+    run_id: str | None,
+    runs_dir: Path,
+    overrides: tuple[str, ...],
 ) -> None:
     """Pretrain base models on original and on lean text at equal tokens and compare them.
 
     \b
         dvc repro refine           # data/refine/{original,lean}.jsonl
         codealign tinyhelen        # results/runs/tinyhelen/<run-id>.json and .png
+        codealign tinyhelen -S base_model.steps=200 -S tinyhelen.eval_tasks=20
 
     Per seed in tinyhelen.seeds, two base models (base_model's size, steps and code
     share) are pretrained, one per corpus, and scored on held-out text in lean and in
@@ -297,8 +338,11 @@ def tinyhelen_command(
     setup_logging()
     if not params_file.is_file():
         raise CodealignError(f"{params_file}: params file not found")
+    params = load_with_overrides(params_file, overrides)
     commit, profile = git_commit(), profile_of(params_file)
-    name = run_id or f"{profile or 'custom'}-{(commit or 'nogit')[:8]}"
+    name = (
+        run_id or f"{profile or 'custom'}{'-custom' if overrides else ''}-{(commit or 'nogit')[:8]}"
+    )
     if "/" in name or not name.strip():
         raise CodealignError(f"--run-id must be a plain file name, got {name!r}")
     command = shlex.join(
@@ -315,15 +359,16 @@ def tinyhelen_command(
             name,
             "--runs-dir",
             str(runs_dir),
+            *(arg for override in overrides for arg in ("-S", override)),
         ]
     )
     with tempfile.TemporaryDirectory(prefix="tinyhelen-") as work:
-        result = run_comparison(params_file, refine_dir, seed_dir, Path(work))
-    params = result.pop("params")
+        result = run_comparison(params, refine_dir, seed_dir, Path(work))
     record = {
         "command": command,
         "commit": commit,
         "profile": profile,
+        "overrides": list(overrides),
         "params": {
             "seed": params.seed,
             **{s: params[s].to_dict() for s in ("base_model", "refine", "tinyhelen")},
