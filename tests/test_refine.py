@@ -266,3 +266,39 @@ def test_tinyhelen_on_a_tiny_config_writes_its_run_record(tmp_path):
     assert low <= metric["diff"] <= high
     assert metric["verdict"] in ("supports", "contradicts", "inconclusive")
     assert "heldout_bpb_lean_text" in result.output
+
+
+@pytest.mark.slow
+def test_refine_hf_runs_a_local_model_and_names_what_it_could_not_parse(tmp_path):
+    """A tiny random Llama through the hf backend: its answers never close with <end>, so
+    the stage stops with one line and writes nothing."""
+    from codealign.params.pretraining import BaseModelParams
+    from codealign.pretraining.base_model import build_model, train_tokenizer
+
+    # No "<end>" in its vocabulary: four tokens cannot spell it, so no answer parses.
+    tokenizer = train_tokenizer(["Tom had 3 cups."] * 20, vocab_size=300)
+    small = {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32}
+    model_params = BaseModelParams.from_dict({**small, "vocab_size": 300}, "base_model")
+    model_dir = tmp_path / "model"
+    build_model(model_params, tokenizer, seed=0).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    params = params_file(
+        tmp_path,
+        **{
+            "refine.backend": "hf",
+            "refine.documents": 6,
+            "refine.max_tokens": 4,
+            "synth.hf_model": str(model_dir),
+            "synth.cache_dir": str(tmp_path / "cache"),
+        },
+    )
+    result, out, metrics = run_refine(tmp_path, params)
+    assert result.exit_code == 2, result.output
+    # The last line (transformers' loading bar goes to stderr before it).
+    assert result.output.strip().splitlines()[-1] == (
+        "error: refine.backend hf: none of the 6 answers parsed as a refinement "
+        "(no_end_marker: 6); the prompts ask for 'EDITED: ... <end>' and "
+        "'... <split> ... <end>' (docs/tinyhelen.md)"
+    )
+    assert not out.exists() and not metrics.exists()
+    assert (tmp_path / "cache" / "hf.sqlite").is_file()  # the answers are kept for a rerun

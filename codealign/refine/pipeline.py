@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from codealign.errors import CodealignError
 from codealign.refine.measure import measure
 from codealign.refine.refine import make_refiner, refine
 from codealign.tinyworld.original import NOISE_KINDS, lexicon, original_corpus
@@ -27,6 +28,13 @@ def run_refine(params: Any, progress: bool = True) -> tuple[list[dict], list[dic
         )
     finally:
         backend.close()
+    if not lean:
+        reasons = ", ".join(f"{k}: {v}" for k, v in stats["rejected"].items())
+        raise CodealignError(
+            f"refine.backend {p.backend}: none of the {len(original)} answers parsed as a "
+            f"refinement ({reasons}); the prompts ask for 'EDITED: ... <end>' and "
+            "'... <split> ... <end>' (docs/tinyhelen.md)"
+        )
     words = lexicon()
     injected: Counter = Counter()
     for document in original:
