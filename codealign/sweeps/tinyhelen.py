@@ -221,6 +221,7 @@ def run_comparison(params: Any, refine_dir: Path, seed_dir: Path, work_dir: Path
         shared_tokenizer,
     )
     from codealign.tinyworld.corpus import read_code
+    from codealign.tinyworld.original import ANSWER_PREFIX, INSTRUCTION_PREFIX
 
     if params["base_model"].name != "tiny":
         raise CodealignError("base_model.name must be tiny: the comparison pretrains from scratch")
@@ -257,6 +258,7 @@ def run_comparison(params: Any, refine_dir: Path, seed_dir: Path, work_dir: Path
         runs.append(run)
     import hashlib
 
+    lean_set = frozenset(lean_texts)
     return {
         "corpora": {
             name: {
@@ -267,7 +269,15 @@ def run_comparison(params: Any, refine_dir: Path, seed_dir: Path, work_dir: Path
         },
         "runs": runs,
         "summary": summarise(runs),
-        "heldout": {"documents": len(targets["lean"]), "instructions": len(instructions)},
+        "heldout": {
+            "documents": len(targets["lean"]),
+            "instructions": len(instructions),
+            # Few distinct instructions exist: most held-out ones are in the lean corpus.
+            "instructions_in_lean_corpus": sum(
+                f"{INSTRUCTION_PREFIX}{i['lean']}{ANSWER_PREFIX}{i['answer']}" in lean_set
+                for i in instructions
+            ),
+        },
         "instruction_examples": instructions[:3],
         "heldout_examples": {k: v[:2] for k, v in targets.items()},
     }
