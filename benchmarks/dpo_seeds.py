@@ -17,21 +17,34 @@ bootstrap interval of each.
 
     python benchmarks/dpo_seeds.py --seeds 0 1 2            # queue what is missing, run, collect
     python benchmarks/dpo_seeds.py --collect-only           # experiments already run
+    python benchmarks/dpo_seeds.py --set curriculum.order=ascending   # another arm
+
+Each seed counted also gets a run record, `results/runs/dpo_seeds/<run-id>.json`
+(`codealign.sweeps.records`: params, seeds, commit, profile, this command, the seed's
+dpo_compare.json); the DPO stages keep no per-task verdicts, so the records hold none.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 from codealign.dpo.stats import bootstrap_ci
-from codealign.io import write_json
 from codealign.lm.checkpoints import file_digest
 from codealign.sweeps.experiments import experiment_rows, same_configuration
+from codealign.sweeps.records import (
+    RUNS_DIR,
+    flat,
+    provenance,
+    row_records,
+    write_outputs,
+    write_records,
+)
 
 METRICS = "metrics/dpo_compare.json"
 BASE_MODEL = Path("models/base_model")
@@ -41,7 +54,9 @@ def run(*command: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
-def collect(seeds: list[int] | None, skipped: Counter) -> dict[int, dict]:
+def collect(
+    seeds: list[int] | None, skipped: Counter, fixed: dict[str, object] | None = None
+) -> dict[int, tuple[dict, object]]:
     """`{train_seed: dpo_compare.json}` of every experiment DVC knows, on any commit, that
     changed only the seeds and ran on the workspace's base model; `skipped` counts the
     others.
@@ -49,14 +64,19 @@ def collect(seeds: list[int] | None, skipped: Counter) -> dict[int, dict]:
     `dvc exp show` drops the list-valued curves, so each file is read from the
     experiment's commit. The seed is the one the comparison recorded, not the params: an
     experiment that did not rerun DPO (a K sweep that targets `evaluate`) carries its
-    baseline's file, which names the baseline's seed.
+    baseline's file, which names the baseline's seed. `fixed` (`--set`): params a run
+    must hold, which may differ from the workspace's. Values: (metrics, experiment row).
     """
+    fixed = fixed or {}
     base = file_digest(BASE_MODEL)
     dvc = [sys.executable, "-m", "dvc"]
     rows = json.loads(run(*dvc, "exp", "show", "--json", "--no-fetch", "--all-commits"))
-    found: dict[int, dict] = {}
+    found: dict[int, tuple[dict, object]] = {}
     finished = experiment_rows(rows, Counter())
-    for row in same_configuration(finished, ("seed", "train_seed"), skipped):
+    for row in same_configuration(finished, ("seed", "train_seed", *fixed), skipped):
+        if any(flat(row.params).get(key) != value for key, value in fixed.items()):
+            skipped["without the --set params"] += 1
+            continue
         name = row.rev
         if name == "workspace":
             path = Path(METRICS)
@@ -74,8 +94,21 @@ def collect(seeds: list[int] | None, skipped: Counter) -> dict[int, dict]:
             continue
         seed = metrics["train_seed"]
         if seeds is None or seed in seeds:
-            found.setdefault(seed, metrics)
+            found.setdefault(seed, (metrics, row))
     return found
+
+
+def parse_set(items: list[str]) -> dict[str, object]:
+    """`KEY=VALUE` pairs, the value parsed as YAML (as `dvc exp run -S` does)."""
+    import yaml
+
+    fixed = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --set {item!r}: expected KEY=VALUE")
+        fixed[key] = yaml.safe_load(text)
+    return fixed
 
 
 def main() -> None:
@@ -83,18 +116,34 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--collect-only", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("metrics/dpo_seeds.json"))
+    parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR / "dpo_seeds")
+    parser.add_argument(
+        "--set",
+        dest="fixed",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A param the runs hold (queued with -S), e.g. curriculum.order=ascending.",
+    )
     args = parser.parse_args()
+    fixed = parse_set(args.fixed)
+    command = shlex.join(["python", "benchmarks/dpo_seeds.py", *sys.argv[1:]])
     dvc = [sys.executable, "-m", "dvc"]
     if not args.collect_only:
-        missing = [seed for seed in args.seeds if seed not in collect(args.seeds, Counter())]
+        have = collect(args.seeds, Counter(), fixed)
+        missing = [seed for seed in args.seeds if seed not in have]
+        tag = "".join(f"-{value}" for value in fixed.values())
         for seed in missing:
             queue = [*dvc, "exp", "run", "--queue", "-S", f"train_seed={seed}"]
-            run(*queue, "-n", f"dpo-seed-{seed}", "dpo_compare")
+            for item in args.fixed:  # as typed: DVC parses the value itself
+                queue += ["-S", item]
+            run(*queue, "-n", f"dpo-seed-{seed}{tag}", "dpo_compare")
         if missing:
             run(*dvc, "queue", "start", "--jobs", "1")
-            run(*dvc, "queue", "logs", "--follow", f"dpo-seed-{missing[-1]}")
+            run(*dvc, "queue", "logs", "--follow", f"dpo-seed-{missing[-1]}{tag}")
     skipped: Counter = Counter()
-    found = collect(args.seeds, skipped)
+    collected = collect(args.seeds, skipped, fixed)
+    found = {seed: metrics for seed, (metrics, _) in collected.items()}
     seeds = sorted(found)
     final = [found[s]["final_difference"] for s in seeds]
     mean = [found[s]["mean_difference_at_boundaries"] for s in seeds]
@@ -103,7 +152,24 @@ def main() -> None:
         for s in seeds
     ]
     if curves:
-        write_json(args.out, {"base_model_digest": file_digest(BASE_MODEL), "seeds": curves})
+        by_rev = {row.rev: found[seed] for seed, (_, row) in collected.items()}
+        records = row_records(
+            "dpo_seeds",
+            [collected[seed][1] for seed in seeds],
+            repo=Path("."),
+            command=command,
+            swept_keys=("seed", "train_seed", *fixed),
+            swept_of=lambda row: {**fixed, "train_seed": by_rev[row.rev]["train_seed"]},
+            metrics_of=lambda row: by_rev[row.rev],
+            task_files_of=lambda row: {},
+            profile_root=Path("."),
+        )
+        write_records(args.runs_dir, records)
+        profiles = {record["profile"] for record in records}
+        prov = provenance(command, Path("."), profiles.pop() if len(profiles) == 1 else None)
+        summary = {"base_model_digest": file_digest(BASE_MODEL), "set": fixed, "seeds": curves}
+        summary["records"] = [str(args.runs_dir / f"{r['run_id']}.json") for r in records]
+        write_outputs(args.out, None, summary, None, prov)
     print(
         json.dumps(
             {

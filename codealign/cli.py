@@ -30,6 +30,8 @@ SUBCOMMANDS = {
     "params": "codealign.params.reference:params_command",
     "deps": "codealign.stage_deps:deps_command",
     "profile": "codealign.profiles:profile_command",
+    "findings": "codealign.findings.table:findings_command",
+    "equal-steps": "codealign.sweeps.equal_steps:equal_steps_command",
 }
 
 

@@ -6,7 +6,7 @@ import logging
 import click
 
 from codealign.command import Command, setup_logging
-from codealign.curation.dedup import curate, gather_eval_tasks, gather_records
+from codealign.curation.dedup import curate, gather_eval_tasks, gather_records, read_eval_jsonl
 from codealign.io import atomic_path, write_json, write_jsonl
 from codealign.lm.embedding import Embedder
 from codealign.params import load_params
@@ -47,6 +47,12 @@ INPUTS = (
     help="Eval problems (HumanEval or MBPP JSONL) to decontaminate against.",
 )
 @click.option(
+    "--pool-file",
+    default="data/seed/pool.jsonl",
+    show_default=True,
+    help="The DPO pool, decontaminated against when dedup.against_pool is on.",
+)
+@click.option(
     "--raw-dir",
     default="data/raw",
     show_default=True,
@@ -60,13 +66,15 @@ INPUTS = (
     show_default=True,
     help="Embedding cache, reused across runs (not a DVC out).",
 )
-def main(params_file, inputs, eval_files, raw_dir, out, metrics_file, cache_dir) -> None:
+def main(params_file, inputs, eval_files, pool_file, raw_dir, out, metrics_file, cache_dir) -> None:
     """Write train.jsonl, validation.jsonl and removed.jsonl (each removal with its reason)."""
     setup_logging()
     params = load_params(params_file)
     dedup = params["dedup"]
     records = gather_records(inputs, dedup.extra_datasets, raw_dir)
     tasks = gather_eval_tasks(eval_files, dedup.eval_sets, raw_dir)
+    if dedup.against_pool:
+        tasks += read_eval_jsonl(pool_file, "pool")
     embedder = Embedder(params["embed"], cache_dir)
     result = curate(records, tasks, embedder.embed, dedup, params.seed)
     with atomic_path(out) as tmp:

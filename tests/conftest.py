@@ -23,7 +23,9 @@ def _tracked_changes() -> str:
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=root, capture_output=True, text=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
     )
     return done.stdout if done.returncode == 0 else ""
 

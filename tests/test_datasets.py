@@ -162,14 +162,16 @@ def test_code_alpaca_records():
 
 def test_real_seed_sets():
     s1, s2, vocabulary = datasets.real_seed_sets(RAW)
-    assert len(s1) == 374 + 90
-    assert Counter(r["difficulty"] for r in s1) == {"easy": 155, "medium": 155, "hard": 154}
-    evaluation = {r["task_id"] for r in datasets.load_mbpp("test", raw_dir=RAW)}
-    assert not {int(r["id"].split("/")[1]) for r in s1 + s2} & evaluation
-    lengths = sorted(
-        len(r["text"])
+    assert len(s1) == 374 + 10  # MBPP train and prompt; validation is the dev set
+    assert Counter(r["difficulty"] for r in s1) == {"easy": 128, "medium": 128, "hard": 128}
+    held = {
+        r["task_id"]
         for r in datasets.load_mbpp(raw_dir=RAW)
-        if r["split"] in ("train", "validation")
+        if r["split"] in ("test", "validation")
+    }
+    assert not {int(r["id"].split("/")[1]) for r in s1 + s2} & held
+    lengths = sorted(
+        len(r["text"]) for r in datasets.load_mbpp(raw_dir=RAW) if r["split"] in ("train", "prompt")
     )
     assert min(len(r["title"]) for r in s2) >= lengths[len(lengths) // 4]
     for r in s2:
@@ -177,6 +179,10 @@ def test_real_seed_sets():
         assert all(re.fullmatch(r"[A-Z][a-z]+", k) for k in r["keywords"])
     assert vocabulary == sorted({k for r in s2 for k in r["keywords"]})
     assert datasets.real_seed_sets(RAW) == (s1, s2, vocabulary)
+    some = datasets.load_mbpp("train", RAW)[:30]
+    assert [r["id"] for r in datasets.real_seed_sets(RAW, some).s1] == [
+        f"mbpp/{r['task_id']}" for r in some
+    ]
 
 
 def test_title_keywords_rule():

@@ -55,9 +55,19 @@ def _run(tmp_path: Path, dump: list | Path, *args: str):
     else:
         path = dump
     out, plot = tmp_path / "out" / "ksweep.json", tmp_path / "out" / "ksweep.png"
-    argv = ["--from-json", str(path), "--out", str(out), "--plot", str(plot), *args]
+    argv = ["--from-json", str(path), "--out", str(out), "--plot", str(plot)]
+    argv += ["--runs-dir", str(tmp_path / "runs"), *args]
     result = CliRunner().invoke(ksweep_command, argv)
     return result, out, plot
+
+
+def _aggregate(path: Path) -> dict:
+    """A summary without what names its paths and command: its provenance, and its
+    records' folder (the record file names stay)."""
+    summary = json.loads(path.read_text())
+    summary.pop("provenance")
+    summary["records"] = [Path(p).name for p in summary["records"]]
+    return summary
 
 
 def _assert_png(path: Path) -> None:
@@ -150,7 +160,7 @@ def test_scores_sampled_at_another_train_seed_are_stale(tmp_path):
     assert result.exit_code == 0, result.output
     runs = {(run["k"], run["seed"]): run for run in json.loads(out.read_text())["runs"]}
     assert "lintseq-only" not in {run["name"] for run in runs.values()}
-    assert out.read_text() == (tmp_path / "before" / "out" / "ksweep.json").read_text()
+    assert _aggregate(out) == _aggregate(tmp_path / "before" / "out" / "ksweep.json")
     assert "1 routed scores of another train_seed (stale metrics/evaluate.json)" in result.stderr
 
 
@@ -180,7 +190,7 @@ def test_runs_that_changed_other_params_are_left_out(tmp_path):
     summary = json.loads(out.read_text())
     assert summary["base_model_digest"] == "base-a"
     assert "share-0.5" not in {run["name"] for run in summary["runs"]}
-    assert out.read_text() == (tmp_path / "before" / "out" / "ksweep.json").read_text()
+    assert _aggregate(out) == _aggregate(tmp_path / "before" / "out" / "ksweep.json")
     assert "1 with other params than the workspace (base_model.code_share)" in result.stderr
 
 
@@ -319,20 +329,38 @@ k, seed = params["k"], params["seed"]
 def scores(k):
     return {"k": k, "pass@1": round(0.1 * k + 0.01 * seed, 4),
             "pass@10_t0.8": round(0.2 * k + 0.01 * seed, 4)}
-os.makedirs("metrics", exist_ok=True)
+os.makedirs("metrics/headline", exist_ok=True)
+models = {"base": {"pass@1": 0.0}, "k1": scores(1), "routed": scores(k)}
+# Per-task verdicts as the evaluate stage writes them: task i passes i of 10 samples at
+# K = 1, and k + i of them routed (capped at 10).
+for model, shift in (("routed", k), ("k1", 1)):
+    for tag in ("pass1", "passk"):
+        folder = f"data/evaluate/tinyeval/{model}"
+        os.makedirs(folder, exist_ok=True)
+        with open(f"{folder}/verdicts_{tag}.jsonl", "w") as f:
+            for i in range(4):
+                for j in range(10):
+                    f.write(json.dumps({"task_id": f"t/{i}", "completion_id": j,
+                                        "passed": j < min(10, i + shift - 1)}) + "\\n")
 with open("metrics/evaluate.json", "w") as f:
-    json.dump({"tinyeval": {"tasks": 4, "samples_per_task": 10, "models": {
-        "base": {"pass@1": 0.0}, "k1": scores(1), "routed": scores(k)}}}, f)
+    json.dump({"tinyeval": {"tasks": 4, "samples_per_task": 10, "models": models}}, f)
+with open("metrics/headline/tinyeval.json", "w") as f:
+    json.dump({"pass@1": {name: m["pass@1"] for name, m in models.items()}}, f)
 """
 
+# As in the pipeline: the full metrics file is a plain out, DVC reads only the headline.
 _DVC_YAML = """\
 stages:
   evaluate:
     cmd: python evaluate.py
     deps: [evaluate.py]
     params: [seed, k]
-    metrics:
+    outs:
+      - data/evaluate
       - metrics/evaluate.json:
+          cache: false
+    metrics:
+      - metrics/headline:
           cache: false
 """
 
@@ -371,6 +399,7 @@ def test_real_dvc_experiments(tmp_path, monkeypatch):
 
     out, plot = tmp_path / "ksweep.json", tmp_path / "ksweep.png"
     argv = ["--repo", str(repo), "--out", str(out), "--plot", str(plot)]
+    argv += ["--runs-dir", str(tmp_path / "runs")]
     result = CliRunner().invoke(ksweep_command, argv)
 
     assert result.exit_code == 0, result.output
@@ -384,6 +413,29 @@ def test_real_dvc_experiments(tmp_path, monkeypatch):
     assert "1 older repeats of a (k, seed)" in result.stderr
     _assert_png(plot)
 
+    # One record per run counted, each with what a finding needs to pair and resample.
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").glob("*.json"))]
+    assert len(records) == 4
+    assert sorted(json.loads(out.read_text())["records"]) == sorted(
+        str(tmp_path / "runs" / f"{r['run_id']}.json") for r in records
+    )
+    for record in records:
+        k, seed = record["params"]["k"], record["params"]["seed"]
+        assert record["swept"] == {"k": k, "train_seed": seed}
+        assert record["seeds"]["seed"] == seed and record["seeds"]["train_seed"] is None
+        assert record["varies"] == ["seed"]  # the toy params have no train_seed
+        assert record["commit"] == head and record["dirty"] is False
+        assert record["command"].startswith("codealign ksweep --repo ")
+        assert record["metrics"]["models"]["routed"]["pass@1"] == round(0.1 * k + 0.01 * seed, 4)
+        assert record["tasks_missing"] == {}
+        routed = record["tasks"]["routed/pass1"]
+        assert routed == {f"t/{i}": [min(10, max(0, i + k - 1)), 10] for i in range(4)}
+        assert record["tasks"]["k1/passk"] == {f"t/{i}": [max(0, i), 10] for i in range(4)}
+    assert json.loads(out.read_text())["provenance"]["commit"] == head
+
     # `codealign exps`: `dvc exp show` with the columns that matter, arguments passed on.
     codealign = Path(sys.executable).parent / "codealign"
     shown = subprocess.run(
@@ -394,11 +446,82 @@ def test_real_dvc_experiments(tmp_path, monkeypatch):
     assert header.split(",") == [
         "Experiment",
         "Created",
-        "tinyeval.models.k1.pass@1",
-        "tinyeval.models.k1.pass@10_t0.8",
-        "tinyeval.models.routed.pass@1",
-        "tinyeval.models.routed.pass@10_t0.8",
+        "pass@1.base",
+        "pass@1.k1",
+        "pass@1.routed",
         "seed",
         "k",
-    ]  # not base's pass@1, not the deps' hashes
+    ]  # not the deps' hashes
     assert len(rows) == 5  # the workspace, the baseline and three experiments
+
+
+def test_each_run_counted_gets_a_record_and_the_summary_its_provenance(tmp_path):
+    result, out, _ = _run(tmp_path, FIXTURE)
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    assert summary["provenance"]["command"].startswith("codealign ksweep --out ")
+    assert set(summary["provenance"]) == {"command", "commit", "dirty", "profile"}
+    records = {Path(p).name: json.loads(Path(p).read_text()) for p in summary["records"]}
+    assert len(records) == 9  # one per (k, seed) point counted
+    points = {(r["swept"]["k"], r["swept"]["train_seed"]) for r in records.values()}
+    assert points == {(k, s) for k in (1, 5, 10) for s in (0, 1, 2)}
+    for record in records.values():
+        k, seed = record["swept"]["k"], record["swept"]["train_seed"]
+        assert record["params"]["k"] == k and record["seeds"]["seed"] == seed
+        assert record["varies"] == ["seed"]  # the fixture sweeps the master seed
+        routed = record["metrics"]["models"]["routed"]
+        assert routed["pass@1"] == PASS1[k][seed]
+        # A saved dump holds no verdict files: said per arm, not guessed.
+        assert record["tasks"] == {}
+        assert set(record["tasks_missing"]) == {
+            "routed/pass1", "routed/passk", "k1/pass1", "k1/passk"
+        }  # fmt: skip
+        assert record["dirty"] is None  # no git to ask
+        assert record["commit"] == record["experiment"]["rev"] or len(record["commit"]) == 40
+
+
+def test_equal_steps_collects_the_runs_at_that_k_and_epochs(tmp_path):
+    from codealign.sweeps.equal_steps import equal_steps_command
+
+    dump = _dump()
+    for rev in _revs(dump):
+        params = rev["data"]["params"]["params.yaml"]["data"]
+        if params.get("k") == 5 and rev["rev"] != "workspace":
+            params["sft"] = {"epochs": 30}
+    path = tmp_path / "exp_show.json"
+    path.write_text(json.dumps(dump))
+    out = tmp_path / "k5_equal_steps.json"
+    argv = ["--k", "5", "--epochs", "30", "--from-json", str(path), "--out", str(out)]
+    argv += ["--runs-dir", str(tmp_path / "runs")]
+    result = CliRunner().invoke(equal_steps_command, argv)
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert [run["train_seed"] for run in data["runs"]] == [0, 1, 2]
+    assert [run["models"]["routed"]["pass@1"] for run in data["runs"]] == PASS1[5]
+    assert all(run["sft_epochs"] == 30 for run in data["runs"])
+    assert data["provenance"]["command"].startswith("codealign equal-steps --k 5 --epochs 30")
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 3
+
+    argv[3] = "60"  # no run at 60 epochs: one line, nothing written
+    again = tmp_path / "none.json"
+    argv[argv.index("--out") + 1] = str(again)
+    result = CliRunner().invoke(equal_steps_command, argv)
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
+    assert not again.exists()
+
+
+def test_a_run_names_the_profile_its_params_equal_but_for_the_swept_keys():
+    import yaml
+
+    from codealign.sweeps.records import profile_of
+
+    root = Path(__file__).resolve().parents[1]
+    full = yaml.safe_load((root / "params" / "full.yaml").read_text())
+    assert profile_of(full, ("k", "train_seed"), root) == "full"
+    full["k"], full["train_seed"] = 10, 2
+    assert profile_of(full, ("k", "train_seed"), root) == "full"
+    full["base_model"]["code_share"] = 0.123
+    assert profile_of(full, ("k", "train_seed"), root) is None

@@ -293,6 +293,7 @@ def _collect_seeds(tmp_path: Path, listing):
     path.write_text(listing if isinstance(listing, str) else json.dumps(listing))
     out, plot = tmp_path / "out" / "seeds.json", tmp_path / "out" / "seeds.png"
     argv = ["--from-json", str(path), "--out", str(out), "--plot", str(plot)]
+    argv += ["--runs-dir", str(tmp_path / "runs")]
     return CliRunner().invoke(lintseq_seeds_command, argv), out, plot
 
 
@@ -332,3 +333,17 @@ def test_seed_collector_bad_input_is_one_error_line(tmp_path, listing, message):
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and re.search(message, line), line
     assert not out.exists() and not plot.exists()
+
+
+def test_each_seed_counted_gets_a_record(tmp_path):
+    result, out, _ = _collect_seeds(tmp_path, _seeds_listing())
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    records = [json.loads(Path(p).read_text()) for p in summary["records"]]
+    assert sorted(r["swept"]["train_seed"] for r in records) == [0, 1, 2]
+    for record in records:
+        assert record["sweep"] == "lintseq_seeds"
+        assert record["metrics"]["train_seed"] == record["swept"]["train_seed"]
+        assert set(record["tasks_missing"]) == {"code", "edits"}  # a dump holds no files
+    assert summary["provenance"]["command"].startswith("codealign lintseq-seeds")

@@ -435,7 +435,8 @@ def _collect(tmp_path: Path, listing, *args: str):
     path = tmp_path / "exp_show.json"
     path.write_text(listing if isinstance(listing, str) else json.dumps(listing))
     out, plot = tmp_path / "out" / "mixture.json", tmp_path / "out" / "mixture.png"
-    argv = ["--from-json", str(path), "--out", str(out), "--plot", str(plot), *args]
+    argv = ["--from-json", str(path), "--out", str(out), "--plot", str(plot)]
+    argv += ["--runs-dir", str(tmp_path / "runs"), *args]
     return CliRunner().invoke(mixture_command, argv), out, plot
 
 
@@ -568,3 +569,27 @@ def test_a_log_axis_gets_a_linear_zoom_of_the_shares_near_the_best():
               point(1.0, 9.7, 11.6)]  # fmt: skip
     assert zoom_shares(points, "english") == [0, 0.25, 0.5]
     assert zoom_shares(points[1:], "english") == [0.25, 0.5]
+
+
+def test_each_mixture_run_gets_a_record_that_findings_can_pair_by_base_seed(tmp_path):
+    result, out, _ = _collect(tmp_path, _listing())
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    records = [json.loads(Path(p).read_text()) for p in summary["records"]]
+    assert len(records) == len(summary["runs"])
+    assert sorted(records[0]["varies"]) == ["base_model.seed", "train_seed"]
+    for record in records:
+        swept = record["swept"]
+        assert record["seeds"]["base_model.seed"] == swept["base_seed"]
+        assert record["seeds"]["train_seed"] == swept["train_seed"]
+        measured = record["metrics"]["base_model_eval"]
+        assert (
+            measured["english"]["bits_per_byte"]
+            == record["metrics"]["scores"]["english_bits_per_byte"]
+        )
+        # The K = 1 scores only where evaluate ran in the run, and its verdicts asked for.
+        if record["metrics"]["k1"] is None:
+            assert record["tasks_missing"] == {}
+        else:
+            assert set(record["tasks_missing"]) == {"k1/pass1", "k1/passk"}

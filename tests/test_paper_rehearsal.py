@@ -146,20 +146,24 @@ def test_the_reference_joins_the_candidates_and_passes_so_pairs_can_be_mined():
 
 
 def test_the_real_dpo_pool_states_no_evaluation_problem():
-    """MBPP train repeats some MBPP test statements word for word; seed drops them, so the
-    `sample` stage's disjointness check passes on the paper profile's pool."""
+    """The paper pool (MBPP+ and APPS, tests/test_pool.py) passes the `sample` stage's
+    disjointness check, and the rehearsal's first `sample.limit` prompts carry the reference
+    solutions `sample.add_reference` needs; plain MBPP train would not pass the check."""
     from codealign.curation import datasets
     from codealign.curation.seed import real_seed_sets
     from codealign.dpo.sample import check_disjoint
 
-    data = load_params(ROOT / "params/paper.yaml")["data"]
-    pool = real_seed_sets(replace(data, raw_dir=str(ROOT / "data/raw")), 0)["pool.jsonl"]
-    train = datasets.load_mbpp("train", ROOT / "data/raw")
-    assert sorted({r["task_id"] for r in train} - {r["task_id"] for r in pool}) == [602, 704, 872]
+    params = load_params(ROOT / "params/paper_rehearsal.yaml")
+    data = replace(params["data"], raw_dir=str(ROOT / "data/raw"))
+    pool = real_seed_sets(data, 0)["pool.jsonl"]
     evaluation = {
         "mbpp": datasets.load_mbpp("test", ROOT / "data/raw"),
         "humaneval": datasets.load_humaneval(),
     }
     assert check_disjoint(pool, evaluation) == {"mbpp": 500, "humaneval": 164}
+    first = pool[: params["sample"].limit]
+    assert all(r["task_id"].startswith("Mbpp/") and r["canonical_solution"] for r in first)
+    add_references(first, [[]] * len(first), "pool.jsonl")
+    train = datasets.load_mbpp("train", ROOT / "data/raw")
     with pytest.raises(CodealignError, match="602 = mbpp:217"):
         check_disjoint(train, evaluation)

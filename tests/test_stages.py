@@ -64,7 +64,7 @@ def test_real_seed_stage_builds_from_vendored_data(tmp_path):
     )
     assert result.exit_code == 0, result.output
     pool = [json.loads(line) for line in (out / "pool.jsonl").read_text().splitlines()]
-    assert len(pool) == 371  # MBPP train less 602, 704, 872 (MBPP test statements)
+    assert len(pool) == 233  # MBPP+ and APPS held out of SFT, eval and dev (tests/test_pool.py)
 
 
 def test_bad_params_give_one_line_and_no_outs(tmp_path):

@@ -366,15 +366,19 @@ class SeedSets(NamedTuple):
     vocabulary: list[str]
 
 
-def real_seed_sets(raw_dir: str | Path = DEFAULT_RAW_DIR) -> SeedSets:
+def real_seed_sets(
+    raw_dir: str | Path = DEFAULT_RAW_DIR, problems: list[dict[str, Any]] | None = None
+) -> SeedSets:
     """S1, S2 and the keyword vocabulary from the vendored real data (paper profile).
 
     Choices, in the order they are made:
 
-    - Source: MBPP train + validation (464 problems). MBPP test, HumanEval and the plus
-      sets are evaluation data and never seed anything. APPS adds nothing: the vendored
-      file has no solutions, so it cannot give S1 pairs, and its `name` field is the
-      numeric problem id, not a title, so it cannot give S2 titles.
+    - Source: `problems`, MBPP records; by default MBPP train + prompt (384 problems).
+      The seed stage passes those left after the DPO pool, eval and dev problems are
+      taken out (`codealign.curation.pool.real_split`: 255). MBPP test and HumanEval are
+      evaluation data, MBPP validation the dev set; none of them seeds anything. APPS adds
+      nothing: the vendored file has no solutions, so it cannot give S1 pairs, and its
+      `name` field is the numeric problem id, not a title, so it cannot give S2 titles.
     - S1: every such problem as an SFT record (`mbpp_to_sft`), plus `tests` (its asserts),
       `test_setup_code`, and `difficulty`. Difficulty is by code length terciles: problems
       are ranked by (non-blank code lines, code characters, task_id) and the shortest
@@ -387,7 +391,8 @@ def real_seed_sets(raw_dir: str | Path = DEFAULT_RAW_DIR) -> SeedSets:
       S1 originals are left for the dedup stage to remove.
     - Vocabulary: the sorted, deduplicated union of S2 keywords.
     """
-    problems = [r for r in load_mbpp(raw_dir=raw_dir) if r["split"] in ("train", "validation")]
+    if problems is None:
+        problems = [r for r in load_mbpp(raw_dir=raw_dir) if r["split"] in ("train", "prompt")]
 
     def code_length(record: dict[str, Any]) -> tuple[int, int, int]:
         code = record["code"]

@@ -38,6 +38,7 @@ import hashlib
 import logging
 import math
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -92,7 +93,8 @@ class EvalTask:
 
 
 def eval_task_from_record(record: dict[str, Any], source: str, where: str) -> EvalTask:
-    """Accept HumanEval problems (`prompt`), MBPP records (`text`, `code`) or SFT records."""
+    """Accept HumanEval problems (`prompt`), MBPP records (`text`, `code`), APPS problems
+    (`description`) or SFT records."""
     if "prompt" in record:
         require_fields(record, {"task_id": (str, int), "prompt": str}, where)
         solution = str(record.get("canonical_solution") or "")
@@ -102,12 +104,18 @@ def eval_task_from_record(record: dict[str, Any], source: str, where: str) -> Ev
         require_fields(record, {"task_id": (str, int), "text": str}, where)
         code = str(record.get("code", ""))
         return EvalTask(str(record["task_id"]), record["text"], code, source, ast_keys(code))
+    if "description" in record:  # an APPS problem (no reference solution in the vendored file)
+        require_fields(record, {"description": str}, where)
+        tid = str(record.get("task_id", f"APPS/{record.get('id')}"))
+        return EvalTask(tid, record["description"], "", source)
     if "question" in record:
         require_fields(record, {"id": (str, int), "question": str}, where)
         tid = str(record.get("task_id", record["id"]))
         code = str(record.get("code", ""))
         return EvalTask(tid, record["question"], code, source, ast_keys(code))
-    raise CodealignError(f"{where}: an eval problem needs 'task_id' and 'prompt' (or 'text')")
+    raise CodealignError(
+        f"{where}: an eval problem needs 'task_id' and 'prompt' (or 'text', 'description')"
+    )
 
 
 def read_eval_jsonl(path: str | Path, source: str | None = None) -> list[EvalTask]:
@@ -136,13 +144,16 @@ def load_named_dataset(name: str, raw_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def load_eval_set(name: str, raw_dir: str | Path) -> list[EvalTask]:
-    """A vendored evaluation set: humaneval, mbpp (the test split) or mbpp_plus."""
+    """A vendored evaluation or dev set: humaneval, mbpp (the test split), mbpp_plus or
+    mbpp_validation (the paper profile's dev set)."""
     from codealign.curation import datasets
 
     if name == "humaneval":
         records = datasets.load_humaneval()
     elif name == "mbpp":
         records = datasets.load_mbpp("test", raw_dir=raw_dir)
+    elif name == "mbpp_validation":
+        records = datasets.load_mbpp("validation", raw_dir=raw_dir)
     elif name == "mbpp_plus":
         records = datasets.load_mbpp_plus(raw_dir)
     else:
@@ -566,7 +577,9 @@ def ast_keys(code: str, only: str | None = None) -> frozenset[str]:
     given and present), or of the whole module when it defines none; empty when `code`
     does not parse."""
     try:
-        tree = ast.parse(code)
+        with warnings.catch_warnings():  # `"\d"` in a dataset's code is its own business
+            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+            tree = ast.parse(code)
     except (SyntaxError, ValueError):
         return frozenset()
     functions = [

@@ -18,10 +18,13 @@ tinyeval and tinydev hold each of their functions once and none of the training 
 `data.n_dev` are maxima. `seed_metrics` counts each set's tasks and distinct functions
 and what a held-out set fell short of its request by.
 
-`data.source: real` builds S1, S2 and the vocabulary from MBPP train+validation (see
-`codealign.curation.datasets.real_seed_sets`) and the DPO pool from MBPP train (MBPP records);
-`train.jsonl`, `tinyeval.jsonl` and `tinydev.jsonl` are then empty, since an existing base
-model needs no corpus and the real profile evaluates on HumanEval and MBPP test.
+`data.source: real` builds the DPO pool from `data.pool_sources` (MBPP+ tasks outside
+MBPP test and validation, with their extended tests; APPS problems) and S1, S2 and the
+vocabulary from the MBPP train and prompt problems that are not in the pool (see
+`codealign.curation.pool`); no pool, S1 or S2 problem is an eval (HumanEval, MBPP test)
+or dev (MBPP validation) problem by id, statement or AST key. `train.jsonl`,
+`tinyeval.jsonl` and `tinydev.jsonl` are then empty, since an existing base model needs
+no corpus and the real profile evaluates on HumanEval and MBPP test.
 """
 
 from __future__ import annotations
@@ -119,21 +122,22 @@ def seed_metrics(world, s1_tasks, s2: list[dict], params: DataParams) -> dict[st
 
 
 def real_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
-    """Everything `data/seed/` holds, built from the vendored real datasets."""
+    """Everything `data/seed/` holds, built from the vendored real datasets.
+
+    The DPO pool and the SFT seed come from `codealign.curation.pool.real_split`: the pool
+    holds the problems of `data.pool_sources` that are not eval (HumanEval, MBPP test) or
+    dev (MBPP validation) problems by id, statement or AST key; S1/S2 come from MBPP train
+    and prompt problems that are none of these and not in the pool either.
+    """
     from codealign.curation import datasets
-    from codealign.tinyworld.world import text_hash
+    from codealign.curation.pool import check_real_split, real_split
 
     raw_dir = Path(params.raw_dir)
-    sets = datasets.real_seed_sets(raw_dir)
-    # MBPP train states some problems in the very words of an evaluation problem (task 602
-    # is MBPP test's 217): such a pool prompt is evaluation data, and `sample` refuses it.
-    evaluated = {text_hash(r["text"]) for r in datasets.load_mbpp("test", raw_dir)}
-    evaluated |= {text_hash(r["prompt"]) for r in datasets.load_humaneval()}
-    train = datasets.load_mbpp("train", raw_dir)
-    pool = [r for r in train if text_hash(r["text"]) not in evaluated]
-    if len(pool) < len(train):
-        dropped = sorted({r["task_id"] for r in train} - {r["task_id"] for r in pool})
-        log.info("DPO pool: dropped MBPP train %s, stated as an evaluation problem", dropped)
+    split = real_split(params.pool_sources, raw_dir)
+    sets = datasets.real_seed_sets(raw_dir, split["seed_problems"])
+    check_real_split(split["held"], split["pool"], {"s1.jsonl": [r["code"] for r in sets.s1]})
+    pool = split["metrics"]["pool"]
+    log.info("DPO pool: %s of %s; dropped %s", pool["kept"], pool["candidates"], pool["dropped"])
     return {
         "train.jsonl": [],  # an existing base model needs no pretraining corpus
         "s1.jsonl": sets.s1,
@@ -141,8 +145,8 @@ def real_seed_sets(params: DataParams, seed: int) -> dict[str, Any]:
         "keywords.json": sets.vocabulary,
         "tinyeval.jsonl": [],  # the real profile evaluates on HumanEval and MBPP test
         "tinydev.jsonl": [],  # ... and chooses on MBPP validation
-        "pool.jsonl": pool,  # MBPP train records, disjoint from MBPP test and HumanEval
-        "metrics": {},
+        "pool.jsonl": split["pool"],  # MBPP+ and APPS problems, none in SFT, eval or dev
+        "metrics": split["metrics"],
     }
 
 

@@ -116,9 +116,21 @@ def vendored_config(name: str) -> dict[str, Any]:
 
 
 def shrink(config: dict[str, Any], vocab_size: int) -> dict[str, Any]:
-    """The real config with its sizes replaced by TINY_SIZES (keys it has only)."""
+    """The real config with its sizes replaced by TINY_SIZES (keys it has only).
+
+    Grouped-query attention stays grouped: a model with fewer key/value heads than query
+    heads (Qwen2.5-Coder: 2 for 12) keeps at most that share (1 for the 4 tiny heads), so
+    its k_proj and v_proj stay narrower than q_proj, as in the real model.
+    """
     small = {key: value for key, value in config.items() if not key.startswith("_")}
     small.update({k: v for k, v in TINY_SIZES.items() if k in config})
+    heads, kv = config.get("num_attention_heads"), config.get("num_key_value_heads")
+    if heads and kv and kv < heads:
+        tiny_heads = small["num_attention_heads"]
+        fits = [
+            d for d in range(1, tiny_heads) if tiny_heads % d == 0 and d * heads <= kv * tiny_heads
+        ]
+        small["num_key_value_heads"] = max(fits, default=1)
     small["vocab_size"] = vocab_size
     return small
 

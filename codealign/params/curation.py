@@ -10,8 +10,12 @@ from codealign.params.core import Section, param
 EMBED_FIELDS = ("question", "code", "question_code")
 # Vendored datasets by name (codealign.curation.datasets reads them from data/raw): SFT records ...
 NAMED_DATASETS = ("code_alpaca_2k", "mbpp", "mbpp_train")
-# ... and evaluation sets (HumanEval and MBPP test; MBPP+ is a subset of MBPP test).
-EVAL_SETS = ("humaneval", "mbpp", "mbpp_plus")
+# ... evaluation and dev sets (HumanEval, MBPP test, MBPP+: 224 of its 378 tasks are MBPP
+# test's, the rest MBPP train, validation and prompt tasks; MBPP validation: the paper's
+# dev set) ...
+EVAL_SETS = ("humaneval", "mbpp", "mbpp_plus", "mbpp_validation")
+# ... and the problems a real DPO pool is drawn from (codealign.curation.pool).
+POOL_SOURCES = ("mbpp_plus", "apps_call", "apps_stdio")
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,21 @@ class DataParams(Section):
     s1_size: int = param(150, ge=1, doc="S1: question/code seed pairs")
     s2_size: int = param(300, ge=4, doc="S2 titles before the shortest quartile is dropped")
     raw_dir: str = param("data/raw", doc="vendored raw data (source: real)")
+    pool_sources: tuple[str, ...] = param(
+        POOL_SOURCES,
+        doc="source: real: where the DPO pool comes from, each problem held out of SFT, eval "
+        "and dev by id, statement and AST key: " + ", ".join(POOL_SOURCES),
+    )
 
     def validate(self, prefix: str) -> None:
+        for i, name in enumerate(self.pool_sources):
+            if name not in POOL_SOURCES:
+                raise CodealignError(
+                    f"{prefix}.pool_sources[{i}] must be one of {', '.join(POOL_SOURCES)}, "
+                    f"got {name!r}"
+                )
+        if self.source == "real" and not self.pool_sources:
+            raise CodealignError(f"{prefix}.pool_sources must name a source when source is real")
         if self.s1_size + self.s2_size > self.n_train:
             raise CodealignError(
                 f"{prefix}.s1_size + {prefix}.s2_size ({self.s1_size + self.s2_size}) "
@@ -84,6 +101,11 @@ class DedupParams(Section):
     )
     extra_datasets: tuple[str, ...] = param(
         (), doc="named datasets merged after the inputs: " + ", ".join(NAMED_DATASETS)
+    )
+    against_pool: bool = param(
+        False,
+        doc="also decontaminate against the DPO pool (data/seed/pool.jsonl), so no SFT item "
+        "is a pool problem; on for real data (the tiny world's pool is disjoint by construction)",
     )
 
     def validate(self, prefix: str) -> None:

@@ -26,15 +26,18 @@ What it assumes, and promises:
   (optional) are the aggregates `codealign ksweep`, `codealign lintseq-seeds` and
   `codealign mixture` write from DVC experiments; they are not stage outs, so after
   writing one refresh the report with `dvc repro -f -s report`.
+- `results/findings.md` (optional, beside `metrics/`) is the claims table `codealign
+  findings` writes from the run records; the report leads with it. Like the sweep
+  aggregates it is not a stage out: refresh the report with `dvc repro -f -s report`.
 - An aggregate records the base model its runs started from. When that is not this
   pipeline's base model (`base_model_eval.json`'s `model_digest`): another profile,
   such as `params/full.yaml`, or an older run, its section says so, and its seeds are
   not drawn into this run's curves.
 
-One module per section (`dataset`, `dedup`, `clusters`, `models`, `ksweep`, `dpo`,
-`lintseq`, `mixture`, `curves`, `timing`), what they share in `common`, the whole report
-in `render`, and the generated parts of the docs (the README's results block and the
-pipeline diagram) in `docs`.
+One module per section (`findings` first, then `dataset`, `dedup`, `clusters`, `models`,
+`ksweep`, `dpo`, `lintseq`, `mixture`, `curves`, `timing`), what they share in `common`,
+the whole report in `render`, and the generated parts of the docs (the README's results
+block and the pipeline diagram) in `docs`.
 """
 
 from codealign.params.report import ReportParams

@@ -15,6 +15,7 @@ from codealign.report.curves import section_curves
 from codealign.report.dataset import section_dataset
 from codealign.report.dedup import section_dedup
 from codealign.report.dpo import section_dpo
+from codealign.report.findings import section_findings
 from codealign.report.ksweep import section_ksweep
 from codealign.report.lintseq import section_lintseq
 from codealign.report.mixture import section_mixture
@@ -38,6 +39,7 @@ def render_report(
     """The markdown text and the figure names written into `figures_dir` (which must exist)."""
     ctx = Context(Path(metrics_dir), Path(figures_dir), figures_link, Path(md_dir), params)
     sections = [
+        section_findings,
         section_dataset,
         section_dedup,
         section_clusters,

@@ -38,8 +38,17 @@ from typing import Any
 
 import click
 
+from codealign.command import Command
 from codealign.errors import CodealignError
-from codealign.io import atomic_path, read_json, write_json
+from codealign.io import read_json
+from codealign.sweeps.records import (
+    command_line,
+    provenance,
+    row_records,
+    runs_dir_option,
+    write_outputs,
+    write_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +72,8 @@ class ExperimentRow:
     metrics: dict[str, Any] | None  # metrics/evaluate.json, or None when absent
     # Every metrics file DVC shows for the row, path -> data (for collectors of other files).
     all_metrics: dict[str, Any] = field(default_factory=dict)
+    # The commit an experiment is based on ("workspace" for the workspace row itself).
+    baseline: str = "workspace"
 
     @property
     def label(self) -> str:
@@ -123,10 +134,50 @@ def _check_shape(shown: Any, where: str) -> list[Any]:
     return shown
 
 
-def experiment_rows(shown: list[Any], skipped: Counter) -> list[ExperimentRow]:
-    """The finished rows of a `dvc exp show --json` listing; `skipped` counts the others."""
+# The stages' full metrics files the collectors read. DVC reads only the headline metrics
+# (metrics/headline/), so `dvc exp show` lists these only in dumps made before that; for
+# other rows they are read from the row's commit in `repo` (the workspace: from disk).
+OUT_FILES = (
+    "metrics/evaluate.json",
+    "metrics/base_model_eval.json",
+    "metrics/lintseq_eval.json",
+)
+
+
+def file_at(repo: Path, rev: str, path: str, workspace: bool = True) -> Any | None:
+    """The JSON file `path` as commit `rev` of the git repository `repo` holds it (the
+    workspace: the file on disk, unless not `workspace`); None where it is absent or not
+    JSON."""
+    if rev == "workspace":
+        if not workspace:
+            return None
+        try:
+            return json.loads((repo / path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    try:
+        proc = subprocess.run(
+            ["git", "show", f"{rev}:{path}"], cwd=repo, capture_output=True, check=False
+        )
+    except OSError:
+        return None
+    if proc.returncode != 0:
+        return None
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        return None
+
+
+def experiment_rows(
+    shown: list[Any], skipped: Counter, repo: Path | None = None, workspace: bool = True
+) -> list[ExperimentRow]:
+    """The finished rows of a `dvc exp show --json` listing; `skipped` counts the others.
+    With `repo`, the `OUT_FILES` a row's listing lacks are read from its commit there, and
+    the workspace row's from disk where `workspace` (not for a saved dump: the workspace
+    it listed is gone)."""
     rows = []
-    for order, (entry, state) in enumerate(_walk(shown)):
+    for order, (entry, state, baseline) in enumerate(_walk(shown)):
         if state in _UNFINISHED:
             skipped[state] += 1
             continue
@@ -140,30 +191,42 @@ def experiment_rows(shown: list[Any], skipped: Counter) -> list[ExperimentRow]:
             for path, shown_file in (data.get("metrics") or {}).items()
             if isinstance(shown_file, dict)
         }
+        rev = str(entry.get("rev", "?"))
+        for path in OUT_FILES if repo is not None else ():
+            if (
+                all_metrics.get(path) is None
+                and (found := file_at(repo, rev, path, workspace)) is not None
+            ):
+                all_metrics[path] = found
         metrics = all_metrics.get(METRICS_FILE)
         rows.append(
             ExperimentRow(
-                rev=str(entry.get("rev", "?")),
+                rev=rev,
                 name=entry.get("name"),
                 timestamp=data.get("timestamp"),
                 order=order,
                 params=params,
                 metrics=metrics if isinstance(metrics, dict) else None,
                 all_metrics=all_metrics,
+                baseline=baseline,
             )
         )
     return rows
 
 
-def _walk(entries: Sequence[Any], state: str | None = None) -> Iterator[tuple[dict, str | None]]:
-    """Yield (rev entry, executor state) for baselines and, depth first, their experiments."""
+def _walk(
+    entries: Sequence[Any], state: str | None = None, baseline: str | None = None
+) -> Iterator[tuple[dict, str | None, str]]:
+    """Yield (rev entry, executor state, baseline rev) for baselines and, depth first,
+    their experiments."""
     for entry in entries:
         if not isinstance(entry, dict):
             continue
-        yield entry, state
+        base = baseline or str(entry.get("rev", "workspace"))
+        yield entry, state, base
         for experiment in entry.get("experiments") or []:
             executor = experiment.get("executor") or {}
-            yield from _walk(experiment.get("revs") or [], executor.get("state"))
+            yield from _walk(experiment.get("revs") or [], executor.get("state"), base)
 
 
 def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) -> list[Run]:
@@ -442,7 +505,7 @@ def read_experiments(
     else:
         shown, source = dvc_exp_show(repo, all_commits=all_commits), f"dvc exp show in {repo}"
     skipped: Counter = Counter()
-    return experiment_rows(shown, skipped), skipped, source
+    return experiment_rows(shown, skipped, repo, workspace=from_json is None), skipped, source
 
 
 def skipped_text(skipped: Counter) -> str:
@@ -457,9 +520,10 @@ def no_runs_error(source: str, metrics_file: str, skipped: Counter) -> Codealign
     )
 
 
-def sweep_options(name: str, per: str, plot_help: str, benchmark: bool = True):
-    """The options every sweep collector shares: where to read, what to write (and with
-    `benchmark`, which benchmark of evaluate.json)."""
+def sweep_options(name: str, per: str, plot_help: str, benchmark: bool = True, plot: bool = True):
+    """The options every sweep collector shares: where to read, what to write, where
+    its run records go (and with `benchmark`, which benchmark of evaluate.json; with
+    `plot`, the --plot PNG)."""
 
     def decorate(command):
         options = [
@@ -496,7 +560,10 @@ def sweep_options(name: str, per: str, plot_help: str, benchmark: bool = True):
                 is_flag=True,
                 help="Also read experiments based on older commits (dvc exp show --all-commits).",
             ),
+            runs_dir_option(name),
         ]
+        if not plot:
+            del options[2]  # --plot
         if benchmark:
             options.insert(
                 1,
@@ -514,7 +581,68 @@ def sweep_options(name: str, per: str, plot_help: str, benchmark: bool = True):
     return decorate
 
 
-@click.command("ksweep")
+EVALUATE_OUT = "data/evaluate"  # the evaluate stage's out: samples and verdicts
+
+
+def verdict_files(benchmark: str, models: Sequence[str] = ("routed", "k1")) -> dict[str, str]:
+    """Each evaluated model's verdicts as the evaluate stage writes them, per temperature
+    (`pass1`: pass@1's, `passk`: pass@k's): `{"routed/pass1": path, ...}`."""
+    return {
+        f"{model}/{tag}": f"{EVALUATE_OUT}/{benchmark}/{model}/verdicts_{tag}.jsonl"
+        for model in models
+        for tag in ("pass1", "passk")
+    }
+
+
+def sweep_records(
+    sweep: str,
+    rows: Sequence[ExperimentRow],
+    *,
+    repo: Path,
+    from_json: Path | None,
+    swept_keys: Sequence[str],
+    swept_of,
+    metrics_of,
+    task_files_of,
+) -> list[dict[str, Any]]:
+    """The run records of the rows a sweep counted (each row once, in listing order)."""
+    unique = list({row.rev: row for row in sorted(rows, key=lambda r: r.order)}.values())
+    command = command_line(click.get_current_context())
+    return row_records(
+        sweep,
+        unique,
+        repo=None if from_json is not None else repo,
+        command=command,
+        swept_keys=swept_keys,
+        swept_of=swept_of,
+        metrics_of=metrics_of,
+        task_files_of=task_files_of,
+        profile_root=repo,
+    )
+
+
+def finish(
+    sweep: str,
+    *,
+    repo: Path,
+    out: Path,
+    plot: Path | None,
+    summary: dict[str, Any],
+    png: bytes | None,
+    records: Sequence[dict[str, Any]],
+    runs_dir: Path,
+) -> None:
+    """Write the run records, then the summary and its PNG, each with its provenance
+    (the summary's profile: the one every record names, else null)."""
+    write_records(runs_dir, records)
+    profile = only_value(record["profile"] for record in records)
+    prov = provenance(command_line(click.get_current_context()), repo, profile)
+    summary = {**summary, "records": [str(runs_dir / f"{r['run_id']}.json") for r in records]}
+    write_outputs(out, plot, summary, png, prov)
+    click.echo(f"wrote {len(records)} run records to {runs_dir}", err=True)
+
+
+@click.command("ksweep", cls=Command)
 @sweep_options("ksweep", "K", "pass@1 and pass@10 against K (PNG).")
 def ksweep_command(
     repo: Path,
@@ -523,6 +651,7 @@ def ksweep_command(
     plot: Path,
     from_json: Path | None,
     all_commits: bool,
+    runs_dir: Path,
 ) -> None:
     """Aggregate a K sweep run as DVC experiments; plot pass@1 and pass@10 against K.
 
@@ -537,29 +666,38 @@ def ksweep_command(
     Reads params k and train_seed (the master seed where train_seed is null) and
     metrics/evaluate.json of every finished experiment (queued, running and failed ones
     are skipped; of repeated (k, seed) runs the newest counts), prints mean [min, max]
-    over seeds per K, and writes --out and --plot.
+    over seeds per K, and writes --out and --plot, and one record per run counted
+    (params, seeds, commit, metrics, per-task verdict counts) under --runs-dir.
     """
-    # Not cls=codealign.cli.Command: cli.py imports this module to register the command,
-    # so importing cli here would be circular. Same contract: one line, exit status 2.
-    try:
-        _ksweep(repo, benchmark, out, plot, from_json, all_commits)
-    except CodealignError as exc:
-        click.echo(f"error: {exc}", err=True)
-        click.get_current_context().exit(2)
-
-
-def _ksweep(
-    repo: Path, benchmark: str, out: Path, plot: Path, from_json: Path | None, all_commits: bool
-) -> None:
     rows, skipped, source = read_experiments(repo, from_json, all_commits)
     runs = sweep_runs(rows, benchmark, skipped)
     if not runs:
         raise no_runs_error(source, METRICS_FILE, skipped)
     summary = aggregate(runs, benchmark)
     png = render_plot(summary)
-    write_json(out, summary)
-    with atomic_path(plot) as tmp:
-        tmp.write_bytes(png)
+    records = sweep_records(
+        "ksweep",
+        [run.row for run in runs],
+        repo=repo,
+        from_json=from_json,
+        swept_keys=SWEPT,
+        swept_of=lambda row: {
+            "k": row.params.get("k"),
+            "train_seed": or_master_seed(row.params, row.params.get("train_seed")),
+        },
+        metrics_of=lambda row: row.metrics[benchmark],
+        task_files_of=lambda row: verdict_files(benchmark),
+    )
+    finish(
+        "ksweep",
+        repo=repo,
+        out=out,
+        plot=plot,
+        summary=summary,
+        png=png,
+        records=records,
+        runs_dir=runs_dir,
+    )
 
     metrics = summary["metrics"]
     click.echo("\t".join(["K", "seeds", *metrics]))
@@ -580,10 +718,14 @@ EXPS_COLUMNS = {
     "Experiment|Created": "the experiment and when it ran",
     # DVC names a column `params.yaml:k` only where a metric is also called `k`.
     r"(params\.yaml:)?(seed|k|train_seed)|base_model\.(code_share|seed)": "the params swept",
-    "records_before|records_after": "training records before and after dedup",
-    r"tinyeval\.models\.(k1|routed)\.pass@(1|10_t0\.8)": "pass@1, pass@10: K = 1 and routed",
-    "pairs_kept": "DPO pairs after pruning",
-    "final_difference": "curriculum minus shuffled pass@1 at equal steps",
+    # The headline metrics (metrics/headline/); DVC prefixes a key that two files share
+    # with the file (`metrics/headline/dedup.json:records`).
+    r"(metrics/headline/dedup\.json:)?(records|removed)": "records kept and removed by dedup",
+    r"pass@1\.(base|k1|routed)": "pass@1 of the base model, K = 1 and routed",
+    "pairs": "DPO pairs after pruning",
+    r"pass@1\.(curriculum|shuffled)|(metrics/headline/dpo\.json:)?difference": (
+        "DPO final pass@1, and curriculum minus shuffled at equal steps"
+    ),
 }
 EXPS_KEEP = "^(" + "|".join(EXPS_COLUMNS) + ")$"
 
@@ -599,7 +741,7 @@ def exps_command(dvc_args: tuple[str, ...]) -> None:
 
     Any other argument goes to `dvc exp show` as is, e.g.
     `codealign exps --only-changed`, `codealign exps -A --md`,
-    `codealign exps --sort-by tinyeval.models.routed.pass@1 --sort-order desc`.
+    `codealign exps --sort-by pass@1.routed --sort-order desc`.
     """
     cmd = [sys.executable, "-m", "dvc", "exp", "show", "--drop", ".*", "--keep", EXPS_KEEP]
     raise SystemExit(subprocess.call([*cmd, *dvc_args]))

@@ -18,9 +18,9 @@ import click
 
 from codealign.command import Command
 from codealign.edits.lintseq_eval import EDIT_FAILED
-from codealign.io import atomic_path, write_json
 from codealign.params.specialists import TARGETS
 from codealign.sweeps.experiments import (
+    finish,
     format_stats,
     no_runs_error,
     only_value,
@@ -29,9 +29,11 @@ from codealign.sweeps.experiments import (
     skipped_text,
     spread,
     sweep_options,
+    sweep_records,
 )
 
 SEEDS_FILE = "metrics/lintseq_eval.json"
+LINTSEQ_EVAL_OUT = "data/lintseq_eval"  # the stage's out: samples and verdicts per target
 SWEPT = ("seed", "train_seed")
 
 
@@ -64,7 +66,13 @@ def seed_runs(rows: Sequence[Any], skipped: Counter) -> list[dict[str, Any]]:
         if seed in newest:
             skipped["older repeats of a train_seed"] += 1
             continue
-        newest[seed] = {"seed": seed, "rev": row.rev, "name": row.name, "metrics": data}
+        newest[seed] = {
+            "seed": seed,
+            "rev": row.rev,
+            "name": row.name,
+            "metrics": data,
+            "row": row,
+        }
     return [newest[seed] for seed in sorted(newest)]
 
 
@@ -150,7 +158,7 @@ def render_seeds_plot(summary: dict[str, Any]) -> bytes:
     "lintseq_seeds", "target", "pass@k against k for code and edits (PNG).", benchmark=False
 )
 def lintseq_seeds_command(
-    repo: Path, out: Path, plot: Path, from_json: Path | None, all_commits: bool
+    repo: Path, out: Path, plot: Path, from_json: Path | None, all_commits: bool, runs_dir: Path
 ) -> None:
     """Aggregate the LintSeq experiment over training seeds run as DVC experiments.
 
@@ -164,7 +172,8 @@ def lintseq_seeds_command(
     Reads metrics/lintseq_eval.json of the workspace, its commit and every finished
     experiment; a file counts once per train_seed it records (the newest), so an
     experiment that did not rerun the stage adds nothing. Prints mean [min, max] of
-    pass@k and of the edit_failed share per target, and writes --out and --plot.
+    pass@k and of the edit_failed share per target, and writes --out and --plot, and
+    one record per run counted (per-task verdict counts of each target) under --runs-dir.
     """
     rows, skipped, source = read_experiments(repo, from_json, all_commits)
     runs = seed_runs(rows, skipped)
@@ -172,9 +181,27 @@ def lintseq_seeds_command(
         raise no_runs_error(source, SEEDS_FILE, skipped)
     summary = aggregate_seeds(runs)
     png = render_seeds_plot(summary)
-    write_json(out, summary)
-    with atomic_path(plot) as tmp:
-        tmp.write_bytes(png)
+    seed_of = {run["rev"]: run["seed"] for run in runs}
+    records = sweep_records(
+        "lintseq_seeds",
+        [run["row"] for run in runs],
+        repo=repo,
+        from_json=from_json,
+        swept_keys=SWEPT,
+        swept_of=lambda row: {"train_seed": seed_of[row.rev]},
+        metrics_of=lambda row: row.all_metrics[SEEDS_FILE],
+        task_files_of=lambda row: {t: f"{LINTSEQ_EVAL_OUT}/{t}/verdicts.jsonl" for t in TARGETS},
+    )
+    finish(
+        "lintseq_seeds",
+        repo=repo,
+        out=out,
+        plot=plot,
+        summary=summary,
+        png=png,
+        records=records,
+        runs_dir=runs_dir,
+    )
     keys = list(summary["by_target"][TARGETS[0]])
     click.echo("\t".join(["target", "seeds", *keys]))
     for target in TARGETS:

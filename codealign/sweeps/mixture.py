@@ -19,10 +19,10 @@ from typing import Any
 import click
 
 from codealign.command import Command
-from codealign.io import atomic_path, write_json
 from codealign.sweeps.experiments import (
     PARAMS_FILE,
     ExperimentRow,
+    finish,
     format_stats,
     is_int,
     is_number,
@@ -35,6 +35,8 @@ from codealign.sweeps.experiments import (
     spread,
     stale_seed,
     sweep_options,
+    sweep_records,
+    verdict_files,
 )
 
 BASE_EVAL_FILE = "metrics/base_model_eval.json"
@@ -184,6 +186,19 @@ def aggregate(runs: Sequence[MixtureRun], benchmark: str) -> dict[str, Any]:
     }
 
 
+def _record_metrics(run: MixtureRun, benchmark: str) -> dict[str, Any]:
+    """A mixture run's record metrics: the base-model metrics file, its model's digest,
+    and the K = 1 model's scores where evaluate ran in the run (else null)."""
+    models = lookup(run.row.all_metrics.get(EVALUATE_FILE), benchmark, "models")
+    sft = lookup(models, "k1") if run.scores[SFT_PASS1] is not None else None
+    return {
+        "base_model_eval": run.row.all_metrics.get(BASE_EVAL_FILE),
+        "model_digest": run.model_digest,
+        "scores": dict(run.scores),
+        "k1": sft,
+    }
+
+
 def _distinct_models(runs: Sequence[MixtureRun]) -> list[MixtureRun]:
     seen: set[str] = set()
     distinct = []
@@ -299,7 +314,13 @@ def render_plot(summary: dict[str, Any]) -> bytes:
 @click.command("mixture", cls=Command)
 @sweep_options("mixture", "code share", "The four metrics against code share (PNG).")
 def mixture_command(
-    repo: Path, benchmark: str, out: Path, plot: Path, from_json: Path | None, all_commits: bool
+    repo: Path,
+    benchmark: str,
+    out: Path,
+    plot: Path,
+    from_json: Path | None,
+    all_commits: bool,
+    runs_dir: Path,
 ) -> None:
     """Aggregate the code-share ablation run as DVC experiments, and plot it.
 
@@ -324,7 +345,9 @@ def mixture_command(
     prints mean [min, max] per share, and writes --out and --plot. Base-model metrics
     count each distinct base model once (train_seed does not change it; base_model.seed
     does). pass@1 after SFT counts only where `evaluate` ran in the experiment: on its own
-    base model and at its train_seed.
+    base model and at its train_seed. One record per run counted goes under --runs-dir
+    (its base-model metrics, and where evaluate ran in it, the K = 1 model's pass@1 and
+    per-task verdict counts).
     """
     rows, skipped, source = read_experiments(repo, from_json, all_commits)
     runs = mixture_runs(rows, benchmark, skipped)
@@ -333,9 +356,35 @@ def mixture_command(
         raise no_runs_error(source, BASE_EVAL_FILE, skipped)
     summary = aggregate(runs, benchmark)
     png = render_plot(summary)
-    write_json(out, summary)
-    with atomic_path(plot) as tmp:
-        tmp.write_bytes(png)
+    by_rev = {run.row.rev: run for run in runs}
+    records = sweep_records(
+        "mixture",
+        [run.row for run in runs],
+        repo=repo,
+        from_json=from_json,
+        swept_keys=SWEPT,
+        swept_of=lambda row: {
+            "code_share": by_rev[row.rev].code_share,
+            "base_seed": by_rev[row.rev].base_seed,
+            "train_seed": by_rev[row.rev].train_seed,
+        },
+        metrics_of=lambda row: _record_metrics(by_rev[row.rev], benchmark),
+        task_files_of=lambda row: (
+            verdict_files(benchmark, ("k1",))
+            if by_rev[row.rev].scores[SFT_PASS1] is not None
+            else {}
+        ),
+    )
+    finish(
+        "mixture",
+        repo=repo,
+        out=out,
+        plot=plot,
+        summary=summary,
+        png=png,
+        records=records,
+        runs_dir=runs_dir,
+    )
 
     columns = list(PANELS)
     click.echo("\t".join(["code_share", "base_models", "sft_runs", *columns]))

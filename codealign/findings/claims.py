@@ -1,0 +1,248 @@
+"""The claims of the source works, each declared once: what it says, which runs measure it.
+
+A claim compares arm `a` against arm `b` (or, for an optimum, `a` against each of its
+`neighbours`) on one measure, paired by the seeds in `pair_by`. `direction` is the sign
+the source claims for mean(a - b): +1 where higher is better (pass@k, accuracy), -1
+where lower is (bits per byte). A claim whose arms match no record is `not measured`,
+and its row shows `command`, the runs that would measure it.
+
+Sources (docs/method.md): A K specialists, B curriculum DPO from execution feedback,
+C TinyHelen (a lean world for tiny models), D LintSeq (edit sequences), E "To code or
+not to code" (code in the pretraining mixture).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A number a record holds: `path` into its `metrics` (an int indexes a list;
+    `pass@max` is the largest pass@N under that key), and where per-task outcomes exist,
+    the record's `tasks` arm whose verdict counts give the per-task value (the unbiased
+    pass@k of the same k)."""
+
+    path: tuple[str | int, ...]
+    task_arm: str | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """The records of sweep `sweep` whose params equal `where` (flattened keys)."""
+
+    sweep: str
+    where: dict[str, Any]
+    measure: Measure
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    source: str
+    sentence: str
+    a: Arm | None
+    b: Arm | None = None
+    neighbours: tuple[Arm, ...] = ()
+    direction: int = 1
+    pair_by: tuple[str, ...] = ("train_seed",)
+    command: str = ""
+    note: str = ""
+    kind: str = field(default="pair")  # "pair" or "optimum"
+
+
+def _eval(model: str, metric: str = "pass@1") -> Measure:
+    tag = "pass1" if metric == "pass@1" else "passk"
+    return Measure(("models", model, metric), f"{model}/{tag}", f"{model} {metric}")
+
+
+def _share(share: float, key: tuple[str, ...], label: str) -> Arm:
+    path = ("base_model_eval", *key)
+    return Arm("mixture", {"base_model.code_share": share}, Measure(path, None, label))
+
+
+ENGLISH = ("english", "bits_per_byte")
+INSTRUCTIONS = ("instructions", "accuracy")
+_KSWEEP = (
+    "for seed in 0 1 2; do for k in 1 5; do dvc exp run --queue -S k=$k -S train_seed=$seed "
+    "evaluate; done; done; dvc queue start -j 1; codealign ksweep"
+)
+_EQUAL_STEPS = (
+    "for seed in 0 1 2; do dvc exp run --queue -S k=5 -S sft.epochs=30 -S train_seed=$seed "
+    "evaluate; done; dvc queue start -j 1; codealign equal-steps --k 5 --epochs 30; "
+    "codealign ksweep"
+)
+_DPO = "python benchmarks/dpo_seeds.py --seeds 0 1 2"
+_MIXTURE = (
+    "for s in 0 0.25 0.5; do for seed in 0 1 2; do dvc exp run --queue "
+    "-S base_model.code_share=$s -S base_model.seed=$seed base_model_eval; done; done; "
+    "dvc queue start -j 1; codealign mixture"
+)
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        id="specialists-equal-epochs",
+        source="A",
+        sentence="K = 5 routed specialists score a higher pass@1 than one adapter trained "
+        "for the same epochs.",
+        a=Arm("ksweep", {"k": 5}, _eval("routed")),
+        b=Arm("ksweep", {"k": 5}, _eval("k1")),
+        command=_KSWEEP,
+    ),
+    Claim(
+        id="specialists-equal-steps",
+        source="A",
+        sentence="K = 5 routed specialists, each trained for as many steps as the single "
+        "adapter (5x the epochs), score a higher pass@1 than that adapter.",
+        a=Arm("k_equal_steps", {"k": 5}, _eval("routed")),
+        b=Arm("ksweep", {}, _eval("k1")),
+        command=_EQUAL_STEPS,
+        note="b is the single adapter at the profile's epochs, from the K sweep's runs.",
+    ),
+    Claim(
+        id="curated-beats-seed",
+        source="A",
+        sentence="SFT on the curated synthetic data scores a higher pass@1 than SFT on the "
+        "seed sets S1 + S2 alone.",
+        a=None,
+        command="no experiment in the repo yet: an `sft_baseline` run on data/seed's S1 + S2 "
+        "against the curated set, at 3 train seeds",
+    ),
+    Claim(
+        id="curriculum-descending-vs-shuffled",
+        source="B",
+        sentence="DPO on curriculum buckets in descending distance order (far pairs first) "
+        "ends with a higher pass@1 than the same pairs shuffled, at equal steps.",
+        a=Arm(
+            "dpo_seeds",
+            {"curriculum.order": "descending"},
+            Measure(("final_curriculum_pass@1",), None, "curriculum pass@1"),
+        ),
+        b=Arm(
+            "dpo_seeds",
+            {"curriculum.order": "descending"},
+            Measure(("final_shuffled_pass@1",), None, "shuffled pass@1"),
+        ),
+        command=_DPO,
+        note="run-level only: the DPO stages keep no per-task verdicts.",
+    ),
+    Claim(
+        id="curriculum-ascending-vs-shuffled",
+        source="B",
+        sentence="DPO on curriculum buckets in ascending distance order (near pairs first) "
+        "ends with a higher pass@1 than the same pairs shuffled, at equal steps.",
+        a=Arm(
+            "dpo_seeds",
+            {"curriculum.order": "ascending"},
+            Measure(("final_curriculum_pass@1",), None, "curriculum pass@1"),
+        ),
+        b=Arm(
+            "dpo_seeds",
+            {"curriculum.order": "ascending"},
+            Measure(("final_shuffled_pass@1",), None, "shuffled pass@1"),
+        ),
+        command=_DPO + " --set curriculum.order=ascending",
+        note="run-level only: the DPO stages keep no per-task verdicts.",
+    ),
+    Claim(
+        id="dpo-improves-pass1",
+        source="B",
+        sentence="DPO on execution-feedback pairs raises pass@1 above the SFT policy it "
+        "starts from.",
+        a=Arm(
+            "dpo_seeds",
+            {"curriculum.order": "descending"},
+            Measure(("final_curriculum_pass@1",), None, "after DPO"),
+        ),
+        b=Arm(
+            "dpo_seeds",
+            {"curriculum.order": "descending"},
+            Measure(("curriculum", 0, "pass@1"), None, "before DPO (step 0)"),
+        ),
+        command=_DPO,
+        note="run-level only: the DPO stages keep no per-task verdicts.",
+    ),
+    Claim(
+        id="lintseq-pass-at-large-k",
+        source="D",
+        sentence="A model trained on edit sequences scores a higher pass@k at the largest k "
+        "than one trained on the same programs.",
+        a=Arm("lintseq_seeds", {}, Measure(("edits", "pass@max"), "edits", "edits pass@k")),
+        b=Arm("lintseq_seeds", {}, Measure(("code", "pass@max"), "code", "code pass@k")),
+        command="for seed in 0 1 2; do dvc exp run --queue -S train_seed=$seed lintseq_eval; "
+        "done; dvc queue start -j 1; codealign lintseq-seeds",
+        note="the tiny programs average under 2 edits (results/full/lintseq.json).",
+    ),
+    Claim(
+        id="code-helps-english",
+        source="E",
+        sentence="A quarter of code in pretraining lowers held-out English bits per byte "
+        "against no code.",
+        a=_share(0.25, ENGLISH, "English bits/byte at 0.25"),
+        b=_share(0.0, ENGLISH, "English bits/byte at 0"),
+        direction=-1,
+        pair_by=("base_model.seed",),
+        command=_MIXTURE,
+    ),
+    Claim(
+        id="code-helps-instructions",
+        source="E",
+        sentence="A quarter of code in pretraining raises instruction following against no code.",
+        a=_share(0.25, INSTRUCTIONS, "instructions at 0.25"),
+        b=_share(0.0, INSTRUCTIONS, "instructions at 0"),
+        pair_by=("base_model.seed",),
+        command=_MIXTURE,
+        note="the instruction test scores pairs that occur in the corpus (memorised).",
+    ),
+    Claim(
+        id="quarter-code-best",
+        source="E",
+        sentence="About 25% code is the best share for non-code skill (English bits per "
+        "byte), against its neighbours on the grid.",
+        kind="optimum",
+        a=_share(0.25, ENGLISH, "English bits/byte at 0.25"),
+        neighbours=(
+            _share(0.0, ENGLISH, "English bits/byte at 0"),
+            _share(0.5, ENGLISH, "English bits/byte at 0.5"),
+        ),
+        direction=-1,
+        pair_by=("base_model.seed",),
+        command=_MIXTURE,
+        note="a grid of 0, 0.25, 0.5 cannot place an optimum between its points.",
+    ),
+    Claim(
+        id="code-in-cooldown",
+        source="E",
+        sentence="Code in a final cooldown phase of pretraining adds to non-code skill.",
+        a=None,
+        command="no experiment in the repo yet: base_model has no cooldown phase",
+    ),
+    Claim(
+        id="balanced-then-text",
+        source="E",
+        sentence="A balanced code/text mix continued mostly on text is best overall.",
+        a=None,
+        command="no experiment in the repo yet: base_model has no continued-pretraining phase",
+    ),
+    Claim(
+        id="lean-beats-original",
+        source="C",
+        sentence="Pretraining on lean (refined) text gives lower held-out loss at equal "
+        "tokens than the original text.",
+        a=None,
+        command="no experiment in the repo yet: needs the refine stage (TinyHelen's "
+        "pipeline) and a base model pretrained on each corpus",
+        note="offline, the lean text is the world's own generator: this tests lean data, "
+        "not an LLM's refinement.",
+    ),
+)
+
+SOURCES = {
+    "A": "K specialists",
+    "B": "curriculum DPO",
+    "C": "TinyHelen",
+    "D": "LintSeq",
+    "E": "To code or not to code",
+}
