@@ -242,16 +242,17 @@ def test_tinyhelen_on_a_tiny_config_writes_its_run_record(tmp_path):
     assert seed.exit_code == 0, seed.output
     assert run_refine(tmp_path, params)[0].exit_code == 0
     args = ["--params", str(params), "--refine-dir", str(tmp_path / "refine")]
-    args += ["--seed-dir", str(tmp_path / "seed"), "--runs-dir", str(tmp_path / "runs")]
-    result = CliRunner().invoke(tinyhelen_command, [*args, "--run-id", "tiny"])
+    args += ["--seed-dir", str(tmp_path / "seed"), "--out-dir", str(tmp_path / "out")]
+    args += ["--runs-dir", str(tmp_path / "runs")]
+    result = CliRunner().invoke(tinyhelen_command, [*args, "--name", "tiny"])
     assert result.exit_code == 0, result.output
-    record = json.loads((tmp_path / "runs" / "tiny.json").read_text())
-    assert {"command", "commit", "profile", "params", "seeds", "metrics"} <= set(record)
-    assert record["command"].startswith("codealign tinyhelen --params ")
-    assert record["seeds"]["values"] == [0, 1]
-    assert record["params"]["base_model"]["steps"] == 4
-    assert (tmp_path / "runs" / "tiny.png").read_bytes()[:4] == b"\x89PNG"
-    for run in record["runs"]:
+    summary = json.loads((tmp_path / "out" / "tiny.json").read_text())
+    assert {"command", "commit", "profile", "params", "seeds", "metrics"} <= set(summary)
+    assert summary["command"].startswith("codealign tinyhelen --params ")
+    assert summary["seeds"]["values"] == [0, 1]
+    assert summary["params"]["base_model"]["steps"] == 4
+    assert (tmp_path / "out" / "tiny.png").read_bytes()[:4] == b"\x89PNG"
+    for run in summary["runs"]:
         for corpus in ("original", "lean"):
             scored = run[corpus]
             assert scored["tokens_seen"] == 4 * 2 * 32  # equal tokens
@@ -261,11 +262,33 @@ def test_tinyhelen_on_a_tiny_config_writes_its_run_record(tmp_path):
             assert len(scored["code"]["task_pass_rate"]) == 2
         # One shared tokenizer and the same seed: the untrained models score the same.
         assert run["original"]["curve"][0] == run["lean"]["curve"][0]
-    metric = record["metrics"]["heldout_bpb_lean_text"]
+    metric = summary["metrics"]["heldout_bpb_lean_text"]
     low, high = metric["ci95"]
     assert low <= metric["diff"] <= high
     assert metric["verdict"] in ("supports", "contradicts", "inconclusive")
     assert "heldout_bpb_lean_text" in result.output
+
+    # One run record per model, in the schema `codealign findings` reads.
+    from codealign.findings.table import load_records
+
+    records = load_records(tmp_path / "runs")
+    assert len(records) == 4
+    keys = {(r["params"]["tinyhelen"]["corpus"], r["seeds"]["base_model.seed"]) for r in records}
+    assert keys == {("original", 0), ("lean", 0), ("original", 1), ("lean", 1)}
+    for record in records:
+        assert record["command"] == summary["command"] and record["sweep"] == "tinyhelen"
+        counts = record["tasks"]["code"].values()
+        assert len(counts) == 2 and all(n == 2 and 0 <= c <= 2 for c, n in counts)
+        assert set(record["metrics"]["heldout_bpb"]) == {"lean_text", "original_text"}
+    # Rewritten from the comparison alone, the records are the same.
+    again = CliRunner().invoke(
+        tinyhelen_command,
+        ["--from-summary", str(tmp_path / "out" / "tiny.json"), "--runs-dir", str(tmp_path / "r2")],
+    )
+    assert again.exit_code == 0, again.output
+    for record in records:
+        rewritten = json.loads((tmp_path / "r2" / Path(record["_path"]).name).read_text())
+        assert rewritten["metrics"] == record["metrics"] and rewritten["tasks"] == record["tasks"]
 
 
 @pytest.mark.slow

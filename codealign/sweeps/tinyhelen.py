@@ -1,10 +1,18 @@
-"""`codealign tinyhelen`: lean vs original pretraining text at equal tokens, one run record.
+"""`codealign tinyhelen`: lean vs original pretraining text at equal tokens.
 
 Reads the `refine` stage's data/refine/{original,lean}.jsonl and the tiny world's train
 split and tinyeval, pretrains a pair of base models per seed (codealign.refine.compare),
-and writes one run record, results/runs/tinyhelen/<run-id>.json, with the command, the
-commit, the profile, the params, the seeds and per-item metrics, and beside it the plot of
-held-out bits per byte against training tokens for both corpora.
+and writes
+
+- results/tinyhelen/<name>.json: the whole comparison, with its command, commit, profile,
+  params, seeds, every run's per-item scores and the paired bootstrap per metric, and
+  <name>.png, held-out bits per byte against training tokens for both corpora;
+- results/runs/tinyhelen/<name>-corpus=<corpus>-seed=<seed>.json: one run record per
+  pretrained model in the schema `codealign findings` reads (codealign.sweeps.records),
+  `tinyhelen.corpus` and `base_model.seed` in its params.
+
+`--from-summary` rewrites the run records from a comparison written before, without
+pretraining again.
 
 Its cost is 2 x len(tinyhelen.seeds) pretrainings of `base_model`'s size, which is why it
 is a command and not a stage of the default DAG (docs/tinyhelen.md).
@@ -15,7 +23,6 @@ from __future__ import annotations
 import io
 import logging
 import shlex
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,10 +33,12 @@ import click
 from codealign.command import Command, setup_logging
 from codealign.errors import CodealignError
 from codealign.io import atomic_path, read_jsonl, write_json
+from codealign.refine.compare import CORPORA
 
 log = logging.getLogger(__name__)
 
 RUNS_DIR = Path("results/runs/tinyhelen")
+OUT_DIR = Path("results/tinyhelen")
 BOOTSTRAP = 2000
 
 # metric -> (where its per-item values are, whether lower is better)
@@ -40,24 +49,6 @@ ITEM_METRICS = {
     "instructions_original_form": (("instructions_correct", "original"), False),
     "code_pass_rate": (("code", "task_pass_rate"), False),
 }
-
-
-def git_commit(repo: Path = Path(".")) -> str | None:
-    """HEAD's hash, with `+dirty` when tracked files differ from it; None outside git."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("+dirty" if dirty else "")
 
 
 def profile_of(params_file: Path) -> str | None:
@@ -283,6 +274,77 @@ def run_comparison(params: Any, refine_dir: Path, seed_dir: Path, work_dir: Path
     }
 
 
+def run_records(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:
+    """One run record (codealign.sweeps.records) per model of a comparison summary: its
+    params with `base_model.seed` and `tinyhelen.corpus` set, its mean scores as metrics,
+    its tinyeval pass counts as the `code` arm's per-task outcomes."""
+    import copy
+
+    from codealign.sweeps.records import build_record
+
+    seeds = [run["seed"] for run in summary["runs"]]
+    samples = summary["params"]["tinyhelen"]["eval_samples"]
+    records = []
+    for run in summary["runs"]:
+        for corpus in CORPORA:
+            scored = run[corpus]
+            params = copy.deepcopy(summary["params"])
+            params["base_model"]["seed"] = run["seed"]
+            params["tinyhelen"]["corpus"] = corpus
+            metrics: dict[str, Any] = {
+                "heldout_bpb": {
+                    f"{form}_text": _mean(scored["heldout_bpb"][form]) for form in CORPORA
+                },
+                "tokens_seen": scored["tokens_seen"],
+                "epochs": scored["epochs"],
+                "curve": scored["curve"],
+            }
+            tasks: dict[str, Any] = {}
+            if "instructions_correct" in scored:
+                metrics["instructions"] = {
+                    f"{form}_form": _mean(scored["instructions_correct"][form]) for form in CORPORA
+                }
+            if "code" in scored:
+                code = scored["code"]
+                metrics["code"] = {k: v for k, v in code.items() if k.startswith("pass@")}
+                tasks["code"] = {
+                    task: [round(rate * samples), samples]
+                    for task, rate in zip(code["tasks"], code["task_pass_rate"], strict=True)
+                }
+            records.append(
+                build_record(
+                    sweep="tinyhelen",
+                    run=f"{summary['name']}-corpus={corpus}-seed={run['seed']}",
+                    command=command,
+                    commit=summary["commit"],
+                    dirty=summary.get("dirty"),
+                    experiment={},
+                    profile=None if summary.get("overrides") else summary.get("profile"),
+                    params=params,
+                    swept={"tinyhelen.corpus": corpus, "base_model.seed": run["seed"]},
+                    varies=["base_model.seed"] if len(set(seeds)) > 1 else [],
+                    metrics=metrics,
+                    tasks=tasks,
+                    tasks_missing={},
+                )
+            )
+    return records
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    click.echo("metric\toriginal\tlean\tlean-original [95% CI]\tverdict")
+    for metric, s in summary.items():
+        low, high = s["ci95"]
+        click.echo(
+            f"{metric}\t{s['original']:.4f}\t{s['lean']:.4f}\t"
+            f"{s['diff']:+.4f} [{low:+.4f}, {high:+.4f}]\t{s['verdict']}"
+        )
+
+
 @click.command("tinyhelen", cls=Command)
 @click.option(
     "--params",
@@ -306,15 +368,24 @@ def run_comparison(params: Any, refine_dir: Path, seed_dir: Path, work_dir: Path
     help="The tiny world's train.jsonl (the corpora's code) and tinyeval.jsonl.",
 )
 @click.option(
-    "--run-id",
+    "--name",
+    "run_id",
     default=None,
-    help="Name of the run record (default: <profile>-<commit>).",
+    help="Name of the comparison (default: <profile>[-custom]-<commit>).",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=OUT_DIR,
+    show_default=True,
+    help="Where the comparison's JSON and plot go.",
 )
 @click.option(
     "--runs-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=RUNS_DIR,
     show_default=True,
+    help="Where the per-model run records go (read by `codealign findings`).",
 )
 @click.option(
     "-S",
@@ -322,21 +393,29 @@ def run_comparison(params: Any, refine_dir: Path, seed_dir: Path, work_dir: Path
     "overrides",
     multiple=True,
     metavar="SECTION.KEY=VALUE",
-    help="Override a param of the params file (repeatable); recorded in the run record.",
+    help="Override a param of the params file (repeatable); recorded.",
+)
+@click.option(
+    "--from-summary",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Write the run records of a comparison written before; pretrain nothing.",
 )
 def tinyhelen_command(
     params_file: Path,
     refine_dir: Path,
     seed_dir: Path,
     run_id: str | None,
+    out_dir: Path,
     runs_dir: Path,
     overrides: tuple[str, ...],
+    from_summary: Path | None,
 ) -> None:
     """Pretrain base models on original and on lean text at equal tokens and compare them.
 
     \b
-        dvc repro refine           # data/refine/{original,lean}.jsonl
-        codealign tinyhelen        # results/runs/tinyhelen/<run-id>.json and .png
+        dvc repro refine seed      # data/refine/{original,lean}.jsonl, data/seed/
+        codealign tinyhelen        # results/tinyhelen/<name>.{json,png}, results/runs/tinyhelen/
         codealign tinyhelen -S base_model.steps=200 -S tinyhelen.eval_tasks=20
 
     Per seed in tinyhelen.seeds, two base models (base_model's size, steps and code
@@ -345,16 +424,35 @@ def tinyhelen_command(
     instructions in both forms, and on tinyeval pass@k. Prints lean vs original per
     metric with a 95% paired bootstrap interval (seeds, then items).
     """
+    from codealign.sweeps.records import head_commit, workspace_dirty, write_records
+
     setup_logging()
+    if from_summary is not None:
+        summary = read_json_file(from_summary)
+        command = shlex.join(
+            [
+                "codealign",
+                "tinyhelen",
+                "--from-summary",
+                str(from_summary),
+                "--runs-dir",
+                str(runs_dir),
+            ]
+        )
+        records = run_records(summary, command)
+        write_records(runs_dir, records)
+        print_summary(summary["metrics"])
+        click.echo(f"wrote {len(records)} run records to {runs_dir}", err=True)
+        return
     if not params_file.is_file():
         raise CodealignError(f"{params_file}: params file not found")
     params = load_with_overrides(params_file, overrides)
-    commit, profile = git_commit(), profile_of(params_file)
+    commit, dirty, profile = head_commit(), workspace_dirty(), profile_of(params_file)
     name = (
         run_id or f"{profile or 'custom'}{'-custom' if overrides else ''}-{(commit or 'nogit')[:8]}"
     )
     if "/" in name or not name.strip():
-        raise CodealignError(f"--run-id must be a plain file name, got {name!r}")
+        raise CodealignError(f"--name must be a plain file name, got {name!r}")
     command = shlex.join(
         [
             "codealign",
@@ -365,8 +463,10 @@ def tinyhelen_command(
             str(refine_dir),
             "--seed-dir",
             str(seed_dir),
-            "--run-id",
+            "--name",
             name,
+            "--out-dir",
+            str(out_dir),
             "--runs-dir",
             str(runs_dir),
             *(arg for override in overrides for arg in ("-S", override)),
@@ -374,9 +474,11 @@ def tinyhelen_command(
     )
     with tempfile.TemporaryDirectory(prefix="tinyhelen-") as work:
         result = run_comparison(params, refine_dir, seed_dir, Path(work))
-    record = {
+    summary = {
+        "name": name,
         "command": command,
         "commit": commit,
+        "dirty": dirty,
         "profile": profile,
         "overrides": list(overrides),
         "params": {
@@ -396,22 +498,28 @@ def tinyhelen_command(
         "runs": result["runs"],
         **{k: v for k, v in result.items() if k not in ("summary", "runs")},
     }
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    out = runs_dir / f"{name}.json"
-    plot = runs_dir / f"{name}.png"
+    records = run_records(summary, command)
     png = render_plot(
         result["runs"],
-        f"TinyHelen, {profile or params_file}: held-out bits per byte vs tokens "
-        f"({len(result['runs'])} seeds)",
+        f"TinyHelen, {profile or params_file}{' with -S' if overrides else ''}: held-out "
+        f"bits per byte vs tokens ({len(result['runs'])} seeds)",
     )
-    write_json(out, record)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out, plot = out_dir / f"{name}.json", out_dir / f"{name}.png"
+    write_json(out, summary)
     with atomic_path(plot) as tmp:
         tmp.write_bytes(png)
-    click.echo("metric\toriginal\tlean\tlean-original [95% CI]\tverdict")
-    for metric, s in result["summary"].items():
-        low, high = s["ci95"]
-        click.echo(
-            f"{metric}\t{s['original']:.4f}\t{s['lean']:.4f}\t"
-            f"{s['diff']:+.4f} [{low:+.4f}, {high:+.4f}]\t{s['verdict']}"
-        )
-    click.echo(f"wrote {out} and {plot}", err=True)
+    write_records(runs_dir, records)
+    print_summary(result["summary"])
+    click.echo(f"wrote {out}, {plot} and {len(records)} run records to {runs_dir}", err=True)
+
+
+def read_json_file(path: Path) -> dict[str, Any]:
+    from codealign.io import read_json
+
+    data = read_json(path)
+    needed = ("command", "commit", "params", "runs", "metrics")
+    if not isinstance(data, dict) or any(key not in data for key in needed):
+        raise CodealignError(f"{path}: not a comparison written by codealign tinyhelen")
+    # Comparisons written before the name was recorded are named by their file.
+    return {"name": path.stem, **data}
