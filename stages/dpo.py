@@ -35,7 +35,16 @@ log = logging.getLogger("stages.dpo")
 @click.option("--seed-dir", default="data/seed", show_default=True, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--metrics", required=True, type=click.Path(path_type=Path))
-def main(params_file, stage, init_dir, base_model, curriculum_dir, seed_dir, out, metrics) -> None:
+@click.option(
+    "--live-dir",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="dvclive folder for the curves (loss, reward margin, reward accuracy), on the "
+    "curriculum's step axis; dvc.yaml: metrics/dpo/stage_<n>.",
+)
+def main(
+    params_file, stage, init_dir, base_model, curriculum_dir, seed_dir, out, metrics, live_dir
+) -> None:
     """Train one bucket, save the adapter, and measure pass@1 at the stage boundary."""
     setup_logging()
     params = load_params(params_file)
@@ -47,7 +56,7 @@ def main(params_file, stage, init_dir, base_model, curriculum_dir, seed_dir, out
         Path(params["data"].raw_dir),
         base_model,
     )
-    result = run_stage(ctx, stage, init_dir, curriculum_dir, out)
+    result = run_stage(ctx, stage, init_dir, curriculum_dir, out, live_dir)
     write_json(metrics, result)
     log.info("stage %d: %s", stage, result)
 

@@ -19,10 +19,10 @@ log = logging.getLogger("stages.dpo_shuffled")
 @click.option(
     "--init",
     "init_dir",
-    default="models/sft",
+    default="models/sft_baseline",
     show_default=True,
     type=click.Path(path_type=Path),
-    help="The SFT policy.",
+    help="The K = 1 SFT policy, as curriculum stage 1 starts from.",
 )
 @click.option("--base-model", default=None, type=click.Path(path_type=Path))
 @click.option(
@@ -48,7 +48,16 @@ log = logging.getLogger("stages.dpo_shuffled")
     show_default=True,
     type=click.Path(path_type=Path),
 )
-def main(params_file, init_dir, base_model, curriculum_dir, seed_dir, out, metrics, plot) -> None:
+@click.option(
+    "--live-dir",
+    default="metrics/dpo/shuffled",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="dvclive folder for the curves (loss, reward margin, reward accuracy).",
+)
+def main(
+    params_file, init_dir, base_model, curriculum_dir, seed_dir, out, metrics, plot, live_dir
+) -> None:
     """Train, save adapters at the curriculum's stage boundaries, and score each."""
     setup_logging()
     params = load_params(params_file)
@@ -60,7 +69,7 @@ def main(params_file, init_dir, base_model, curriculum_dir, seed_dir, out, metri
         Path(params["data"].raw_dir),
         base_model,
     )
-    result, epoch = run_shuffled(ctx, init_dir, curriculum_dir, out)
+    result, epoch = run_shuffled(ctx, init_dir, curriculum_dir, out, live_dir)
     if not is_main_process():
         return  # a rank > 0 of a distributed run: rank 0 writes the outs
     _, stages = read_curriculum(curriculum_dir)

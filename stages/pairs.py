@@ -20,10 +20,11 @@ log = logging.getLogger("stages.pairs")
 @click.option(
     "--policy",
     "policy_dir",
-    default="models/sft",
+    default="models/sft_baseline",
     show_default=True,
     type=click.Path(path_type=Path),
-    help="The reference (SFT) policy.",
+    help="The reference policy: the SFT policy `sample` drew from (models/sft where "
+    "sample.policy is routed).",
 )
 @click.option("--base-model", default=None, type=click.Path(path_type=Path))
 @click.option(

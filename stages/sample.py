@@ -28,10 +28,10 @@ log = logging.getLogger("stages.sample")
 @click.option(
     "--policy",
     "policy_dir",
-    default="models/sft",
+    default="models/sft_baseline",
     show_default=True,
     type=click.Path(path_type=Path),
-    help="SFT policy: model, adapter or router dir.",
+    help="SFT policy: model, adapter or router dir (models/sft where sample.policy is routed).",
 )
 @click.option(
     "--base-model",

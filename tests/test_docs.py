@@ -193,3 +193,32 @@ def test_where_does_my_change_go_names_real_modules_stages_and_tests():
             if not list((ROOT / "tests").glob(test)):
                 missing.append(f"tests/{test}")
     assert len(rows) > 10 and not missing, missing
+
+
+def test_every_make_target_and_experiment_param_the_docs_show_exists():
+    """`make X` is a Makefile target; `-S key=value` names a key of params.yaml."""
+    import yaml
+
+    code = "\n".join(shown_code(page.read_text()) for page in PAGES)
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), flags=re.M))
+    shown = set(re.findall(r"(?:^|[\s(`])make ([a-z][\w-]*)", code, flags=re.M))
+    assert {"repro", "test"} <= shown and not shown - targets, shown - targets
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    missing = []
+    for key in sorted(set(re.findall(r"-S ([\w.]+)=", code))):
+        node = params
+        for part in key.split("."):
+            node = node.get(part, missing) if isinstance(node, dict) else missing
+        if node is missing:
+            missing.append(key)
+    assert not missing, f"-S keys not in params.yaml: {missing}"
+
+
+def test_the_readme_stage_table_has_every_stage():
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    section = (ROOT / "README.md").read_text().split("| stage | reads |", 1)[1].split("\n\n")[0]
+    listed = set(re.findall(r"^\| `([\w@]+)", section, flags=re.M))
+    listed = {"dpo" if name.startswith("dpo@") else name for name in listed}
+    assert set(stages) - listed == set()

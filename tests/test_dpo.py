@@ -1,5 +1,6 @@
 """DPO stages: chaining, equal steps for the shuffled run, per-sample losses, skipped stages."""
 
+import csv
 import json
 
 import pytest
@@ -86,7 +87,8 @@ def losses(path):
 def test_stages_chain_and_shuffled_takes_the_same_steps(setup, tmp_path):
     ctx, sft, curriculum, result = setup
     sizes = [len(s) for s in result["stages"]]
-    first = run_stage(ctx, 1, sft, curriculum, tmp_path / "dpo" / "stage_1")
+    live = tmp_path / "curves"
+    first = run_stage(ctx, 1, sft, curriculum, tmp_path / "dpo" / "stage_1", live / "stage_1")
     assert first["eval_init"]["step"] == 0 and first["steps"] == stage_steps(sizes[0], ctx.params)
     # The stage boundaries score the dev set (dpo.eval_benchmarks), never tinyeval.
     assert set(first["eval"]) == {"step", "tinydev/pass@1", "pass@1"}
@@ -96,7 +98,9 @@ def test_stages_chain_and_shuffled_takes_the_same_steps(setup, tmp_path):
     assert all(e["reward_margin"] == 0.0 for e in log1 if e["step"] == 1)
     with pytest.raises(CodealignError, match="stage 3 must start from stage 2's"):
         run_stage(ctx, 3, tmp_path / "dpo" / "stage_1", curriculum, tmp_path / "dpo" / "bad")
-    second = run_stage(ctx, 2, tmp_path / "dpo" / "stage_1", curriculum, tmp_path / "dpo" / "s2")
+    second = run_stage(
+        ctx, 2, tmp_path / "dpo" / "stage_1", curriculum, tmp_path / "dpo" / "s2", live / "stage_2"
+    )
     assert second["start_step"] == first["end_step"]
     # Stage 2 starts from stage 1's policy, not the reference: margins are not zero.
     log2 = losses(tmp_path / "dpo" / "s2")
@@ -106,9 +110,28 @@ def test_stages_chain_and_shuffled_takes_the_same_steps(setup, tmp_path):
         "cumulative_steps": second["end_step"],
     }
 
-    shuffled, epoch = run_shuffled(ctx, sft, curriculum, tmp_path / "shuffled")
+    shuffled, epoch = run_shuffled(ctx, sft, curriculum, tmp_path / "shuffled", live / "shuffled")
     assert shuffled["steps"] == sum(stage_steps(n, ctx.params) for n in sizes)
     assert shuffled["global_step"] == shuffled["steps"]
+    # The dvclive curves, one file per metric with a run column: the curriculum's stages
+    # continue one step axis, the shuffled run has its own line over the same steps.
+    for metric in ("loss", "reward_margin", "reward_accuracy"):
+        rows = {
+            run: [
+                list(
+                    csv.DictReader((live / run / "curves" / f"{metric}.tsv").open(), delimiter="\t")
+                )
+            ][0]
+            for run in ("stage_1", "stage_2", "shuffled")
+        }
+        assert {r["run"] for rs in rows.values() for r in rs} == {"stage_1", "stage_2", "shuffled"}
+        steps = {run: [int(r["step"]) for r in rs] for run, rs in rows.items()}
+        assert steps["stage_1"] and max(steps["stage_1"]) <= first["end_step"]
+        assert min(steps["stage_2"]) > first["end_step"]
+        assert max(steps["stage_2"]) <= second["end_step"]
+        assert max(steps["shuffled"]) <= shuffled["steps"]
+    last = json.loads((live / "shuffled" / "metrics.json").read_text())["train"]
+    assert last["reward_margin"] == pytest.approx(shuffled["final_reward_margin"])
     saved = sorted((tmp_path / "shuffled" / "checkpoints").iterdir())
     assert {p.name for p in saved} == {f"step_{s}" for s in shuffled["boundaries"]}
     assert [e["step"] for e in shuffled["evals"]] == sorted(set(shuffled["boundaries"]))

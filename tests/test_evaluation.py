@@ -91,3 +91,11 @@ def test_policy_kinds(tmp_path):
     assert resolve_policy(base).kind == "merged"
     assert resolve_policy(sft).kind == "adapter"
     assert resolve_policy(sft / "adapter_0", base_dir=base).kind == "adapter"
+
+
+def test_status_counts_name_no_metrics_key_error():
+    """DVC takes a metrics key named `error` for a failure to load the file."""
+    from codealign.evaluation.evaluate import status_counts
+
+    verdicts = [{"status": s} for s in ("passed", "error", "failed", "error")]
+    assert status_counts(verdicts) == {"failed": 1, "passed": 1, "program_error": 2}

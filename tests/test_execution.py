@@ -313,3 +313,33 @@ def test_sample_processes_hold_no_capabilities_and_no_new_privileges():
     with Sandbox(workers=1, namespaces=False, policy=Policy(enabled=False)) as box:
         [verdict] = box.score([problem], [{"task_id": "t/caps", "completion": program}])
     assert verdict["status"] == "passed", verdict["detail"]
+
+
+def test_less_isolation_than_the_threat_model_is_one_warning_line(capfd):
+    import subprocess
+    import sys
+
+    from codealign.execution.pool import isolation_shortfall
+
+    with Sandbox(workers=1) as box:
+        box.score([ADD], [{"task_id": "t/add", "completion": "    return a + b\n"}])
+        isolation = dict(box.isolation)
+    # What this machine's kernel gives, as a worker reported it: warned exactly when short.
+    short = isolation_shortfall(isolation)
+    assert ("warning: the sandbox runs with less isolation" in capfd.readouterr().err) == bool(
+        short
+    )
+    full = {**isolation, "namespaces": True, "seccomp": True, "userns": False}
+    assert isolation_shortfall(full) == []
+    refused = {**full, "namespaces": False, "seccomp": False, "seccomp_reason": "no pyseccomp"}
+    assert isolation_shortfall(refused, namespaces=False) == ["no seccomp filter (no pyseccomp)"]
+    assert len(isolation_shortfall({**refused, "userns": True})) == 3
+    code = (
+        "from codealign.execution.pool import warn_shortfall as w\n"
+        f"w({refused!r}); w({refused!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stderr.splitlines() == [
+        "warning: the sandbox runs with less isolation: the kernel refused namespaces (no "
+        "chroot: host files are readable); no seccomp filter (no pyseccomp)"
+    ]

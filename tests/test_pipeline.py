@@ -471,3 +471,46 @@ def test_changing_k_reruns_only_cluster_sft_evaluate_and_dpo_only_dpo_then_repor
     dpo = {f"dpo@stage_{i}" for i in range(1, 5)} | {"dpo_shuffled"}
     # The DPO models changed: the final evaluation scores them again, then the comparison.
     assert ran(run(["dvc", "repro"], work, env)) == dpo | {"evaluate", "dpo_compare", "report"}
+
+
+@pytest.mark.slow
+def test_smoke_metrics_and_plots_are_what_a_terminal_shows(smoke_repo):
+    """`dvc metrics show` fits 200 columns without a load warning; `dvc plots show` gives
+    one titled plot per definition in dvc.yaml, each data series with every run's curve."""
+    work, env, _ = smoke_repo
+    env = {**env, "COLUMNS": "200"}
+    shown = subprocess.run(
+        ["dvc", "metrics", "show"], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert shown.returncode == 0 and "failed to load" not in shown.stderr, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 200 and len(lines) >= 7, shown.stdout
+    plots = subprocess.run(
+        ["dvc", "plots", "show", "--json", "-o", str(work / ".dvc" / "tmp" / "plots")],
+        cwd=work, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert plots.returncode == 0 and "failed to load" not in plots.stderr, plots.stderr
+    data = json.loads(plots.stdout)["data"]
+    import yaml
+
+    defined = yaml.safe_load((work / "dvc.yaml").read_text())["plots"]
+    names = [next(iter(p)) if isinstance(p, dict) else p for p in defined]
+    assert sorted(data) == sorted(names)
+    # Where a run mines no DPO pairs the DPO stages train nothing, their curve files hold
+    # a header only, and DVC draws no plot of them; the smoke profile mines pairs
+    # (sample.add_reference), so every plot is drawn.
+    shuffled = json.loads((work / "metrics" / "dpo" / "shuffled.json").read_text())
+    empty = (
+        {"dpo_loss", "dpo_reward_margin", "dpo_reward_accuracy"} if shuffled["skipped"] else set()
+    )
+    for name, renders in data.items():
+        assert len(renders) == (0 if name in empty else 1), name
+        if renders and renders[0]["type"] == "vega":
+            content = renders[0]["content"]
+            assert content["title"] and content["data"]["values"], name
+    runs = {v["run"] for v in data["sft_loss"][0]["content"]["data"]["values"]}
+    k = json.loads((work / "metrics" / "sft.json").read_text())["k"]
+    assert runs == {f"sft/adapter_{i}" for i in range(k)} | {"sft_baseline/adapter_0"}
+    if not empty:
+        dpo = {v["run"] for v in data["dpo_reward_margin"][0]["content"]["data"]["values"]}
+        assert {"stage_1", "shuffled"} <= dpo

@@ -390,6 +390,55 @@ def test_rerun_is_byte_identical(full_report):
     assert after == before
 
 
+def _columns(data, prefix=""):
+    """The flattened keys, as `dvc metrics show` makes columns of them."""
+    for key, value in data.items():
+        if isinstance(value, dict):
+            yield from _columns(value, f"{prefix}{key}.")
+        else:
+            yield prefix + key
+
+
+def test_headline_metrics_are_a_few_numbers_from_the_stages_files(full_report):
+    metrics = full_report / "metrics"
+    headline = {p.name: json.loads(p.read_text()) for p in (metrics / "headline").iterdir()}
+    assert sorted(headline) == [
+        "dataset.json", "dedup.json", "dpo.json", "lintseq.json", "times.json", "tinyeval.json",
+    ]  # fmt: skip
+    evaluate = json.loads((metrics / "evaluate.json").read_text())["tinyeval"]["models"]
+    assert headline["tinyeval.json"] == {
+        "pass@1": {model: scores["pass@1"] for model, scores in evaluate.items()}
+    }
+    dedup = json.loads((metrics / "dedup.json").read_text())
+    assert headline["dedup.json"]["records"] == dedup["records_after"]
+    assert headline["dedup.json"]["removed"] == dedup["records_before"] - dedup["records_after"]
+    compare = json.loads((metrics / "dpo_compare.json").read_text())
+    # The final models on the final benchmark (paired over tasks), not the dev-set curves.
+    final = compare["final_evaluation"]["tinyeval"]
+    assert headline["dpo.json"]["difference"] == final["mean_difference"]
+    assert headline["dpo.json"]["pass@1"] == {
+        "curriculum": final["curriculum_pass@1"],
+        "shuffled": final["shuffled_pass@1"],
+    }
+    assert headline["dataset.json"] == {"question_mtld": 24.7, "records": 149}
+    times = json.loads((metrics / "stage_times.json").read_text())
+    assert headline["times.json"] == {"total_s": times["total_s"]}
+    # One table a terminal shows: few columns, and no `error` key (DVC reads it as a failure).
+    columns = {column for data in headline.values() for column in _columns(data)}
+    assert len(columns) <= 11
+    assert not any(column.split(".")[-1] == "error" for column in columns)
+
+
+def test_headline_of_a_partial_run_has_only_what_ran(tmp_path):
+    metrics = tmp_path / "metrics"
+    write_metrics(metrics)
+    for name in ("evaluate.json", "dpo_compare.json", "stage_times.json"):
+        (metrics / name).unlink()
+    assert run_report(tmp_path).exit_code == 0
+    names = sorted(p.name for p in (metrics / "headline").iterdir())
+    assert names == ["dataset.json", "dedup.json", "lintseq.json"]
+
+
 def test_missing_inputs_give_not_run_sections(tmp_path):
     (tmp_path / "metrics").mkdir()
     result = run_report(tmp_path)
@@ -457,6 +506,7 @@ def test_malformed_json_is_one_error_naming_the_file_and_no_report(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith(f"error: {metrics / 'evaluate.json'}:1: invalid JSON")
     assert not (metrics / "report.md").exists() and not (metrics / "report").exists()
+    assert not (metrics / "headline").exists()
 
 
 def test_wrong_shape_names_the_key(tmp_path):

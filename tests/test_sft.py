@@ -108,6 +108,10 @@ def test_specialists_keep_their_lowest_validation_loss_checkpoint(base_dir, tmp_
     assert (curves / "train" / "loss.tsv").is_file() and (
         curves / "eval" / "eval_loss.tsv"
     ).is_file()
+    # Both adapters' curves of a metric in one file, as dvc.yaml's `plots:` overlay them.
+    overlay = (tmp_path / "live" / "curves" / "loss.tsv").read_text().splitlines()
+    assert overlay[0] == "step\trun\tloss"
+    assert {line.split("\t")[1] for line in overlay[1:]} == {"live/adapter_0", "live/adapter_1"}
 
 
 class Interrupt(Exception):

@@ -28,6 +28,7 @@ from codealign.dpo.train import (
     LossLog,
     boundaries,
     boundary_saver,
+    curve_logger,
     make_trainer,
     pairs_per_step,
     resume_step,
@@ -93,9 +94,12 @@ def _copy_policy(init_dir: Path, out: Path) -> None:
     shutil.copytree(init_dir, out, ignore=shutil.ignore_patterns(STATE_FILE, "logs"))
 
 
-def _train(spec, pairs, params: DpoParams, work: Path, out: Path, *, saver=None, **trainer_args):
+def _train(
+    spec, pairs, params: DpoParams, work: Path, out: Path, *, saver=None, curves=None,
+    **trainer_args,
+):  # fmt: skip
     """Train in `work` (resuming from its last checkpoint), then save the adapter and the
-    per-sample loss log into `out`; return the trainer."""
+    per-sample loss log into `out`; return the trainer. `curves`: a `curve_logger`."""
     resume = last_checkpoint(work)
     if resume:
         log.info("resuming from %s", resume)
@@ -109,7 +113,7 @@ def _train(spec, pairs, params: DpoParams, work: Path, out: Path, *, saver=None,
         with loss_log.open(resume_step(resume)) as handle:
             trainer = make_trainer(
                 spec, pairs, params, work_dir=work, loss_log=handle,
-                callbacks=[saver] if saver else [], **trainer_args,
+                callbacks=[c for c in (saver, curves) if c], **trainer_args,
             )  # fmt: skip
             trainer.per_sample[:0] = loss_log.rows
             if saver is not None:
@@ -122,9 +126,15 @@ def _train(spec, pairs, params: DpoParams, work: Path, out: Path, *, saver=None,
 
 
 def run_stage(
-    ctx: RunContext, stage: int, init_dir: Path, curriculum_dir: Path, out_dir: Path
+    ctx: RunContext,
+    stage: int,
+    init_dir: Path,
+    curriculum_dir: Path,
+    out_dir: Path,
+    live_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Train curriculum stage `stage` (1-based) from `init_dir`; return its metrics."""
+    """Train curriculum stage `stage` (1-based) from `init_dir`; return its metrics.
+    With `live_dir`, the DPO curves go there (dvclive), on the curriculum's step axis."""
     manifest, stages = read_curriculum(curriculum_dir)
     if not 1 <= stage <= len(stages):
         raise CodealignError(
@@ -152,7 +162,7 @@ def run_stage(
     if stage == 1:
         metrics["eval_init"] = {"step": 0, **ctx.evaluate(init_dir)}
     spec = resolve_policy(init_dir, ctx.mode, ctx.base_dir)
-    with atomic_path(out_dir) as tmp:
+    with curve_logger(live_dir, start) as curves, atomic_path(out_dir) as tmp:
         if not pairs:
             reason = "empty bucket" if info["pairs_before_pruning"] == 0 else "all pairs pruned"
             if manifest["pairs_in"] == 0:
@@ -175,6 +185,7 @@ def run_stage(
             trainer = _train(
                 spec, pairs, ctx.params, work, tmp,
                 max_steps=steps, max_length=manifest["max_length"], seed=ctx.seed + stage,
+                curves=curves,
             )  # fmt: skip
             if not is_main_process():
                 return metrics  # rank 0 evaluates and writes
@@ -187,9 +198,14 @@ def run_stage(
 
 
 def run_shuffled(
-    ctx: RunContext, init_dir: Path, curriculum_dir: Path, out_dir: Path
+    ctx: RunContext,
+    init_dir: Path,
+    curriculum_dir: Path,
+    out_dir: Path,
+    live_dir: Path | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The union of the curriculum's pairs, shuffled, for the same total steps.
+    """The union of the curriculum's pairs, shuffled, for the same total steps (with
+    `live_dir`, its DPO curves go there).
 
     Returns the metrics and the per-sample losses of the first epoch (every pair once).
     """
@@ -199,7 +215,7 @@ def run_shuffled(
     total = steps_at[-1] if steps_at else 0
     metrics: dict[str, Any] = {"pairs": len(pairs), "steps": total, "boundaries": steps_at}
     epoch: list[dict[str, Any]] = []
-    with atomic_path(out_dir) as tmp:
+    with curve_logger(live_dir) as curves, atomic_path(out_dir) as tmp:
         if not pairs:
             log.warning("no pairs in the curriculum: the shuffled run is skipped")
             _copy_policy(init_dir, tmp)
@@ -221,6 +237,7 @@ def run_shuffled(
             trainer = _train(
                 spec, pairs, ctx.params, work, tmp,
                 max_steps=total, max_length=manifest["max_length"], seed=ctx.seed, saver=saver,
+                curves=curves,
             )  # fmt: skip
             if not is_main_process():
                 return metrics, []  # rank 0 evaluates and writes

@@ -30,10 +30,11 @@ the union of the same pairs, saving the adapter at the same cumulative step coun
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -365,3 +366,32 @@ def train_summary(trainer) -> dict[str, Any]:
         "final_reward_accuracy": float(last.get("rewards/accuracies", math.nan)),
         "final_reward_margin": float(last.get("rewards/margins", math.nan)),
     }
+
+
+# The DPO curves dvclive logs (TRL's log names -> curve names), as SFT logs its own.
+DPO_CURVES = {
+    "loss": "loss",
+    "rewards/margins": "reward_margin",
+    "rewards/accuracies": "reward_accuracy",
+}
+
+
+@contextlib.contextmanager
+def curve_logger(live_dir: Path | None, step_offset: int = 0) -> Iterator[Any]:
+    """A Trainer callback logging `DPO_CURVES` to the dvclive folder `live_dir` (from
+    global step `step_offset` on), or None without `live_dir` or on a rank > 0. The folder
+    is written whether or not a step is trained (a DVC out); on leaving, its curves are
+    also written as one file per metric (`codealign.lm.training.overlay_curves`)."""
+    from codealign.io import is_main_process
+
+    if live_dir is None or not is_main_process():
+        yield None
+        return
+    from dvclive import Live
+
+    from codealign.lm.training import CurveLogger, overlay_curves
+
+    # resume=False: a resumed run replays its earlier rows (codealign.lm.training).
+    with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=False) as live:
+        yield CurveLogger(live, keys=DPO_CURVES, step_offset=step_offset)
+    overlay_curves(live_dir, DPO_CURVES.values())

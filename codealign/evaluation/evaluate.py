@@ -102,10 +102,18 @@ def solved_share(verdicts: Sequence[dict]) -> dict[str, float]:
     }
 
 
+# Status names as metrics keys. DVC takes any key named `error` in a metrics file for a
+# failure to load it (`dvc metrics show` and `dvc exp show` warn), so the sandbox's
+# `error` status (did not compile, or its top level raised) is counted as `program_error`.
+METRICS_STATUS = {"error": "program_error"}
+
+
 def status_counts(verdicts: Sequence[dict]) -> dict[str, int]:
+    """Verdicts per status, keyed by the status's metrics name (`METRICS_STATUS`)."""
     counts: dict[str, int] = defaultdict(int)
     for verdict in verdicts:
-        counts[verdict["status"]] += 1
+        status = verdict["status"]
+        counts[METRICS_STATUS.get(status, status)] += 1
     return dict(sorted(counts.items()))
 
 

@@ -477,6 +477,7 @@ class Sandbox:
             if not closed:
                 self._all.append(worker)
                 self.isolation = worker.isolation
+        warn_shortfall(worker.isolation, self.namespaces)
         if closed:  # closed while it started (an interrupt): never leave it running
             worker.kill()
             raise RuntimeError("this sandbox is closed")
@@ -802,6 +803,34 @@ class _OracleJudge(Judge):
             if len(m) > 4 and type(m[4]) is float and math.isfinite(m[4]) and m[4] >= 0:
                 self.times[index] = m[4]
         self.results[index] = (True, "")
+
+
+def isolation_shortfall(isolation: dict, namespaces: bool = True) -> list[str]:
+    """What a worker's `isolation` lacks of the threat model (docs/sandbox.md): namespaces
+    the kernel refused (not those turned off with `namespaces=False`), the seccomp filter,
+    a root parent (uids per sample)."""
+    short = []
+    if namespaces and not isolation.get("namespaces", True):
+        short.append("the kernel refused namespaces (no chroot: host files are readable)")
+    if not isolation.get("seccomp", True):
+        why = isolation.get("seccomp_reason")
+        short.append("no seccomp filter" + (f" ({why})" if why else ""))
+    if isolation.get("userns"):
+        short.append("not root (samples share one uid inside a user namespace)")
+    return short
+
+
+_WARNED: set[str] = set()
+
+
+def warn_shortfall(isolation: dict, namespaces: bool = True) -> None:
+    """One warning line on stderr, once per process, when workers run with less isolation
+    than the threat model states."""
+    short = isolation_shortfall(isolation, namespaces)
+    line = "; ".join(short)
+    if short and line not in _WARNED:
+        _WARNED.add(line)
+        print(f"warning: the sandbox runs with less isolation: {line}", file=sys.stderr)
 
 
 @functools.lru_cache(maxsize=1)

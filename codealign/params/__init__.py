@@ -1,7 +1,7 @@
 """Typed, validated params: one frozen dataclass per params.yaml section.
 
 The section classes live in this package, one module per area of the library
-(`curation`, `lm`, `pretraining`, `synth`, `specialists`, `evaluation`, `dpo`, `edits`,
+(`curation`, `lm`, `pretraining`, `refine`, `synth`, `specialists`, `evaluation`, `dpo`, `edits`,
 `report`); each library module imports its own section from here. The package imports
 nothing of codealign but its errors, so reading params never pulls in the library.
 
@@ -37,6 +37,7 @@ from codealign.params.edits import LintseqEvalParams, LintseqParams
 from codealign.params.evaluation import EvalParams
 from codealign.params.lm import EmbedParams, FetchParams
 from codealign.params.pretraining import BaseModelEvalParams, BaseModelParams
+from codealign.params.refine import RefineParams, TinyHelenParams
 from codealign.params.report import ReportParams
 from codealign.params.specialists import ClusterParams, SFTParams
 from codealign.params.synth import SynthParams
@@ -49,6 +50,8 @@ SECTIONS: dict[str, type[Section]] = {
     "fetch": FetchParams,
     "base_model": BaseModelParams,
     "base_model_eval": BaseModelEvalParams,
+    "refine": RefineParams,
+    "tinyhelen": TinyHelenParams,
     "synth": SynthParams,
     "embed": EmbedParams,
     "dedup": DedupParams,

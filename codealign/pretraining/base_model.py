@@ -122,7 +122,7 @@ def pretrain(
     )
 
     from codealign.lm.checkpoints import last_checkpoint
-    from codealign.lm.training import CurveLogger, logging_interval
+    from codealign.lm.training import CurveLogger, logging_interval, overlay_curves
 
     set_seed(seed)
     tokenizer = train_tokenizer(documents, params.vocab_size)
@@ -173,6 +173,7 @@ def pretrain(
         if resume:
             log.info("resuming from %s", resume)
         result = trainer.train(resume_from_checkpoint=resume)
+    overlay_curves(live_dir)  # the curves as dvc.yaml's `plots:` draw them
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id

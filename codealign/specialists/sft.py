@@ -410,6 +410,10 @@ def train_specialists(
     finally:
         if live is not None:
             live.end()
+    if live is not None:
+        from codealign.lm.training import overlay_curves
+
+        overlay_curves(live_root)  # every adapter's curve of a metric in one file
     write_router(out_dir, base_dir, base, centroids, embedder, adapters, k_requested)
     return {
         "k": k,

@@ -134,8 +134,48 @@ def _check_shape(shown: Any, where: str) -> list[Any]:
     return shown
 
 
-def experiment_rows(shown: list[Any], skipped: Counter) -> list[ExperimentRow]:
-    """The finished rows of a `dvc exp show --json` listing; `skipped` counts the others."""
+# The stages' full metrics files the collectors read. DVC reads only the headline metrics
+# (metrics/headline/), so `dvc exp show` lists these only in dumps made before that; for
+# other rows they are read from the row's commit in `repo` (the workspace: from disk).
+OUT_FILES = (
+    "metrics/evaluate.json",
+    "metrics/base_model_eval.json",
+    "metrics/lintseq_eval.json",
+)
+
+
+def file_at(repo: Path, rev: str, path: str, workspace: bool = True) -> Any | None:
+    """The JSON file `path` as commit `rev` of the git repository `repo` holds it (the
+    workspace: the file on disk, unless not `workspace`); None where it is absent or not
+    JSON."""
+    if rev == "workspace":
+        if not workspace:
+            return None
+        try:
+            return json.loads((repo / path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    try:
+        proc = subprocess.run(
+            ["git", "show", f"{rev}:{path}"], cwd=repo, capture_output=True, check=False
+        )
+    except OSError:
+        return None
+    if proc.returncode != 0:
+        return None
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        return None
+
+
+def experiment_rows(
+    shown: list[Any], skipped: Counter, repo: Path | None = None, workspace: bool = True
+) -> list[ExperimentRow]:
+    """The finished rows of a `dvc exp show --json` listing; `skipped` counts the others.
+    With `repo`, the `OUT_FILES` a row's listing lacks are read from its commit there, and
+    the workspace row's from disk where `workspace` (not for a saved dump: the workspace
+    it listed is gone)."""
     rows = []
     for order, (entry, state, baseline) in enumerate(_walk(shown)):
         if state in _UNFINISHED:
@@ -151,10 +191,17 @@ def experiment_rows(shown: list[Any], skipped: Counter) -> list[ExperimentRow]:
             for path, shown_file in (data.get("metrics") or {}).items()
             if isinstance(shown_file, dict)
         }
+        rev = str(entry.get("rev", "?"))
+        for path in OUT_FILES if repo is not None else ():
+            if (
+                all_metrics.get(path) is None
+                and (found := file_at(repo, rev, path, workspace)) is not None
+            ):
+                all_metrics[path] = found
         metrics = all_metrics.get(METRICS_FILE)
         rows.append(
             ExperimentRow(
-                rev=str(entry.get("rev", "?")),
+                rev=rev,
                 name=entry.get("name"),
                 timestamp=data.get("timestamp"),
                 order=order,
@@ -458,7 +505,7 @@ def read_experiments(
     else:
         shown, source = dvc_exp_show(repo, all_commits=all_commits), f"dvc exp show in {repo}"
     skipped: Counter = Counter()
-    return experiment_rows(shown, skipped), skipped, source
+    return experiment_rows(shown, skipped, repo, workspace=from_json is None), skipped, source
 
 
 def skipped_text(skipped: Counter) -> str:
@@ -671,10 +718,14 @@ EXPS_COLUMNS = {
     "Experiment|Created": "the experiment and when it ran",
     # DVC names a column `params.yaml:k` only where a metric is also called `k`.
     r"(params\.yaml:)?(seed|k|train_seed)|base_model\.(code_share|seed)": "the params swept",
-    "records_before|records_after": "training records before and after dedup",
-    r"tinyeval\.models\.(k1|routed)\.pass@(1|10_t0\.8)": "pass@1, pass@10: K = 1 and routed",
-    "pairs_kept": "DPO pairs after pruning",
-    "final_difference": "curriculum minus shuffled pass@1 at equal steps",
+    # The headline metrics (metrics/headline/); DVC prefixes a key that two files share
+    # with the file (`metrics/headline/dedup.json:records`).
+    r"(metrics/headline/dedup\.json:)?(records|removed)": "records kept and removed by dedup",
+    r"pass@1\.(base|k1|routed)": "pass@1 of the base model, K = 1 and routed",
+    "pairs": "DPO pairs after pruning",
+    r"pass@1\.(curriculum|shuffled)|(metrics/headline/dpo\.json:)?difference": (
+        "DPO final pass@1, and curriculum minus shuffled at equal steps"
+    ),
 }
 EXPS_KEEP = "^(" + "|".join(EXPS_COLUMNS) + ")$"
 
@@ -690,7 +741,7 @@ def exps_command(dvc_args: tuple[str, ...]) -> None:
 
     Any other argument goes to `dvc exp show` as is, e.g.
     `codealign exps --only-changed`, `codealign exps -A --md`,
-    `codealign exps --sort-by tinyeval.models.routed.pass@1 --sort-order desc`.
+    `codealign exps --sort-by pass@1.routed --sort-order desc`.
     """
     cmd = [sys.executable, "-m", "dvc", "exp", "show", "--drop", ".*", "--keep", EXPS_KEEP]
     raise SystemExit(subprocess.call([*cmd, *dvc_args]))
