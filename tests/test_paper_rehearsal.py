@@ -77,6 +77,14 @@ DIFFERENCES = {
     "dpo.eval_batch_size": (32, 8),
     "dpo.eval_workers": (8, 2),
     "dpo.eval_timeout": (10.0, 5.0),
+    "refine.documents": (8000, 300),
+    "refine.measure_words": (20000, 2000),
+    "tinyhelen.seeds": ([0, 1, 2], [0]),
+    "tinyhelen.curve_points": (8, 2),
+    "tinyhelen.heldout_docs": (200, 20),
+    "tinyhelen.instructions": (200, 10),
+    "tinyhelen.eval_tasks": (50, 4),
+    "tinyhelen.eval_samples": (8, 2),
 }
 
 
