@@ -24,7 +24,8 @@ import click
 from codealign.curation.seed import tinyworld_seed_sets, write_seed_sets
 from codealign.params import load_params
 from codealign.params.synth import SynthParams
-from codealign.synth import load_seed_sets, make_backend, run_synth
+from codealign.synth.backends import make_backend
+from codealign.synth.pipeline import load_seed_sets, run_synth
 from codealign.synth.stub_server import StubServer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "exps": "codealign.sweeps.experiments:exps_command",
     "ksweep": "codealign.sweeps.experiments:ksweep_command",
     "mixture": "codealign.sweeps.mixture:mixture_command",
+    "tinyhelen": "codealign.sweeps.tinyhelen:tinyhelen_command",
     "lintseq-seeds": "codealign.sweeps.lintseq_seeds:lintseq_seeds_command",
     "params": "codealign.params.reference:params_command",
     "deps": "codealign.stage_deps:deps_command",

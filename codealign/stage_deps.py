@@ -57,9 +57,11 @@ PARAM_SELECTED: dict[str, dict[str, tuple[str, ...]]] = {
 
 # Package data a module reads, as paths from the repository root (a directory stands
 # for every file in it). synth/prompts.py reads prompts/synth_<name>.txt through
-# importlib.resources, the name chosen by the strategy params, so the whole directory.
+# importlib.resources, the name chosen by the strategy params, so the whole directory;
+# refine/refine.py reads refine/prompts/<genre>.txt the same way.
 PACKAGE_DATA: dict[str, tuple[str, ...]] = {
     "codealign.synth.prompts": ("codealign/prompts",),
+    "codealign.refine.refine": ("codealign/refine/prompts",),
 }
 
 # Modules a stage need not list: a change there cannot change an out. Empty: every

@@ -66,9 +66,11 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
             Path(live_dir).mkdir(parents=True, exist_ok=True)  # a DVC out: no curves to log
     stats.pop("resumed_from", None)
     stats.pop("train_runtime_s", None)
-    tinyeval = seed_dir / "tinyeval.jsonl"
-    if p.eval_tasks and tinyeval.is_file():
-        problems = read_jsonl(tinyeval)[: p.eval_tasks]
+    # Scored on the dev set: the base model's steps are chosen on it; tinyeval is the
+    # evaluate stage's alone (docs/heldout.md).
+    tinydev = seed_dir / "tinydev.jsonl"
+    if p.eval_tasks and tinydev.is_file():
+        problems = read_jsonl(tinydev)[: p.eval_tasks]
         summary = evaluate_model(
             out,
             problems,

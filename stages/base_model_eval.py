@@ -3,8 +3,9 @@
 The metrics of the code-share ablation (codealign.pretraining.base_model_eval,
 `codealign mixture`). With `base_model.name: tiny` the stage rebuilds the pretraining
 corpus from the same inputs as `base_model`, so that no held-out document the model
-trained on is scored. Real data (`data.source: real`) has no tinyeval; its held-out code
-is HumanEval's canonical solutions.
+trained on is scored. The held-out code is tinydev's canonical solutions (the dev set:
+tinyeval is the final evaluation's alone). Real data (`data.source: real`) has no
+tinydev; its held-out code is HumanEval's canonical solutions.
 """
 
 import logging
@@ -32,7 +33,7 @@ log = logging.getLogger("stages.base_model_eval")
     default="data/seed",
     show_default=True,
     type=click.Path(path_type=Path),
-    help="train.jsonl (the corpus's code) and tinyeval.jsonl (the held-out code).",
+    help="train.jsonl (the corpus's code) and tinydev.jsonl (the held-out code).",
 )
 @click.option(
     "--out",
@@ -51,9 +52,9 @@ def main(params_file: str, model: Path, seed_dir: Path, out: Path) -> None:
         train = seed_dir / "train.jsonl"
         seen = corpus_documents(train, base, params["lintseq"], params.seed)
         log.info("rebuilt the pretraining corpus from %s: %d distinct documents", train, len(seen))
-    code = read_code(seed_dir / "tinyeval.jsonl")
+    code = read_code(seed_dir / "tinydev.jsonl")
     if not code and params["data"].source == "real":
-        # Real data has no tinyeval: HumanEval's canonical solutions are the held-out code.
+        # Real data has no tinydev: HumanEval's canonical solutions are the held-out code.
         from codealign.curation.datasets import load_humaneval
 
         code = [(r["prompt"], r["canonical_solution"]) for r in load_humaneval()]

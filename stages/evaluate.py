@@ -6,6 +6,13 @@ included) and a PEFT adapter dir as that adapter over its base model, both asked
 chat format (`codealign.evaluation.chat`); any other is a plain causal LM that continues
 the prompt (the base model). Every run goes through `codealign.evaluation.evaluate.evaluate`.
 For an sft dir the table adds pass@1 per cluster and how many tasks each cluster received.
+
+The final evaluation: the only stage that scores models on tinyeval (with
+`lintseq_eval`, the final evaluation of the LintSeq experiment), so it also scores DPO's
+models (`dpo_stage_1..4`, `dpo_shuffled`, as dvc.yaml passes them) and `dpo_compare`
+compares curriculum and shuffled on its verdicts. Each benchmark records its `tasks` and
+`functions` (distinct reference solutions up to renaming); each pass@k its 95% bootstrap
+interval over tasks (`<key>_ci`: low, high; `codealign.dpo.stats`), never over samples.
 """
 
 import logging
@@ -14,8 +21,9 @@ from pathlib import Path
 import click
 
 from codealign.command import Command, setup_logging
+from codealign.dpo.stats import task_passk_ci
 from codealign.errors import CodealignError
-from codealign.evaluation.evaluate import evaluate, load_benchmark
+from codealign.evaluation.evaluate import distinct_functions, evaluate, load_benchmark
 from codealign.evaluation.policy import SamplingSpec, load_policy, resolve_policy
 from codealign.execution import Limits, Sandbox
 from codealign.io import atomic_path, write_json, write_jsonl, write_text
@@ -41,18 +49,43 @@ def parse_models(pairs: tuple[str, ...]) -> dict[str, Path]:
     return models
 
 
+CONFIDENCE = 0.95  # of the bootstrap interval over tasks beside every pass@k
+
+
+def interval(row: dict, key: str) -> str:
+    """`0.4500 [0.3000, 0.6000]`: a score and its interval over tasks, when recorded."""
+    ci = row.get(f"{key}_ci")
+    shown = f"{row[key]:.4f}"
+    return f"{shown} [{ci['low']:.4f}, {ci['high']:.4f}]" if ci else shown
+
+
 def markdown_table(summary: dict) -> str:
-    """One row per model and benchmark: pass@1 at T_1 and pass@10 (or pass@n) at T_k."""
-    lines = ["| benchmark | model | k | pass@1 | pass@k |", "|---|---|---|---|---|"]
+    """One row per model and benchmark: pass@1 at T_1 and pass@10 (or pass@n) at T_k,
+    each with its 95% bootstrap interval over tasks."""
+    lines = [
+        "| benchmark | tasks | functions | model | k | pass@1 [95% CI] | pass@k [95% CI] |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for bench, result in summary.items():
         for name, row in result["models"].items():
-            passk = {key: v for key, v in row.items() if key.startswith("pass@") and "_t" in key}
+            passk = [
+                key
+                for key in row
+                if key.startswith("pass@") and "_t" in key and not key.endswith("_ci")
+            ]
             best = max(passk, key=lambda key: int(key[5:].split("_")[0]), default=None)
-            shown = f"{passk[best]:.4f} ({best})" if best else "-"
+            shown = f"{interval(row, best)} ({best})" if best else "-"
             lines.append(
-                f"| {bench} | {name} | {row.get('k', '-')} | {row['pass@1']:.4f} | {shown} |"
+                f"| {bench} | {result['tasks']} | {result.get('functions', '-')} | {name} "
+                f"| {row.get('k', '-')} | {interval(row, 'pass@1')} | {shown} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def task_interval(verdicts: list[dict], k: int) -> dict[str, float]:
+    """The 95% bootstrap interval of pass@k over tasks (resampled tasks, not samples)."""
+    ci = task_passk_ci(verdicts, k, confidence=CONFIDENCE)
+    return {"low": ci["low"], "high": ci["high"]}
 
 
 @click.command(cls=Command)
@@ -98,7 +131,14 @@ def main(
     raw_dir = Path(params["data"].raw_dir)
     benchmarks = [load_benchmark(name, seed_dir, raw_dir, p.limit) for name in p.benchmarks]
     summary = {
-        b.name: {"tasks": len(b.records), "samples_per_task": p.n, "models": {}} for b in benchmarks
+        b.name: {
+            "tasks": len(b.records),
+            "functions": distinct_functions(b),
+            "samples_per_task": p.n,
+            "confidence": CONFIDENCE,
+            "models": {},
+        }
+        for b in benchmarks
     }
     runs = {"pass1": p.pass1_temperature, "passk": p.passk_temperature}
     with (
@@ -135,16 +175,17 @@ def main(
                         result.setdefault("tasks_by_cluster", run.metrics["tasks_by_cluster"])
                     if tag == "pass1":
                         result["pass@1"] = scores["pass@1"]
+                        result["pass@1_ci"] = task_interval(run.verdicts, 1)
                         if spec.router_dir is not None:
                             result["pass@1_by_cluster"] = run.metrics["pass@1_by_cluster"]
                     else:
-                        result.update(
-                            {
-                                f"{k}_t{temperature:g}": v
-                                for k, v in scores.items()
-                                if "_by_" not in k
-                            }
-                        )
+                        for key, value in scores.items():
+                            if "_by_" in key:
+                                continue
+                            result[f"{key}_t{temperature:g}"] = value
+                            result[f"{key}_t{temperature:g}_ci"] = task_interval(
+                                run.verdicts, int(key[len("pass@") :])
+                            )
                         solved = {k: v for k, v in run.metrics.items() if k.startswith("solved_")}
                         result.update(solved)
                     result[f"statuses_{tag}"] = run.metrics["statuses"]

@@ -77,6 +77,9 @@ def main(params_file, policy_dir, base_model, pool, seed_dir, out) -> None:
     if p.add_reference:
         answers = add_references(records, answers, str(pool))
     samples = list(sample_records(records, answers, routes))
+    if p.add_reference:  # the reference is each task's last candidate: not on-policy
+        for sample in samples:
+            sample["reference"] = sample["completion_id"] == p.n
     with atomic_path(out) as tmp:
         write_jsonl(tmp / "samples.jsonl", samples)
         write_json(
@@ -85,6 +88,7 @@ def main(params_file, policy_dir, base_model, pool, seed_dir, out) -> None:
                 "policy": spec.describe(),
                 "prompts": len(records),
                 "samples": len(samples),
+                "add_reference": p.add_reference,
                 "disjoint_from": checked,
             },
         )

@@ -8,7 +8,9 @@ import click
 from codealign.command import Command, setup_logging
 from codealign.io import atomic_path, write_json, write_jsonl
 from codealign.params import load_params
-from codealign.synth import SETS, SandboxVerifier, load_seed_sets, make_backend, run_synth
+from codealign.synth.backends import make_backend
+from codealign.synth.pipeline import SETS, load_seed_sets, run_synth
+from codealign.synth.verify import SandboxVerifier
 
 log = logging.getLogger("stages.synth")
 

@@ -121,3 +121,52 @@ def test_bootstrap_interval_contains_the_mean():
     assert ci["low"] <= ci["mean"] <= ci["high"]
     assert ci["mean"] == pytest.approx(0.02)
     assert bootstrap_ci([0.1, 0.1, 0.1])["low"] == pytest.approx(0.1)
+
+
+def test_a_best_candidate_that_passes_some_tests_is_mined_then_pruned_from_the_low_bucket():
+    """Mining and pruning on sandbox-scored samples: the smoke run's pairs all have the
+    passing reference as chosen (sample.add_reference), so this path is exercised here."""
+    from codealign.dpo.pairs import mine_pairs
+    from codealign.dpo.sample import pool_problems
+    from codealign.dpo.score import score_samples
+    from codealign.params.dpo import ScoreParams
+
+    records, samples = [], []
+    for c in range(1, 5):
+        records.append(
+            {
+                "task_id": f"pool/{c}",
+                "prompt": f'def add_c(x):\n    """Return x plus {c}."""\n',
+                "canonical_solution": f"    return x + {c}\n",
+                "test": (
+                    "def check(candidate):\n"
+                    f"    assert candidate(0) == {c}\n"
+                    f"    assert candidate(1) == {1 + c}\n"
+                    f"    assert candidate(2) == {2 + c}\n"
+                ),
+                "entry_point": "add_c",
+            }
+        )
+        answers = [
+            "def add_c(x):\n    return x\n",  # no test passes
+            f"def add_c(x):\n    return {c} if x == 0 else 0\n",  # the first test only
+        ]
+        samples += [
+            {"task_id": f"pool/{c}", "completion_id": i, "completion": a, "question": "q"}
+            for i, a in enumerate(answers)
+        ]
+    scored = score_samples(
+        pool_problems(records, "pool.jsonl"), samples, ScoreParams(workers=1), progress=False
+    )
+    assert sorted(s["score"] for s in scored) == [0.0] * 4 + [pytest.approx(1 / 3)] * 4
+    pairs, counts = mine_pairs(scored)
+    assert counts["pairs"] == 4
+    assert all(p["chosen_id"] == 1 and not p["chosen_passed"] for p in pairs)
+    assert not any(p["chosen_reference"] for p in pairs)
+    # Distances come from the pairs stage's reference log-probs; any order does here.
+    for distance, p in enumerate(pairs):
+        p["distance"] = float(distance)
+    result = build_curriculum(pairs, params())
+    assert [p["reason"] for p in result["pruned"]] == ["low_bucket_chosen_fails_tests"]
+    assert result["pruned"][0]["distance"] == 0.0
+    assert result["summary"]["pairs_kept"] == 3 and result["summary"]["reference_chosen"] == 0

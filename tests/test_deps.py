@@ -63,13 +63,16 @@ def test_cli_subcommands_worker_script_and_param_choices_are_edges():
 
 
 def test_closure_runs_parent_packages_and_reads_declared_data():
-    # Importing codealign.synth.params runs codealign/synth/__init__.py, which imports
-    # the prompts module, which reads codealign/prompts/.
+    # Importing codealign.synth.pipeline runs codealign/synth/__init__.py first, and the
+    # pipeline imports the prompts module, which reads codealign/prompts/.
     files = stage_files("stages/synth.py")
     assert "codealign/synth/__init__.py" in files
     assert {f"codealign/prompts/{p.name}" for p in (ROOT / "codealign/prompts").iterdir()} <= files
     assert "codealign/prompts" in stage_deps("stages/synth.py")
-    assert set(PACKAGE_DATA) <= closure(["codealign.synth"])
+    assert {"codealign.synth", "codealign.synth.prompts"} <= closure(["codealign.synth.pipeline"])
+    # The refine stage reads its TinyHelen-style prompts the same way.
+    assert "codealign.refine.refine" in PACKAGE_DATA
+    assert "codealign/refine/prompts" in stage_deps("stages/refine.py")
 
 
 def test_a_directory_is_listed_only_when_every_file_in_it_is_reached():

@@ -41,12 +41,13 @@ def test_paper_profile_dpo_takes_16_pairs_a_step_in_checkpointed_micro_batches(t
 
 @pytest.fixture
 def setup(small_world, tmp_path, monkeypatch):
-    """A tiny SFT adapter, a seed dir with 2 tinyeval tasks, and a 4-stage curriculum."""
+    """A tiny SFT adapter, a seed dir with 2 tinydev tasks (DPO's stage boundaries score
+    the dev set), and a 4-stage curriculum."""
     monkeypatch.setenv("CODEALIGN_CACHE", str(tmp_path / "cache"))
     base = tiny_model(tmp_path / "base", world_texts(small_world))
     sft = lora_adapter(base, tmp_path / "sft")
     seed_dir = tmp_path / "seed"
-    write_jsonl(seed_dir / "tinyeval.jsonl", [t.to_problem() for t in small_world.eval[:2]])
+    write_jsonl(seed_dir / "tinydev.jsonl", [t.to_problem() for t in small_world.dev[:2]])
     policy = load_policy(resolve_policy(sft), fused_lm_head=True)
     pairs, _ = reference_logps(
         policy.model,
@@ -89,6 +90,8 @@ def test_stages_chain_and_shuffled_takes_the_same_steps(setup, tmp_path):
     live = tmp_path / "curves"
     first = run_stage(ctx, 1, sft, curriculum, tmp_path / "dpo" / "stage_1", live / "stage_1")
     assert first["eval_init"]["step"] == 0 and first["steps"] == stage_steps(sizes[0], ctx.params)
+    # The stage boundaries score the dev set (dpo.eval_benchmarks), never tinyeval.
+    assert set(first["eval"]) == {"step", "tinydev/pass@1", "pass@1"}
     # Stage 1 starts at the reference: its first step has a zero reward margin exactly.
     log1 = losses(tmp_path / "dpo" / "stage_1")
     assert {e["pair_id"] for e in log1} == {p["pair_id"] for p in result["stages"][0]}

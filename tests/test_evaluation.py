@@ -51,6 +51,17 @@ def test_evaluate_stage_and_dpo_evaluation_draw_the_same_samples_and_verdicts(tm
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    summary = __import__("json").loads((tmp_path / "m.json").read_text())["tinyeval"]
+    assert (summary["tasks"], summary["functions"], summary["confidence"]) == (3, 3, 0.95)
+    row = summary["models"]["k1"]
+    # Each pass@k carries its interval over tasks, which holds the score.
+    for key in ("pass@1", "pass@1_t1.5"):
+        assert row[f"{key}_ci"]["low"] <= row[key] <= row[f"{key}_ci"]["high"], key
+    ci = row["pass@1_ci"]
+    assert (
+        f"| tinyeval | 3 | 3 | k1 | 1 | {row['pass@1']:.4f} [{ci['low']:.4f}, "
+        in (tmp_path / "m.md").read_text()
+    )
 
     benchmarks = load_benchmarks(["tinyeval"], seed_dir, tmp_path / "raw", 0)
     for tag, temperature in (("pass1", 1.0), ("passk", 1.5)):

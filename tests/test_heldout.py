@@ -104,3 +104,115 @@ def test_tinydev_and_tinyeval_load_by_benchmark_name(built, tmp_path):
     (tmp_path / "tinydev.jsonl").write_text("")
     with pytest.raises(CodealignError, match=r"tinydev\.jsonl: no tasks"):
         tiny_benchmark_records("tinydev", tmp_path)
+
+
+# ---- who reads tinyeval: the final evaluations alone score models on it ------------------
+
+# Stages that score models on tinyeval: the final evaluations (the report reads only their
+# metrics). `lintseq_eval` is the LintSeq experiment's final evaluation; it chooses nothing.
+SCORE_ON_TINYEVAL = {"evaluate", "lintseq_eval"}
+# Stages that read tinyeval only to keep it out of their data (decontamination and the
+# disjointness checks): they never score a model on it.
+CHECK_AGAINST_TINYEVAL = {"base_model", "dedup", "synth", "sample"}
+# Stages that score models while training or choosing: on tinydev, the dev set.
+SCORE_ON_TINYDEV = {"base_model", "base_model_eval", "dpo", "dpo_shuffled"}
+
+
+def _resolved_deps(spec: dict) -> list[str]:
+    """A dvc.yaml stage's deps with its `vars` filled in (foreach items left as they are)."""
+    import re
+
+    node = spec.get("do", spec)
+    values: dict[str, str] = {}
+    for block in (spec.get("vars") or []) + (node.get("vars") or []):
+        values.update({k: str(v) for k, v in block.items()})
+    return [
+        re.sub(r"\$\{([\w.]+)\}", lambda m: values.get(m[1], m[0]), str(dep))
+        for dep in node.get("deps") or []
+    ]
+
+
+def _reads(deps: list[str], path: str) -> bool:
+    return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps)
+
+
+def test_only_the_final_evaluations_score_models_on_tinyeval_and_training_scores_tinydev():
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    deps = {name: _resolved_deps(spec) for name, spec in stages.items()}
+    readers = {name for name, d in deps.items() if _reads(d, "data/seed/tinyeval.jsonl")}
+    assert readers == SCORE_ON_TINYEVAL | CHECK_AGAINST_TINYEVAL, sorted(readers)
+    for name in SCORE_ON_TINYDEV:
+        assert _reads(deps[name], "data/seed/tinydev.jsonl"), name
+    for name in SCORE_ON_TINYDEV - CHECK_AGAINST_TINYEVAL:
+        assert not _reads(deps[name], "data/seed/tinyeval.jsonl"), name
+    # The report reads metrics only; the curriculum/shuffled verdict reads evaluate's out.
+    assert not any(d.startswith("data/seed") for d in deps["report"])
+    assert "data/evaluate" in deps["dpo_compare"]
+
+
+def _params_naming(value, name: str, where: str = "") -> list[str]:
+    """The params keys (dotted) whose value is or holds the string `name`."""
+    if isinstance(value, dict):
+        return [
+            key
+            for k, v in value.items()
+            for key in _params_naming(v, name, f"{where}.{k}" if where else str(k))
+        ]
+    if isinstance(value, list | tuple):
+        return [where] if name in value else []
+    return [where] if value == name else []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "params").glob("*.yaml")), ids=lambda p: p.stem)
+def test_no_profile_chooses_on_a_final_benchmark(path):
+    import yaml
+
+    from codealign.params.evaluation import DEV_BENCHMARKS, FINAL_BENCHMARKS
+
+    raw = yaml.safe_load(path.read_text())
+    params = load_params(path)
+    assert set(params["dpo"].eval_benchmarks) <= set(DEV_BENCHMARKS), path
+    for final in FINAL_BENCHMARKS:
+        keys = set(_params_naming(raw, final))
+        # Scored by the final evaluations; decontaminated against; a dataset reference;
+        # the paper pool's MBPP+ problems (MBPP train and prompt ids, held out of eval
+        # and dev by construction: codealign/curation/pool.py).
+        allowed = {"eval.benchmarks", "lintseq_eval.benchmark", "dedup.eval_sets"}
+        allowed |= {"dataset_metrics.references", "data.pool_sources"}
+        assert keys <= allowed, (path, final, keys)
+    if params["data"].source == "real":
+        assert list(params["dpo"].eval_benchmarks) == ["mbpp_validation"]
+    else:
+        assert list(params["dpo"].eval_benchmarks) == ["tinydev"]
+
+
+def test_dpo_evaluations_on_a_final_benchmark_are_refused_in_one_line():
+    import yaml
+
+    from codealign.errors import CodealignError
+    from codealign.params import parse_params
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["dpo"]["eval_benchmarks"] = ["tinydev", "tinyeval"]
+    with pytest.raises(CodealignError) as info:
+        parse_params(raw, "params.yaml")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("dpo.eval_benchmarks: 'tinyeval' is a final benchmark")
+
+
+def test_mbpp_validation_is_the_real_dev_set_and_seeds_nothing():
+    from codealign.curation import datasets
+    from codealign.evaluation.evaluate import load_benchmark
+
+    raw = ROOT / "data" / "raw"
+    dev = load_benchmark("mbpp_validation", ROOT / "data" / "seed", raw)
+    ids = {r["task_id"] for r in dev.records}
+    assert ids == set(range(511, 601)) and dev.full_program
+    s1, s2, _ = datasets.real_seed_sets(raw)
+    seeded = {int(r["id"].split("/")[1]) for r in s1 + s2}
+    assert seeded and not seeded & ids
+    test_ids = {r["task_id"] for r in load_benchmark("mbpp", ROOT / "data" / "seed", raw).records}
+    assert not test_ids & ids

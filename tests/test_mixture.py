@@ -246,7 +246,7 @@ def test_stage_writes_the_metrics_and_names_a_missing_model(tmp_path, trained):
     model_dir, _ = trained
     seed_dir = tmp_path / "seed"
     _write_jsonl(seed_dir / "train.jsonl", _tasks(CODE[:2]))
-    _write_jsonl(seed_dir / "tinyeval.jsonl", _tasks(CODE))
+    _write_jsonl(seed_dir / "tinydev.jsonl", _tasks(CODE))  # the held-out code: the dev set
     raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
     raw["base_model_eval"] = _params(english_docs=8, instructions=4).to_dict()
     params = tmp_path / "params.yaml"
@@ -260,7 +260,7 @@ def test_stage_writes_the_metrics_and_names_a_missing_model(tmp_path, trained):
     metrics = json.loads(out.read_text())
     assert metrics["code_share"] == raw["base_model"]["code_share"]
     assert len(metrics["model_digest"]) == 64
-    # tinyeval's first two tasks are the corpus's code: skipped, the third is scored.
+    # tinydev's first two tasks are the corpus's code: skipped, the third is scored.
     assert metrics["code"]["documents"] == 1 and metrics["code"]["skipped_in_corpus"] == 2
 
     out.unlink()

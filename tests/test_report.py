@@ -123,6 +123,8 @@ def write_metrics(m: Path) -> None:
         **model,
         "k": 2,
         "pass@1": 0.375,
+        "pass@1_ci": {"low": 0.125, "high": 0.625},
+        "pass@10_t0.8_ci": {"low": 0.375, "high": 0.875},
         "pass@1_by_cluster": {"0": 0.5, "1": None},
         "tasks_by_cluster": [8, 0],
     }
@@ -133,6 +135,8 @@ def write_metrics(m: Path) -> None:
                 "models": {"base": model, "routed": routed},
                 "samples_per_task": 10,
                 "tasks": 8,
+                "functions": 7,
+                "confidence": 0.95,
             }
         },
     )
@@ -171,6 +175,23 @@ def write_metrics(m: Path) -> None:
             "final_difference": 0.03,
             "mean_difference_at_boundaries": 0.025,
             "steps": 6,
+            "curve_benchmarks": ["tinydev"],
+            "final_evaluation": {
+                "tinyeval": {
+                    "mean_difference": 0.0625,
+                    "low": -0.0625,
+                    "high": 0.1875,
+                    "p_value": 0.5,
+                    "tasks": 8,
+                    "wins": 2,
+                    "losses": 1,
+                    "ties": 5,
+                    "confidence": 0.95,
+                    "curriculum_pass@1": 0.3125,
+                    "shuffled_pass@1": 0.25,
+                    "conclusion": "inconclusive: the 95% interval over tasks contains 0",
+                }
+            },
         },
     )
     seeds = [
@@ -326,7 +347,17 @@ def test_report_has_every_section_and_every_figure_is_a_png(full_report):
 
 def test_report_tables_show_what_users_compare(full_report):
     text = (full_report / "metrics" / "report.md").read_text()
-    assert "| routed | 2 | 0.3750 | 0.2000 | 0.6000 |" in text  # pass@1, pass@1 and pass@10 at T
+    # pass@1, pass@1 and pass@10 at T; routed's with their intervals over tasks
+    assert "| base | – | 0.2500 | 0.2000 | 0.6000 |" in text  # an evaluate.json without them
+    assert "| routed | 2 | 0.3750 [0.1250, 0.6250] | 0.2000 | 0.6000 [0.3750, 0.8750] |" in text
+    assert "8 tasks holding 7 distinct functions" in text
+    assert "95% bootstrap interval over tasks (resampling tasks, not samples" in text
+    assert "samples)" not in text.replace("not samples", "")  # no interval over samples
+    assert "On tinydev (the dev set the curves are drawn on)" in text
+    assert (
+        "| tinyeval | 8 | 0.3125 | 0.2500 | 0.0625 [-0.0625, 0.1875] | 0.5000 | 2 / 1 / 5 "
+        "| inconclusive: the 95% interval over tasks contains 0 |"
+    ) in text
     assert "| routed | 1 | 0 | – |" in text  # a cluster no task was routed to
     assert "| **total** | 67 | 65 | 2 |" in text
     assert "| 5 | 0, 1, 2 | 0.3000 (0.2500–0.3500) |" in text  # mean (range) over seeds
@@ -382,8 +413,13 @@ def test_headline_metrics_are_a_few_numbers_from_the_stages_files(full_report):
     assert headline["dedup.json"]["records"] == dedup["records_after"]
     assert headline["dedup.json"]["removed"] == dedup["records_before"] - dedup["records_after"]
     compare = json.loads((metrics / "dpo_compare.json").read_text())
-    assert headline["dpo.json"]["difference"] == compare["final_difference"]
-    assert headline["dpo.json"]["pass@1"]["curriculum"] == compare["final_curriculum_pass@1"]
+    # The final models on the final benchmark (paired over tasks), not the dev-set curves.
+    final = compare["final_evaluation"]["tinyeval"]
+    assert headline["dpo.json"]["difference"] == final["mean_difference"]
+    assert headline["dpo.json"]["pass@1"] == {
+        "curriculum": final["curriculum_pass@1"],
+        "shuffled": final["shuffled_pass@1"],
+    }
     assert headline["dataset.json"] == {"question_mtld": 24.7, "records": 149}
     times = json.loads((metrics / "stage_times.json").read_text())
     assert headline["times.json"] == {"total_s": times["total_s"]}

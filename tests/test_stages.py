@@ -55,9 +55,8 @@ def test_seed_stage_writes_every_seed_file(tmp_path):
 
 def test_real_seed_stage_builds_from_vendored_data(tmp_path):
     out = tmp_path / "seed"
-    params = smoke_params(
-        tmp_path, **{"data.source": "real", "data.raw_dir": str(ROOT / "data/raw")}
-    )
+    real = {"data.source": "real", "sample.add_reference": False}  # smoke's knob: tiny world only
+    params = smoke_params(tmp_path, **real, **{"data.raw_dir": str(ROOT / "data/raw")})
     result = CliRunner().invoke(
         stage("seed"),
         ["--params", str(params), "--out", str(out), "--metrics", str(tmp_path / "m.json")],
@@ -80,7 +79,14 @@ def test_bad_params_give_one_line_and_no_outs(tmp_path):
 
 
 def test_missing_raw_dir_is_named(tmp_path):
-    params = smoke_params(tmp_path, **{"data.source": "real", "data.raw_dir": str(tmp_path / "x")})
+    params = smoke_params(
+        tmp_path,
+        **{
+            "data.source": "real",
+            "sample.add_reference": False,
+            "data.raw_dir": str(tmp_path / "x"),
+        },
+    )
     result = CliRunner().invoke(
         stage("seed"),
         [

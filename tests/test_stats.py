@@ -72,3 +72,61 @@ def test_bootstrap_ci_is_the_one_interval():
     ci = bootstrap_ci([0.0, 1.0] * 20, seed=2)
     again = task_ci(verdicts({f"t{i}": float(i % 2) for i in range(40)}, 3), seed=2)
     assert (ci["low"], ci["high"]) == (again["low"], again["high"])
+
+
+def test_task_pass_at_k_matches_the_benchmark_estimate_and_resamples_tasks():
+    from codealign.dpo.stats import task_pass_at_k, task_passk_ci
+    from codealign.passk import pass_at_k
+
+    data = verdicts(RATES, 10)
+    for k in (1, 5, 10):
+        per_task = task_pass_at_k(data, k)
+        assert len(per_task) == 40
+        ci = task_passk_ci(data, k)
+        assert ci["mean"] == pytest.approx(pass_at_k(data, [k])[f"pass@{k}"])
+        assert ci["n"] == 40 and ci["low"] <= ci["mean"] <= ci["high"]
+    # pass@1 per task is the pass rate: the same interval as task_ci.
+    assert task_passk_ci(data, 1) == pytest.approx(task_ci(data))
+
+
+def test_curriculum_against_shuffled_says_inconclusive_when_the_interval_holds_zero():
+    from codealign.dpo.stats import compare_on_tasks
+
+    rng = random.Random(1)
+    noisy = {t: min(1.0, max(0.0, r + rng.choice([-0.25, 0.0, 0.25]))) for t, r in RATES.items()}
+    result = compare_on_tasks(
+        verdicts(noisy, 4), verdicts(RATES, 4), names=("curriculum", "shuffled")
+    )
+    assert result["low"] <= 0 <= result["high"]
+    assert result["conclusion"] == "inconclusive: the 95% interval over tasks contains 0"
+    assert result["tasks"] == 40 and result["shuffled_pass@1"] == pytest.approx(0.5)
+
+    better = {t: min(1.0, r + 0.25) for t, r in RATES.items()}
+    result = compare_on_tasks(
+        verdicts(RATES, 4), verdicts(better, 4), names=("curriculum", "shuffled")
+    )
+    assert result["high"] < 0
+    assert result["conclusion"] == (
+        "shuffled above curriculum: the 95% interval over tasks excludes 0"
+    )
+
+
+def test_dpo_compare_pairs_the_final_models_per_benchmark_and_names_a_missing_out(tmp_path):
+    from stage_scripts import stage_module
+
+    from codealign.errors import CodealignError
+    from codealign.io import write_jsonl
+
+    final_comparison = stage_module("dpo_compare").final_comparison
+    better = {t: min(1.0, r + 0.25) for t, r in RATES.items()}
+    for name, rates in (("dpo_stage_4", better), ("dpo_shuffled", RATES)):
+        write_jsonl(tmp_path / "tinyeval" / name / "verdicts_pass1.jsonl", verdicts(rates, 4))
+    write_jsonl(tmp_path / "other" / "k1" / "verdicts_pass1.jsonl", verdicts(RATES, 4))
+    found = final_comparison(tmp_path)
+    assert list(found) == ["tinyeval"]  # a benchmark without both final models is left out
+    assert found["tinyeval"]["low"] > 0 and found["tinyeval"]["tasks"] == 40
+    assert found["tinyeval"]["conclusion"].startswith("curriculum above shuffled")
+    with pytest.raises(CodealignError, match="no benchmark with verdicts of both"):
+        final_comparison(tmp_path / "other")
+    with pytest.raises(CodealignError, match=r"missing: not found \(the evaluate stage's out\)"):
+        final_comparison(tmp_path / "missing")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from codealign.synth import HFBackend, Request, ResponseCache
+from codealign.synth.backends import HFBackend, Request, ResponseCache
 
 # Loading torch and transformers dominates; the backend itself takes a second.
 pytestmark = pytest.mark.slow

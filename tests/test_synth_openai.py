@@ -6,8 +6,8 @@ import socket
 import pytest
 
 from codealign.errors import CodealignError
-from codealign.synth import OpenAIBackend, Request, ResponseCache, parse_response
-from codealign.synth.parse import Parsed, Rejection
+from codealign.synth.backends import OpenAIBackend, Request, ResponseCache
+from codealign.synth.parse import Parsed, Rejection, parse_response
 from codealign.synth.stub_server import StubServer
 
 

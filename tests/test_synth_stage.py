@@ -9,15 +9,10 @@ from click.testing import CliRunner
 from stage_scripts import stage
 
 from codealign.params.synth import SynthParams
-from codealign.synth import (
-    Backend,
-    Response,
-    SandboxVerifier,
-    TinyWorldBackend,
-    load_seed_sets,
-    run_synth,
-)
+from codealign.synth.backends import Backend, Response, TinyWorldBackend
+from codealign.synth.pipeline import load_seed_sets, run_synth
 from codealign.synth.stub_server import StubServer, default_answer
+from codealign.synth.verify import SandboxVerifier
 from codealign.tinyworld.templates import TEMPLATES
 
 ROOT = Path(__file__).resolve().parents[1]

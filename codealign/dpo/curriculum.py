@@ -103,6 +103,8 @@ def build_curriculum(pairs: Sequence[dict[str, Any]], params: CurriculumParams) 
         "stages": stage_info,
         "pruned": dict(sorted(Counter(p["reason"] for p in pruned).items())),
         "empty_stages": [s["stage"] for s in stage_info if s["pairs"] == 0],
+        # pairs whose chosen answer is a reference solution (sample.add_reference: smoke)
+        "reference_chosen": sum(bool(p.get("chosen_reference")) for s in stages for p in s),
     }
     if summary["pairs_kept"] == 0:
         log.warning("no pairs left for DPO: every curriculum stage will be skipped")

@@ -57,6 +57,8 @@ def mine_pairs(scored: Sequence[dict]) -> tuple[list[dict[str, Any]], dict[str, 
                 "chosen_score": best["score"],
                 "rejected_score": worst["score"],
                 "chosen_passed": bool(best["passed"]),
+                # sample.add_reference: the task's reference solution, not a policy sample
+                "chosen_reference": bool(best.get("reference", False)),
             }
         )
     counts = {"tasks": len(by_task), "pairs": len(pairs), "ties": ties, "single_sample": single}

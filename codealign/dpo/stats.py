@@ -8,12 +8,17 @@ say much about that task and nothing about the next, so an interval over samples
   one implementation: seeds of the DPO experiment, tasks of a benchmark);
 - `task_scores(verdicts)`: each task's mean of a verdict field (pass rate by default);
 - `task_ci(verdicts)`: a benchmark score with its interval from resampling *tasks*;
+- `task_pass_at_k(verdicts, k)`, `task_passk_ci(verdicts, k)`: the same for pass@k, each
+  task's unbiased estimate resampled (the `evaluate` stage's intervals);
 - `seeds_then_tasks(per_seed)`: paired differences over seeds and tasks, resampled seeds
   first and then tasks, with the minimum effect detectable at 80% power (`codealign
   findings`);
 - `paired_comparison(a, b)`: two models on the same tasks: the mean per-task difference,
   its bootstrap-over-tasks interval, and a paired permutation test (scipy's
-  `permutation_test`, swapping the two models' scores within each task).
+  `permutation_test`, swapping the two models' scores within each task);
+- `compare_on_tasks(a_verdicts, b_verdicts)`: the paired comparison of two models'
+  verdicts with its `conclusion` ('inconclusive' when the interval contains 0):
+  `dpo_compare`'s curriculum against shuffled on the final benchmarks.
 """
 
 from __future__ import annotations
@@ -54,6 +59,34 @@ def task_scores(verdicts: Iterable[Mapping[str, Any]], field: str = "passed") ->
     for verdict in verdicts:
         totals.setdefault(str(verdict["task_id"]), []).append(float(verdict[field]))
     return {task: sum(v) / len(v) for task, v in totals.items()}
+
+
+def task_pass_at_k(verdicts: Iterable[Mapping[str, Any]], k: int) -> dict[str, float]:
+    """Each task's unbiased pass@k from its n samples (k = 1: its pass rate)."""
+    from codealign.passk import estimate_pass_at_k
+
+    counts: dict[str, list[int]] = {}
+    for verdict in verdicts:
+        n_c = counts.setdefault(str(verdict["task_id"]), [0, 0])
+        n_c[0] += 1
+        n_c[1] += bool(verdict["passed"])
+    return {task: estimate_pass_at_k(n, c, k) for task, (n, c) in counts.items()}
+
+
+def task_passk_ci(
+    verdicts: Iterable[Mapping[str, Any]],
+    k: int,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """pass@k (the mean over tasks of each task's unbiased estimate, as `passk.pass_at_k`
+    gives it) and its bootstrap interval over tasks; `n` is the number of tasks."""
+    scores = task_pass_at_k(verdicts, k)
+    return bootstrap_ci(
+        list(scores.values()), confidence=confidence, resamples=resamples, seed=seed
+    )
 
 
 def task_ci(
@@ -124,6 +157,34 @@ def paired_comparison(
         "ties": int((diff == 0).sum()),
         "confidence": confidence,
     }
+
+
+def conclusion(comparison: Mapping[str, Any], a: str = "a", b: str = "b") -> str:
+    """What a paired comparison's interval supports, and nothing stronger."""
+    level = f"{comparison['confidence']:.0%}"
+    if comparison["low"] <= 0 <= comparison["high"]:
+        return f"inconclusive: the {level} interval over tasks contains 0"
+    better, worse = (a, b) if comparison["low"] > 0 else (b, a)
+    return f"{better} above {worse}: the {level} interval over tasks excludes 0"
+
+
+def compare_on_tasks(
+    a_verdicts: Iterable[Mapping[str, Any]],
+    b_verdicts: Iterable[Mapping[str, Any]],
+    *,
+    names: tuple[str, str] = ("a", "b"),
+    confidence: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Two models' verdicts on the same tasks: each one's pass rate, the paired comparison
+    of their per-task pass rates (`paired_comparison`) and its `conclusion`."""
+    a, b = task_scores(a_verdicts), task_scores(b_verdicts)
+    result = paired_comparison(a, b, confidence=confidence, resamples=resamples, seed=seed)
+    result[f"{names[0]}_pass@1"] = sum(a.values()) / len(a)
+    result[f"{names[1]}_pass@1"] = sum(b.values()) / len(b)
+    result["conclusion"] = conclusion(result, *names)
+    return result
 
 
 def seeds_then_tasks(

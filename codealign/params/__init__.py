@@ -1,7 +1,7 @@
 """Typed, validated params: one frozen dataclass per params.yaml section.
 
 The section classes live in this package, one module per area of the library
-(`curation`, `lm`, `pretraining`, `synth`, `specialists`, `evaluation`, `dpo`, `edits`,
+(`curation`, `lm`, `pretraining`, `refine`, `synth`, `specialists`, `evaluation`, `dpo`, `edits`,
 `report`); each library module imports its own section from here. The package imports
 nothing of codealign but its errors, so reading params never pulls in the library.
 
@@ -37,6 +37,7 @@ from codealign.params.edits import LintseqEvalParams, LintseqParams
 from codealign.params.evaluation import EvalParams
 from codealign.params.lm import EmbedParams, FetchParams
 from codealign.params.pretraining import BaseModelEvalParams, BaseModelParams
+from codealign.params.refine import RefineParams, TinyHelenParams
 from codealign.params.report import ReportParams
 from codealign.params.specialists import ClusterParams, SFTParams
 from codealign.params.synth import SynthParams
@@ -49,6 +50,8 @@ SECTIONS: dict[str, type[Section]] = {
     "fetch": FetchParams,
     "base_model": BaseModelParams,
     "base_model_eval": BaseModelEvalParams,
+    "refine": RefineParams,
+    "tinyhelen": TinyHelenParams,
     "synth": SynthParams,
     "embed": EmbedParams,
     "dedup": DedupParams,
@@ -117,11 +120,19 @@ def parse_params(raw: Any, source: str = "params") -> Params:
     k = _top_level(raw, "k")
     train_seed = seed if raw.get("train_seed") is None else _top_level(raw, "train_seed")
     sections = {name: cls.from_dict(raw.get(name), name) for name, cls in SECTIONS.items()}
-    if sections["sample"].add_reference and not sections["fetch"].tiny_from_config:
+    # Reference solutions among the policy's samples: pairs that are not on-policy. Only a
+    # rehearsal on tiny random models or a run of the tiny world's own `tiny` model (the
+    # smoke profile: its 20-step model passes no test) may ask for them.
+    tiny_world = sections["data"].source == "tinyworld" and sections["base_model"].name == "tiny"
+    if (
+        sections["sample"].add_reference
+        and not sections["fetch"].tiny_from_config
+        and not tiny_world
+    ):
         raise CodealignError(
             f"{source}: sample.add_reference: true puts reference solutions among the policy's "
             "samples; only a rehearsal on tiny random models (fetch.tiny_from_config: true) "
-            "may set it"
+            "or a tiny-world smoke run (data.source: tinyworld, base_model.name: tiny) may set it"
         )
     return Params(seed=seed, k=k, sections=sections, train_seed=train_seed)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from codealign.errors import CodealignError
 from codealign.params.core import Section, param
+from codealign.params.evaluation import DEV_BENCHMARKS, FINAL_BENCHMARKS
 
 POLICY_MODES = ("single", "routed")
 ORDERS = ("descending", "ascending")
@@ -88,8 +89,9 @@ class DpoParams(Section):
         5e-5,
         gt=0,
         le=1,
-        doc="constant, so stages compare fairly; 5e-4 collapsed pass@1 from 0.63 to 0.14 in "
-        "53 steps, 1e-4 drifted down to 0.60",
+        doc="constant, so stages compare fairly; 5e-5 was chosen on tinyeval before tinydev "
+        "existed (5e-4 collapsed pass@1 from 0.63 to 0.14 in 53 steps, 1e-4 drifted down to "
+        "0.60): re-choose on tinydev",
     )
     epochs: int = param(1, ge=1, doc="passes over each curriculum bucket")
     batch_size: int = param(
@@ -116,8 +118,10 @@ class DpoParams(Section):
         "float32", choices=("float32", "bfloat16", "float16"), doc="training precision"
     )
     eval_benchmarks: tuple[str, ...] = param(
-        ("tinyeval",),
-        doc="scored after every curriculum stage and at the same steps of the shuffled run",
+        ("tinydev",),
+        doc="dev sets scored after every curriculum stage and at the same steps of the "
+        "shuffled run: " + ", ".join(DEV_BENCHMARKS) + " (the final benchmarks are "
+        "the evaluate stage's)",
     )
     eval_limit: int = param(64, ge=0, doc="first N tasks per benchmark (0: all)")
     eval_n: int = param(4, ge=1, doc="samples per task for pass@1")
@@ -126,3 +130,19 @@ class DpoParams(Section):
     eval_batch_size: int = param(64, ge=1, doc="answers generated per forward pass")
     eval_workers: int = param(2, ge=1, doc="sandbox worker processes")
     eval_timeout: float = param(3.0, gt=0, doc="seconds per sample in the sandbox")
+
+    def validate(self, prefix: str) -> None:
+        if not self.eval_benchmarks:
+            raise CodealignError(f"{prefix}.eval_benchmarks must name at least one dev set")
+        for name in self.eval_benchmarks:
+            if name in FINAL_BENCHMARKS:
+                raise CodealignError(
+                    f"{prefix}.eval_benchmarks: '{name}' is a final benchmark, read only by "
+                    f"the evaluate stage; DPO's stage boundaries are scored on a dev set "
+                    f"({', '.join(DEV_BENCHMARKS)})"
+                )
+            if name not in DEV_BENCHMARKS:
+                raise CodealignError(
+                    f"{prefix}.eval_benchmarks: unknown dev set '{name}' "
+                    f"(known: {', '.join(DEV_BENCHMARKS)})"
+                )

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from codealign.errors import CodealignError
 from codealign.params.core import Section, param
 
-BENCHMARKS = ("tinyeval", "humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
+# Final benchmarks: read only by the final evaluations (`evaluate`, `lintseq_eval`) and
+# the report. Dev benchmarks: what choices are made on (DPO's stage-boundary evaluations,
+# the base model's score during pretraining, the profiles' hyperparameters):
+# tinydev in the tiny world, MBPP validation with real data (docs/heldout.md).
+FINAL_BENCHMARKS = ("tinyeval", "humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
+DEV_BENCHMARKS = ("tinydev", "mbpp_validation")
+BENCHMARKS = FINAL_BENCHMARKS + DEV_BENCHMARKS
 
 
 @dataclass(frozen=True)

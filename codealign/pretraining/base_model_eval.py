@@ -4,9 +4,9 @@
 
 - English: held-out tiny-world stories and facts (`english_document`), scored as they
   appear in the corpus (after the end-of-sequence token that separates documents).
-- Code: the canonical solutions of tinyeval, each given its prompt (signature and
-  docstring), so the score is that of the function body alone. Tinyeval never enters
-  the corpus, which draws its code from the train split.
+- Code: the canonical solutions of tinydev (the dev set), each given its prompt
+  (signature and docstring), so the score is that of the function body alone. tinydev
+  never enters the corpus, which draws its code from the train split.
 - English instruction following: `instruction_pair` prompts written as the corpus writes
   them (`Instruction: ...\\nAnswer:`), answered greedily; a hit is an exact match of the
   first line of the answer.

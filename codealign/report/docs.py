@@ -46,7 +46,7 @@ def _signed(value: float) -> str:
 
 def _passk_key(row: dict) -> str | None:
     """The pass@k column with the largest k (`pass@10_t0.8`), as the report's table ends."""
-    keys = [k for k in row if re.fullmatch(r"pass@\d+_t.+", k)]
+    keys = [k for k in row if re.fullmatch(r"pass@\d+_t[\d.]+", k)]  # not its `_ci`
     return max(keys, key=lambda k: int(k[5:].split("_")[0]), default=None)
 
 

@@ -120,6 +120,15 @@ def section_dpo(ctx: Context) -> list[str]:
             f"tasks tied and gave no pair; order {data.get('order', '?')} "
             f"({ctx.shown(name)}).",
             "",
+        ]
+        if data.get("reference_chosen"):
+            lines += [
+                f"*{cell(data['reference_chosen'])} kept pairs have a task's reference "
+                "solution as the chosen answer (`sample.add_reference`: the smoke profile's "
+                "model passes no test); those pairs are not on-policy.*",
+                "",
+            ]
+        lines += [
             *table(["Stage", "Bucket", "Distance", "Pairs before pruning", "Pairs"], rows),
         ]
         figure = ctx.include(
@@ -154,8 +163,13 @@ def section_dpo(ctx: Context) -> list[str]:
                     str(metrics.get("reason", "")) if skipped else "",
                 ]
             )
-        header = ["Run", "Bucket", "Pairs", "Steps", "pass@1 at the end", "Skipped because"]
-        lines += table(header, rows, "lrrrrl")
+        header = ["Run", "Bucket", "Pairs", "Steps", "dev pass@1 at the end", "Skipped because"]
+        lines += [
+            "pass@1 at each run's end is on the dev set (`dpo.eval_benchmarks`), which "
+            "chooses; the final benchmarks' scores are under Models and below.",
+            "",
+            *table(header, rows, "lrrrrl"),
+        ]
     lines += ["", "### Curriculum against shuffled", ""]
     lines += _dpo_curves(ctx)
     figure = ctx.include("dpo/loss_vs_distance.png", "dpo_loss_vs_distance.png", "loss vs distance")
@@ -192,13 +206,16 @@ def _dpo_curves(ctx: Context) -> list[str]:
                 "mean_difference_at_boundaries",
             )
         }
+        dev = ", ".join(data.get("curve_benchmarks") or []) or "the stage-boundary benchmarks"
         lines += [
-            f"Final pass@1: curriculum {final['final_curriculum_pass@1']}, "
+            f"On {dev} (the dev set the curves are drawn on): final pass@1 curriculum "
+            f"{final['final_curriculum_pass@1']}, "
             f"shuffled {final['final_shuffled_pass@1']}, "
             f"difference {final['final_difference']}; mean difference at the stage "
             f"boundaries {final['mean_difference_at_boundaries']} ({ctx.shown(name)}).",
             "",
         ]
+        lines += _final_evaluation(data, where)
     table_band = seed_band(seeds, ctx.params) if seeds else None
     band = None if foreign else table_band
     if seeds:
@@ -264,3 +281,52 @@ def _dpo_curves(ctx: Context) -> list[str]:
 
     lines.append(ctx.draw("dpo_pass_at_1.png", "pass@1 against step", plot, figsize=(6, 3.5)))
     return lines
+
+
+def _final_evaluation(data: dict, where: str) -> list[str]:
+    """The final models on the final benchmarks, paired over tasks (`final_evaluation`)."""
+    finals = data.get("final_evaluation")
+    if finals is None:
+        return []
+    if not isinstance(finals, dict):
+        raise CodealignError(f"{where}: final_evaluation must be an object per benchmark")
+    rows = []
+    for bench in sorted(finals):
+        row = need(finals, bench, f"{where}: final_evaluation", dict)
+        at = f"{where}: final_evaluation.{bench}"
+        rows.append(
+            [
+                bench,
+                cell(need(row, "tasks", at, int)),
+                cell(need(row, "curriculum_pass@1", at, NUMBER)),
+                cell(need(row, "shuffled_pass@1", at, NUMBER)),
+                f"{cell(need(row, 'mean_difference', at, NUMBER))} "
+                f"[{cell(need(row, 'low', at, NUMBER))}, {cell(need(row, 'high', at, NUMBER))}]",
+                cell(need(row, "p_value", at, NUMBER)),
+                f"{row.get('wins', '?')} / {row.get('losses', '?')} / {row.get('ties', '?')}",
+                str(need(row, "conclusion", at, str)),
+            ]
+        )
+    level = next(iter(finals.values())).get("confidence", 0.95)
+    return [
+        "The final curriculum model (stage 4) against the final shuffled model on the final "
+        f"benchmarks, paired over tasks: mean difference of per-task pass@1 with its "
+        f"{level:.0%} bootstrap interval over tasks, the paired permutation test's p, and "
+        "tasks won / lost / tied by the curriculum.",
+        "",
+        *table(
+            [
+                "Benchmark",
+                "Tasks",
+                "Curriculum",
+                "Shuffled",
+                "Difference [CI]",
+                "p",
+                "W / L / T",
+                "Conclusion",
+            ],
+            rows,
+            "lrrrrrrl",
+        ),
+        "",
+    ]

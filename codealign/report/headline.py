@@ -5,9 +5,13 @@ together, and `dvc exp show` prints the same columns per experiment; the stages'
 metrics files (hundreds of keys, digests, per-cluster and per-step lists) are outs that
 DVC does not read as metrics. The `report` stage writes `metrics/headline/` from them:
 
-- `<benchmark>.json` (from `evaluate.json`): `pass@1.<model>` for base, k1 and routed;
+- `<benchmark>.json` (from `evaluate.json`): `pass@1.<model>` for base, k1 and routed
+  (the DPO models `evaluate` also scores are in `dpo.json`);
 - `dpo.json` (`dpo_compare.json`, `curriculum.json`): `pass@1.curriculum`,
-  `pass@1.shuffled`, `difference` (curriculum − shuffled, final) and `pairs` (kept);
+  `pass@1.shuffled`, `difference` (curriculum − shuffled, final) and `pairs` (kept). The
+  final models on the final benchmarks (`final_evaluation`, the mean over benchmarks
+  where there are several); a `dpo_compare.json` without it gives its curves' last
+  points (the stage-boundary benchmarks);
 - `lintseq.json` (`lintseq_eval.json`): `difference`, pass@1 of edits − code;
 - `dedup.json`: `records` (kept) and `removed`;
 - `dataset.json` (`dataset_metrics.json`): `records` and `question_mtld` of the curated set;
@@ -46,9 +50,13 @@ def headline_evaluate(data: Any, where: str) -> dict[str, dict[str, Any]]:
             "pass@1": {
                 model: need(scores, "pass@1", f"{where}: {bench}.models.{model}", NUMBER)
                 for model, scores in models.items()
+                if model in HEADLINE_MODELS
             }
         }
     return out
+
+
+HEADLINE_MODELS = ("base", "k1", "routed")  # evaluate's DPO models go to dpo.json
 
 
 def headline_lintseq(data: Any, where: str) -> dict[str, Any]:
@@ -59,10 +67,22 @@ def headline_lintseq(data: Any, where: str) -> dict[str, Any]:
 
 
 def headline_dpo(compare: Any, where: str, curriculum: Any, where_curriculum: str) -> dict:
-    cur = need(compare, "final_curriculum_pass@1", where, NUMBER)
-    shuf = need(compare, "final_shuffled_pass@1", where, NUMBER)
+    finals = compare.get("final_evaluation") if isinstance(compare, dict) else None
+    if finals:
+        rows = [need(finals, bench, f"{where}: final_evaluation", dict) for bench in sorted(finals)]
+        at = f"{where}: final_evaluation"
+
+        def mean(key: str) -> float:
+            return sum(float(need(row, key, at, NUMBER)) for row in rows) / len(rows)
+
+        cur, shuf = mean("curriculum_pass@1"), mean("shuffled_pass@1")
+        diff = mean("mean_difference")
+    else:
+        cur = need(compare, "final_curriculum_pass@1", where, NUMBER)
+        shuf = need(compare, "final_shuffled_pass@1", where, NUMBER)
+        diff = need(compare, "final_difference", where, NUMBER)
     out: dict[str, Any] = {
-        "difference": need(compare, "final_difference", where, NUMBER),
+        "difference": diff,
         "pass@1": {"curriculum": cur, "shuffled": shuf},
     }
     if curriculum is not None:

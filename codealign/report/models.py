@@ -1,4 +1,5 @@
-"""Section "Models": pass@k of every model `evaluate` scored, per benchmark and per cluster."""
+"""Section "Models": pass@k of every model `evaluate` scored, per benchmark and per cluster,
+each with its bootstrap interval over tasks (`<key>_ci` in evaluate.json) where recorded."""
 
 from __future__ import annotations
 
@@ -13,9 +14,22 @@ def _passk_columns(models: dict[str, dict]) -> list[tuple[int, str, str]]:
     for row in models.values():
         for key in row:
             match = re.fullmatch(r"pass@(\d+)_t(.+)", key)
-            if match:
+            if match and not key.endswith("_ci"):
                 found.add((int(match[1]), match[2], key))
     return sorted(found)
+
+
+def _with_interval(row: dict, key: str, where: str) -> str:
+    """`0.4500 [0.3000, 0.6000]`: the score and its interval over tasks, when recorded."""
+    value = cell(float(need(row, key, where, NUMBER)))
+    ci = row.get(f"{key}_ci")
+    if ci is None:
+        return value
+    if not isinstance(ci, dict):
+        raise CodealignError(f"{where}.{key}_ci: expected an object with low and high")
+    low = need(ci, "low", f"{where}.{key}_ci", NUMBER)
+    high = need(ci, "high", f"{where}.{key}_ci", NUMBER)
+    return f"{value} [{cell(float(low))}, {cell(float(high))}]"
 
 
 def section_models(ctx: Context) -> list[str]:
@@ -41,9 +55,9 @@ def section_models(ctx: Context) -> list[str]:
             row = need(models, model, f"{at}.models", dict)
             mat = f"{at}.models.{model}"
             pass1 = need(row, "pass@1", mat, NUMBER)
-            cells = [model, cell(row.get("k", "–")), cell(float(pass1))]
+            cells = [model, cell(row.get("k", "–")), _with_interval(row, "pass@1", mat)]
             for _, _, key in passk:
-                cells.append(cell(need(row, key, mat, NUMBER) if key in row else None))
+                cells.append(_with_interval(row, key, mat) if key in row else cell(None))
             for key in ("solved_always", "solved_sometimes", "solved_never"):
                 cells.append(cell(row.get(key), 3))
             rows.append(cells)
@@ -65,11 +79,19 @@ def section_models(ctx: Context) -> list[str]:
                     cluster_rows.append([model, cluster, cell(n), cell(value)])
         tasks = result.get("tasks")
         samples = result.get("samples_per_task")
+        functions = result.get("functions")
+        held = f" holding {cell(functions)} distinct functions" if functions is not None else ""
+        noise = (
+            f" In brackets: the {result.get('confidence', 0.95):.0%} bootstrap interval over "
+            "tasks (resampling tasks, not samples: more samples per task do not narrow it)."
+            if any(f"{key}_ci" in row for row in models.values() for key in ("pass@1",))
+            else ""
+        )
         lines += [
             f"### {bench}",
             "",
-            f"{cell(tasks)} tasks, {cell(samples)} samples per task at each temperature "
-            f"({ctx.shown(name)}).",
+            f"{cell(tasks)} tasks{held}, {cell(samples)} samples per task at each temperature "
+            f"({ctx.shown(name)}).{noise}",
             "",
             *table(header, rows),
             "",

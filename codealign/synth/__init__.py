@@ -9,41 +9,7 @@
 - `verify`: an item's own asserts run against its code in the sandbox.
 - `pipeline.run_synth`: all of it, in METHOD.md's order, with counts per reason.
 
-Its params section is `codealign.params.synth.SynthParams`. Importing this package
-imports nothing heavy.
+Its params section is `codealign.params.synth.SynthParams`. The package re-exports
+nothing: import the submodule you use, so a stage that needs only `backends` (refine)
+does not depend on the sandbox that `verify` runs.
 """
-
-from codealign.synth.backends import (
-    Backend,
-    HFBackend,
-    OpenAIBackend,
-    Request,
-    Response,
-    ResponseCache,
-    TinyWorldBackend,
-    make_backend,
-)
-from codealign.synth.parse import Parsed, Rejection, parse_response
-from codealign.synth.pipeline import SETS, SeedSets, SynthResult, load_seed_sets, run_synth
-from codealign.synth.verify import Item, SandboxVerifier
-
-__all__ = [
-    "SETS",
-    "Backend",
-    "HFBackend",
-    "Item",
-    "OpenAIBackend",
-    "Parsed",
-    "Rejection",
-    "Request",
-    "Response",
-    "ResponseCache",
-    "SandboxVerifier",
-    "SeedSets",
-    "SynthResult",
-    "TinyWorldBackend",
-    "load_seed_sets",
-    "make_backend",
-    "parse_response",
-    "run_synth",
-]
