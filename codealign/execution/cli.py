@@ -183,7 +183,7 @@ def _numbered(path: Path):
     callback=_parse_ks,
     help="pass@k values to report (only k <= samples per task are reported).",
 )
-@click.option("--fast", is_flag=True, help="Stop each sample at its first failing test.")
+@click.option("--fast", is_flag=True, help="Score each sample up to its first failing test (check-mode samples stop there; value-mode samples still run every input).")
 @click.option(
     "--full-program",
     is_flag=True,
