@@ -183,16 +183,14 @@ def _numbered(path: Path):
     callback=_parse_ks,
     help="pass@k values to report (only k <= samples per task are reported).",
 )
-@click.option("--fast", is_flag=True, help="Score each sample up to its first failing test (check-mode samples stop there; value-mode samples still run every input).")
 @click.option(
-    "--full-program",
+    "--fast",
     is_flag=True,
-    help="Completions are whole programs, not continuations of the prompt.",
+    help=(
+        "Score each sample up to its first failing test (check-mode samples stop there; "
+        "value-mode samples still run every input)."
+    ),
 )
-@click.option(
-    "--no-policy", is_flag=True, help="Turn off the in-Python policy (AST check and audit hook)."
-)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
 def check(
     problems,
     samples,
