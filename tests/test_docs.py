@@ -47,12 +47,13 @@ def test_results_block_follows_the_metrics_and_check_names_the_stale_file(tmp_pa
     root = copy_repo(tmp_path)
     evaluate = json.loads((root / "metrics" / "evaluate.json").read_text())
     evaluate["tinyeval"]["models"]["k1"]["pass@1"] = 0.9876
+    evaluate["tinyeval"]["models"]["k1"]["pass@1_ci"] = {"low": 0.9, "high": 1.0}
     (root / "metrics" / "evaluate.json").write_text(json.dumps(evaluate))
     (root / "results" / "full" / "dpo_seeds.json").unlink()
     block = results_block(root)
     k1 = next(line for line in block.splitlines() if "k1 (K = 1)" in line)
     pass10 = evaluate["tinyeval"]["models"]["k1"]["pass@10_t0.8"]
-    assert f"| 0.988 / {pass10:.3f} |" in k1
+    assert f"| 0.988 [0.900, 1.000] / {pass10:.3f} |" in k1
     dpo = next(line for line in block.splitlines() if "over seeds" in line)
     assert dpo.endswith("| not run | not run |")
 
@@ -74,9 +75,11 @@ def test_results_block_labels_what_differs_between_profiles_and_names_a_bad_file
     full.write_text(json.dumps(evaluate))
     default = json.loads((root / "metrics" / "evaluate.json").read_text())["tinyeval"]["models"]
     routed = next(line for line in results_block(root).splitlines() if ", routed" in line)
+    ci = default["routed"]["pass@1_ci"]
     assert routed.startswith(
-        "| tinyeval, routed: pass@1 / pass@10 (T = 0.8) | "
-        f"K = {default['routed']['k']}: {default['routed']['pass@1']:.3f}"
+        "| tinyeval, routed: pass@1 [95% interval over tasks, where measured] / pass@10 (T = 0.8) | "
+        f"K = {default['routed']['k']}: {default['routed']['pass@1']:.3f} "
+        f"[{ci['low']:.3f}, {ci['high']:.3f}]"
     )
     assert "| K = 10: 0.426 / 0.625 |" in routed
 

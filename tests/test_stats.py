@@ -107,7 +107,8 @@ def test_curriculum_against_shuffled_says_inconclusive_when_the_interval_holds_z
     )
     assert result["high"] < 0
     assert result["conclusion"] == (
-        "shuffled above curriculum: the 95% interval over tasks excludes 0"
+        "shuffled above curriculum on these tasks: the 95% interval over tasks excludes 0 "
+        "(one model each: training noise across seeds is not in it)"
     )
 
 

@@ -165,7 +165,10 @@ def conclusion(comparison: Mapping[str, Any], a: str = "a", b: str = "b") -> str
     if comparison["low"] <= 0 <= comparison["high"]:
         return f"inconclusive: the {level} interval over tasks contains 0"
     better, worse = (a, b) if comparison["low"] > 0 else (b, a)
-    return f"{better} above {worse}: the {level} interval over tasks excludes 0"
+    return (
+        f"{better} above {worse} on these tasks: the {level} interval over tasks excludes 0 "
+        "(one model each: training noise across seeds is not in it)"
+    )
 
 
 def compare_on_tasks(

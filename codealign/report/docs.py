@@ -76,7 +76,9 @@ def _model_rows(root: Path, dirs: dict[str, str]) -> list[list[str]]:
             ks = {row.get("k") for row in found.values()}
             keys = {_passk_key(row) for row in found.values()}
             label = name + (f" (K = {next(iter(ks))})" if ks != {None} and len(ks) == 1 else "")
-            shown = "pass@1" + (f" / {_key_name(next(iter(keys)))}" if len(keys) == 1 else "")
+            shown = "pass@1 [95% interval over tasks, where measured]" + (
+                f" / {_key_name(next(iter(keys)))}" if len(keys) == 1 else ""
+            )
             cells = []
             for profile, d in dirs.items():
                 row = found.get(profile)
@@ -86,6 +88,9 @@ def _model_rows(root: Path, dirs: dict[str, str]) -> list[list[str]]:
                 where = f"{d}/evaluate.json: {bench}.models.{name}"
                 key = _passk_key(row)
                 cell = _f(need(row, "pass@1", where, NUMBER))
+                ci = row.get("pass@1_ci")
+                if isinstance(ci, dict) and {"low", "high"} <= set(ci):
+                    cell += f" [{_f(ci['low'])}, {_f(ci['high'])}]"
                 if key:
                     cell += f" / {_f(need(row, key, where, NUMBER))}"
                 if len(keys) > 1 and key:
@@ -167,8 +172,19 @@ def _dpo_rows(root: Path, dirs: dict[str, str], params: ReportParams) -> list[li
             finals.append("not run")
         else:
             where = f"{d}/dpo_compare.json"
-            diff = need(compare, "final_difference", where, NUMBER)
-            finals.append(f"{_signed(diff)} (train_seed {compare.get('train_seed', '?')})")
+            seed = f"train_seed {compare.get('train_seed', '?')}"
+            row = (compare.get("final_evaluation") or {}).get("tinyeval")
+            if isinstance(row, dict):
+                diff, low, high = (
+                    need(row, key, where, NUMBER) for key in ("mean_difference", "low", "high")
+                )
+                finals.append(
+                    f"{_signed(diff)} [{_signed(low)}, {_signed(high)}] "
+                    f"over {row.get('tasks', '?')} tasks ({seed})"
+                )
+            else:
+                diff = need(compare, "final_difference", where, NUMBER)
+                finals.append(f"{_signed(diff)} ({seed}; no interval: measured before the split)")
         path = root / d / "dpo_seeds.json"
         if not path.is_file():
             over.append("not run")
@@ -182,7 +198,10 @@ def _dpo_rows(root: Path, dirs: dict[str, str], params: ReportParams) -> list[li
         )
     level = f"{params.confidence:.0%}"
     return [
-        ["DPO: curriculum − shuffled, final pass@1, one run", *finals],
+        [
+            f"DPO: curriculum − shuffled, tinyeval pass@1 [{level} interval over tasks], one run",
+            *finals,
+        ],
         [f"DPO: the same over seeds, mean [{level} bootstrap interval]", *over],
     ]
 
