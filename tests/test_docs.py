@@ -77,7 +77,8 @@ def test_results_block_labels_what_differs_between_profiles_and_names_a_bad_file
     routed = next(line for line in results_block(root).splitlines() if ", routed" in line)
     ci = default["routed"]["pass@1_ci"]
     assert routed.startswith(
-        "| tinyeval, routed: pass@1 [95% interval over tasks, where measured] / pass@10 (T = 0.8) | "
+        "| tinyeval, routed: pass@1 [95% interval over tasks, where measured] / "
+        "pass@10 (T = 0.8) | "
         f"K = {default['routed']['k']}: {default['routed']['pass@1']:.3f} "
         f"[{ci['low']:.3f}, {ci['high']:.3f}]"
     )
