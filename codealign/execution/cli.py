@@ -191,6 +191,15 @@ def _numbered(path: Path):
         "value-mode samples still run every input)."
     ),
 )
+@click.option(
+    "--full-program",
+    is_flag=True,
+    help="Completions are whole programs, not continuations of the prompt.",
+)
+@click.option(
+    "--no-policy", is_flag=True, help="Turn off the in-Python policy (AST check and audit hook)."
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 def check(
     problems,
     samples,
