@@ -221,3 +221,22 @@ def test_sigterm_stops_every_sample_and_writes_nothing(tmp_path):
     while _sandbox_processes(str(private_tmp)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _sandbox_processes(str(private_tmp)) == []
+
+
+def test_full_program_no_policy_and_quiet_are_accepted_and_keep_the_verdict(tmp_path):
+    program = (
+        "from typing import List\n\n\n"
+        "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
+        "    return any(abs(a - b) < threshold "
+        "for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
+    )
+    wrong = program.replace("< threshold", "> threshold")
+    records = [{"task_id": "HumanEval/0", "completion": c} for c in (program, wrong)]
+    samples = _write(tmp_path / "s.jsonl", records)
+    out = tmp_path / "v.jsonl"
+    args = ["check", str(HUMANEVAL), str(samples), "--out", str(out), "--workers", "1"]
+    result = CliRunner().invoke(main, [*args, "--full-program", "--no-policy", "--quiet"])
+    assert result.exit_code == 0, result.output
+    verdicts = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [v["passed"] for v in verdicts] == [True, False]
+    assert "sample/s" not in result.stderr  # no progress bar
