@@ -244,7 +244,8 @@ CLAIMS: tuple[Claim, ...] = (
         pair_by=("base_model.seed",),
         command=_TINYHELEN,
         note="offline, the lean text is the world's own generator: this tests lean data, "
-        "not an LLM's refinement.",
+        "not an LLM's refinement; it is scored on lean text, the lean model's own kind of "
+        "text: results/tinyhelen/ also scores held-out original text.",
     ),
     Claim(
         id="lean-follows-instructions",
