@@ -32,9 +32,10 @@ def profiles(root: Path = Path(".")) -> dict[str, Path]:
     return {p.stem: p for p in sorted((root / PROFILES_DIR).glob("*.yaml"))}
 
 
-def current(root: Path = Path(".")) -> str | None:
-    """The profile params.yaml equals byte for byte, or None."""
-    params = root / PARAMS_FILE
+def current(root: Path = Path("."), params: Path | None = None) -> str | None:
+    """The profile under `root`/params/ that `params` (default `root`/params.yaml) equals
+    byte for byte, or None."""
+    params = root / PARAMS_FILE if params is None else params
     if not params.is_file():
         return None
     text = params.read_bytes()

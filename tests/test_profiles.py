@@ -67,3 +67,12 @@ def test_an_unknown_or_invalid_profile_changes_nothing(repo):
     assert "not_a_section" in broken.output
     assert (repo / "params.yaml").read_bytes() == before
     assert not list(repo.glob("params.yaml.*"))
+
+
+def test_current_names_the_profile_any_params_file_equals(tmp_path):
+    copy = tmp_path / "params.yaml"
+    copy.write_bytes((ROOT / "params" / "smoke.yaml").read_bytes())
+    assert current(ROOT, copy) == "smoke"
+    copy.write_bytes(copy.read_bytes() + b"# edited\n")
+    assert current(ROOT, copy) is None
+    assert current(ROOT, tmp_path / "missing.yaml") is None

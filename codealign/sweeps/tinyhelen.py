@@ -53,14 +53,12 @@ ITEM_METRICS = {
 
 def profile_of(params_file: Path) -> str | None:
     """The profile (params/<name>.yaml) whose bytes the params file has, or None."""
-    from codealign.profiles import profiles
+    from codealign.profiles import current
 
-    data = params_file.read_bytes()
     root = params_file.resolve().parent
     for base in (root, root.parent, Path(".")):
-        for name, path in profiles(base).items():
-            if path.read_bytes() == data:
-                return name
+        if name := current(base, params_file):
+            return name
     return None
 
 
