@@ -32,6 +32,8 @@ SUBCOMMANDS = {
     "profile": "codealign.profiles:profile_command",
     "findings": "codealign.findings.table:findings_command",
     "equal-steps": "codealign.sweeps.equal_steps:equal_steps_command",
+    "fallback-margin": "codealign.specialists.fallback:fallback_margin_command",
+    "specialist-ideas": "codealign.sweeps.specialist_ideas:specialist_ideas_command",
 }
 
 

@@ -13,6 +13,11 @@ models (`dpo_stage_1..4`, `dpo_shuffled`, as dvc.yaml passes them) and `dpo_comp
 compares curriculum and shuffled on its verdicts. Each benchmark records its `tasks` and
 `functions` (distinct reference solutions up to renaming); each pass@k its 95% bootstrap
 interval over tasks (`<key>_ci`: low, high; `codealign.dpo.stats`), never over samples.
+
+With `specialists.fallback_margin` above 0, a routed model (K > 1) answers a question
+whose routing margin is below it with the `--generalist` adapter (the K = 1 sft dir);
+its row records `fallback_margin`, and the generalist is the last entry of its
+`tasks_by_cluster` and `pass@1_by_cluster`.
 """
 
 import logging
@@ -109,6 +114,13 @@ def task_interval(verdicts: list[dict], k: int) -> dict[str, float]:
 @click.option("--metrics", default="metrics/evaluate.json", show_default=True)
 @click.option("--table", default="metrics/evaluate.md", show_default=True)
 @click.option(
+    "--generalist",
+    default="models/sft_baseline",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="K = 1 sft dir a routed model falls back to (specialists.fallback_margin > 0).",
+)
+@click.option(
     "--embed-cache-dir",
     default=".cache/embeddings",
     show_default=True,
@@ -121,6 +133,7 @@ def main(
     out: Path,
     metrics: str,
     table: str,
+    generalist: Path,
     embed_cache_dir: str,
 ) -> None:
     """pass@1 at eval.pass1_temperature and pass@k at eval.passk_temperature, per model."""
@@ -150,7 +163,13 @@ def main(
             # An sft dir (router.json) is served as routed specialists, K = 1 included, and
             # asked in chat format; any other dir is a base model continuing the prompt.
             spec = resolve_policy(path, "routed", plain="base")
-            policy = load_policy(spec, embed_cache_dir=embed_cache_dir)
+            margin = params["specialists"].fallback_margin if spec.routed else 0.0
+            policy = load_policy(
+                spec,
+                embed_cache_dir=embed_cache_dir,
+                fallback=generalist if margin > 0 else None,
+                fallback_margin=margin,
+            )
             digest = file_digest(path)
             for bench in benchmarks:
                 # The digest and seed tell a collector (ksweep, mixture) whether an
@@ -162,6 +181,8 @@ def main(
                 }
                 if spec.router_dir is not None:
                     result["k"] = policy.k
+                if margin > 0:
+                    result["fallback_margin"] = margin
                 for tag, temperature in runs.items():
                     sampling = SamplingSpec(
                         p.n, temperature, p.max_new_tokens, p.batch_size, params.train_seed

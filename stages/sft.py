@@ -2,6 +2,10 @@
 
 With `--baseline` it is the K = 1 baseline instead: one adapter on all the data, no
 clusters read (the dvc stage `sft_baseline`, which does not depend on `k`).
+
+With `specialists.init: generalist` every cluster's adapter starts from the K = 1
+adapter's weights (`--generalist`, the sft_baseline stage's out) and is fine-tuned on
+its cluster; dvc.yaml declares that dir a dep of `sft` whatever the param says.
 """
 
 import logging
@@ -15,6 +19,11 @@ from codealign.curation.dedup import read_sft_jsonl
 from codealign.errors import CodealignError
 from codealign.io import atomic_path, read_jsonl, write_json
 from codealign.params import load_params
+from codealign.specialists.adapters import (
+    check_adapter_dir,
+    model_digest,
+    read_router_manifest,
+)
 from codealign.specialists.cluster import load_cluster_model, load_embeddings
 from codealign.specialists.sft import train_specialists
 
@@ -35,6 +44,20 @@ def cluster_labels(assignments: Path, records: list[dict], split: str) -> list[i
     return [by_id[str(r["id"])] for r in records]
 
 
+def generalist_adapter(generalist: Path, base: Path) -> Path:
+    """The one adapter of a K = 1 sft dir (the sft_baseline stage's out), checked to be
+    trained on `base`; one error line otherwise."""
+    where = f"{generalist} (specialists.init: generalist)"
+    if not generalist.is_dir():
+        raise CodealignError(f"{where}: not found; run the sft_baseline stage first")
+    manifest = read_router_manifest(generalist)
+    if manifest["k"] != 1:
+        raise CodealignError(f"{where}: holds {manifest['k']} adapters, not the K = 1 one")
+    adapter = generalist / manifest["adapters"][0]["path"]
+    check_adapter_dir(adapter, model_digest(base)["sha256"], where)
+    return adapter
+
+
 @click.command(cls=Command)
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
 @click.option(
@@ -53,6 +76,13 @@ def cluster_labels(assignments: Path, records: list[dict], split: str) -> list[i
     "--base", default="models/base_model", show_default=True, type=click.Path(path_type=Path)
 )
 @click.option("--out", default="models/sft", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--generalist",
+    default="models/sft_baseline",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The K = 1 sft dir the specialists start from (specialists.init: generalist).",
+)
 @click.option("--metrics", default="metrics/sft.json", show_default=True)
 @click.option(
     "--live-dir", default="metrics/sft", show_default=True, type=click.Path(path_type=Path)
@@ -66,6 +96,7 @@ def main(
     embed_dir: Path,
     base: Path,
     out: Path,
+    generalist: Path,
     metrics: str,
     live_dir: Path,
     baseline: bool,
@@ -75,6 +106,9 @@ def main(
     params = load_params(params_file)
     train = read_sft_jsonl(data_dir / "train.jsonl")
     validation = read_sft_jsonl(data_dir / "validation.jsonl")
+    init_adapter = None
+    if not baseline and params["specialists"].init == "generalist":
+        init_adapter = generalist_adapter(generalist, base)
     if baseline:
         embedded = load_embeddings(embed_dir)
         # K = 1: the single centroid is the mean question; every item belongs to it.
@@ -103,6 +137,7 @@ def main(
             live_root=live_dir,
             checkpoint_stage="sft_baseline" if baseline else "sft",
             k_requested=k_requested,
+            init_adapter=init_adapter,
         )
     for adapter in summary["adapters"]:
         adapter.pop("resumed_from", None)

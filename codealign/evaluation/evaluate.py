@@ -205,8 +205,9 @@ def evaluate(
     if policy.router is not None:
         cluster_of = dict(zip(task_ids, clusters, strict=True))
         metrics["k"] = policy.k
-        metrics["tasks_by_cluster"] = tasks_by_cluster(cluster_of, policy.k)
-        metrics["pass@1_by_cluster"] = pass1_by_cluster(verdicts, cluster_of, policy.k)
+        # A router's fallback (the generalist) answers as adapter k: one entry more.
+        metrics["tasks_by_cluster"] = tasks_by_cluster(cluster_of, policy.adapters)
+        metrics["pass@1_by_cluster"] = pass1_by_cluster(verdicts, cluster_of, policy.adapters)
     return Evaluation(samples, verdicts, metrics)
 
 

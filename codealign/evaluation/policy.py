@@ -164,6 +164,12 @@ class Policy:
         """How many adapters answer questions (1 unless routed)."""
         return self.router.k if self.router is not None else 1
 
+    @property
+    def adapters(self) -> int:
+        """How many adapters may answer: `k`, plus the generalist a router falls back to
+        (adapter index k) where it has one."""
+        return self.router.adapters if self.router is not None else 1
+
     def route(self, questions: Sequence[str]) -> list[int]:
         """The adapter index answering each question (all 0 unless routed); computed once."""
         key = tuple(questions)
@@ -223,6 +229,8 @@ def load_policy(
     fused_lm_head: bool = False,
     embed_cache_dir: str | Path | None = None,
     device: str | None = None,
+    fallback: Path | None = None,
+    fallback_margin: float = 0.0,
 ) -> Policy:
     """Load a policy; adapters go into one PeftModel as `cluster_<i>`.
 
@@ -232,6 +240,8 @@ def load_policy(
     DPOTrainer scores sequences; the reference log-probs of the `pairs` stage come from
     that kernel. Every kind goes to `device` (default: CUDA when there is one, as `Router`
     places routed specialists), so one policy is sampled on one device whoever asks.
+    `fallback` (a K = 1 sft dir) and `fallback_margin` > 0 make a routed policy answer
+    low-margin questions with that adapter (`Router`).
     """
     import torch
 
@@ -245,6 +255,8 @@ def load_policy(
             dtype=dtype,
             embed_cache_dir=embed_cache_dir,
             device=device,
+            fallback=fallback,
+            fallback_margin=fallback_margin,
         )
         if fused_lm_head:
             from trl.trainer.utils import add_fused_lm_head

@@ -74,6 +74,23 @@ _EQUAL_STEPS = (
     "evaluate; done; dvc queue start -j 1; codealign equal-steps --k 5 --epochs 30; "
     "codealign ksweep"
 )
+_GENERALIST_INIT = (
+    "for seed in 0 1 2; do dvc exp run --queue -S k=5 -S specialists.init=generalist "
+    "-S train_seed=$seed evaluate; done; dvc queue start -j 1; codealign specialist-ideas --k 5"
+)
+_FALLBACK = (
+    "dvc repro sft sft_baseline; codealign fallback-margin; "
+    'M=$(python -c "import json; print(json.load(open('
+    "'results/specialists/fallback_margin.json'))['chosen'])\"); "
+    "for seed in 0 1 2; do dvc exp run --queue -S k=5 -S specialists.fallback_margin=$M "
+    "-S train_seed=$seed evaluate; done; dvc queue start -j 1; codealign specialist-ideas --k 5"
+)
+
+
+def _idea(init: str, model: str, **where: object) -> Arm:
+    return Arm("specialist_ideas", {"k": 5, "specialists.init": init, **where}, _eval(model))
+
+
 _DPO = "python benchmarks/dpo_seeds.py --seeds 0 1 2"
 _MIXTURE = (
     "for s in 0 0.25 0.5; do for seed in 0 1 2; do dvc exp run --queue "
@@ -107,6 +124,32 @@ CLAIMS: tuple[Claim, ...] = (
         b=Arm("ksweep", {}, _eval("k1")),
         command=_EQUAL_STEPS,
         note="b is the single adapter at the profile's epochs, from the K sweep's runs.",
+    ),
+    Claim(
+        id="specialists-from-generalist",
+        source="A",
+        sentence="Idea beside the K claim: K = 5 specialists that start from the single "
+        "adapter's weights and are fine-tuned on their cluster score a higher pass@1 than "
+        "that adapter.",
+        a=_idea("generalist", "routed", **{"specialists.fallback_margin": 0.0}),
+        b=_idea("generalist", "k1", **{"specialists.fallback_margin": 0.0}),
+        command=_GENERALIST_INIT,
+        note="default profile (the K claim's own runs are there); each specialist then "
+        "trains sft.epochs passes over its cluster, 1/K of the single adapter's steps; "
+        "b is the single adapter scored in the same evaluate run.",
+    ),
+    Claim(
+        id="specialists-with-fallback",
+        source="A",
+        sentence="Idea beside the K claim: K = 5 routed specialists that hand questions "
+        "with a small routing margin to the single adapter score a higher pass@1 than "
+        "that adapter.",
+        a=_idea("base", "routed"),
+        b=_idea("base", "k1"),
+        command=_FALLBACK,
+        note="default profile; the margin is chosen on tinydev (codealign fallback-margin, "
+        "results/specialists/fallback_margin.json), never on tinyeval; b is the single "
+        "adapter scored in the same evaluate run.",
     ),
     Claim(
         id="curated-beats-seed",

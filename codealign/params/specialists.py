@@ -85,3 +85,27 @@ class SFTParams(Section):
                 f"({self.save_steps}): a run resumed from a checkpoint would log other loss "
                 "windows than an uninterrupted one"
             )
+
+
+INITS = ("base", "generalist")
+
+
+@dataclass(frozen=True)
+class SpecialistsParams(Section):
+    """Two ideas that might let K specialists beat one adapter (docs/specialists.md)."""
+
+    init: str = param(
+        "base",
+        choices=INITS,
+        doc="where each cluster's LoRA adapter starts: base (a fresh adapter on the base "
+        "model) | generalist (the K = 1 adapter's weights, models/sft_baseline, then "
+        "sft.epochs passes over the cluster's items)",
+    )
+    fallback_margin: float = param(
+        0.0,
+        ge=0,
+        le=2,
+        doc="a question whose cosine to its best centroid exceeds that to the second best by "
+        "less than this is answered by the K = 1 adapter (0: never); choose it on tinydev "
+        "with `codealign fallback-margin`",
+    )

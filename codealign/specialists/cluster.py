@@ -145,6 +145,24 @@ def nearest_centroid(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.nda
     return labels.astype(np.int64), distances.astype(np.float32)
 
 
+def cosine_margins(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Per row, its cosine similarity to the most similar centroid minus that to the
+    second most similar (>= 0; small: the question lies between two clusters). With one
+    centroid there is no second: every margin is +inf."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    c = np.asarray(centroids, dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[1] != c.shape[1]:
+        raise CodealignError(
+            f"embeddings have dimension {vectors.shape[-1]}, the centroids {c.shape[1]}"
+        )
+    if len(c) < 2:
+        return np.full(len(vectors), np.inf)
+    x = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+    top2 = -np.sort(-(x @ c.T), axis=1)[:, :2]
+    return top2[:, 0] - top2[:, 1]
+
+
 @dataclass(frozen=True)
 class Clustering:
     """The result of `fit_clusters` on the training embeddings."""

@@ -20,6 +20,13 @@ adapter directory, an adapter or a base model other than the one the adapters we
 trained on (sha256 of the base model's files), an embedder other than the one that
 produced the centroids. Each is one `CodealignError` line.
 
+Fallback (`specialists.fallback_margin`): given a K = 1 sft dir as `fallback` and a
+margin above 0, the router loads that adapter too (adapter index K, PEFT name
+`generalist`) and sends a question to it when the cosine similarity of its embedding to
+the best centroid exceeds that to the second best by less than the margin
+(`codealign.specialists.cluster.cosine_margins`); the nearest centroid still picks the
+specialist of every other question.
+
 `generate_command` and `route_command` are the `codealign generate` / `codealign route`
 commands; the `codealign` group turns their CodealignError into one `error:` line.
 
@@ -52,6 +59,7 @@ from codealign.specialists.adapters import (
 )
 
 log = logging.getLogger(__name__)
+FALLBACK_NAME = "generalist"  # the PEFT name of the K = 1 adapter a router falls back to
 
 
 class GatheredLora:
@@ -144,6 +152,8 @@ class Router:
         embed_cache_dir: str | Path | None = None,
         dtype: str = "float32",
         device: str | None = None,
+        fallback: str | Path | None = None,
+        fallback_margin: float = 0.0,
     ) -> None:
         import torch
         from peft import PeftModel
@@ -172,6 +182,21 @@ class Router:
         adapter_dirs = [self.model_dir / a["path"] for a in self.manifest["adapters"]]
         for i, adapter_dir in enumerate(adapter_dirs):
             check_adapter_dir(adapter_dir, expected, f"{where}: adapters[{i}]")
+        if fallback_margin < 0:
+            raise CodealignError(f"fallback margin must be >= 0, got {fallback_margin}")
+        self.fallback_margin = float(fallback_margin)
+        self.fallback_dir = None
+        if fallback is not None and self.fallback_margin > 0 and self.k > 1:
+            self.fallback_dir = fallback_adapter(Path(fallback), expected)
+        elif self.fallback_margin > 0 and self.k > 1:
+            raise CodealignError(
+                f"{self.model_dir}: a fallback margin of {self.fallback_margin:g} needs the "
+                "K = 1 sft dir to fall back to"
+            )
+        names = [adapter_name(c) for c in range(self.k)]
+        if self.fallback_dir is not None:
+            adapter_dirs = [*adapter_dirs, self.fallback_dir]
+            names.append(FALLBACK_NAME)
         self.tokenizer, base = load_causal_lm(self.base_dir, dtype)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         base.to(self.device)
@@ -179,18 +204,17 @@ class Router:
             # low_cpu_mem_usage: adapter weights are created empty and filled from the file,
             # not initialised at random first (K times a transient copy, and the time).
             model = PeftModel.from_pretrained(
-                base, adapter_dirs[0], adapter_name=adapter_name(0), low_cpu_mem_usage=True
+                base, adapter_dirs[0], adapter_name=names[0], low_cpu_mem_usage=True
             )
-            for cluster, adapter_dir in enumerate(adapter_dirs[1:], start=1):
-                model.load_adapter(
-                    adapter_dir, adapter_name=adapter_name(cluster), low_cpu_mem_usage=True
-                )
+            for name, adapter_dir in zip(names[1:], adapter_dirs[1:], strict=True):
+                model.load_adapter(adapter_dir, adapter_name=name, low_cpu_mem_usage=True)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CodealignError(f"{self.model_dir}: cannot load adapters: {first}") from None
         model.eval()
         self.model = model
-        self.gathered = GatheredLora.build(model, [adapter_name(c) for c in range(self.k)])
+        self.names = names
+        self.gathered = GatheredLora.build(model, names)
         self._embed_cache_dir = embed_cache_dir
         self._embedder = None
 
@@ -213,12 +237,18 @@ class Router:
             self._embedder = Embedder(params, self._embed_cache_dir, progress=False)
         return self._embedder
 
-    def route(self, questions: Sequence[str]) -> list[int]:
-        """The cluster (adapter index) of each question: its nearest centroid."""
-        from codealign.specialists.cluster import nearest_centroid
+    @property
+    def adapters(self) -> int:
+        """How many adapters may answer: K, and the generalist where it is loaded (index K)."""
+        return len(self.names)
+
+    def nearest(self, questions: Sequence[str]) -> tuple[list[int], list[float]]:
+        """The nearest centroid of each question and its cosine margin (best minus second
+        best; inf with one centroid), never the fallback."""
+        from codealign.specialists.cluster import cosine_margins, nearest_centroid
 
         if self.k == 1:
-            return [0] * len(questions)
+            return [0] * len(questions), [float("inf")] * len(questions)
         vectors = self._embedder_for().embed(list(questions), desc="routing")
         if vectors.shape[1] != self.centroids.shape[1]:
             raise CodealignError(
@@ -226,7 +256,18 @@ class Router:
                 f"the centroids have {self.centroids.shape[1]}"
             )
         labels, _ = nearest_centroid(vectors, self.centroids)
-        return [int(c) for c in labels]
+        margins = cosine_margins(vectors, self.centroids)
+        return [int(c) for c in labels], [float(m) for m in margins]
+
+    def route(self, questions: Sequence[str]) -> list[int]:
+        """The adapter index of each question: its nearest centroid, or K (the generalist)
+        where a fallback is loaded and the cosine margin is below `fallback_margin`."""
+        labels, margins = self.nearest(questions)
+        if self.fallback_dir is None:
+            return labels
+        return [
+            self.k if m < self.fallback_margin else c for c, m in zip(labels, margins, strict=True)
+        ]
 
     # -------------------------------------------------------------------- generation
 
@@ -254,8 +295,8 @@ class Router:
         if temperature == 0.0 and n != 1:
             raise ValueError("greedy decoding gives one answer per question; use n=1")
         clusters = list(clusters) if clusters is not None else self.route(questions)
-        if any(not 0 <= c < self.k for c in clusters):
-            raise ValueError(f"clusters must lie in [0, {self.k})")
+        if any(not 0 <= c < self.adapters for c in clusters):
+            raise ValueError(f"clusters must lie in [0, {self.adapters})")
         answers = generate(
             self.model,
             self.tokenizer,
@@ -278,7 +319,7 @@ class Router:
     def through(self, clusters: Sequence[int]) -> Iterator[dict[str, Any] | None]:
         """Within the block, row i of a batch goes through adapter `clusters[i]`; yields the
         extra `generate` arguments that takes, if any."""
-        names = [adapter_name(c) for c in clusters]
+        names = [self.names[c] for c in clusters]
         if len(set(names)) == 1:
             # One adapter in the batch: the plain forward, without per-row dispatch.
             self.model.set_adapter(names[0])
@@ -305,6 +346,17 @@ class Router:
             else:
                 base += parameter.numel()
         return {"base": base, "adapters": adapters}
+
+
+def fallback_adapter(fallback: Path, base_sha256: str) -> Path:
+    """The adapter of a K = 1 sft dir to fall back to, checked against the base model."""
+    where = f"{fallback} (the fallback of specialists.fallback_margin)"
+    manifest = read_router_manifest(fallback)
+    if manifest["k"] != 1:
+        raise CodealignError(f"{where}: holds {manifest['k']} adapters, not the K = 1 one")
+    adapter = fallback / manifest["adapters"][0]["path"]
+    check_adapter_dir(adapter, base_sha256, where)
+    return adapter
 
 
 def _read_questions(questions: tuple[str, ...]) -> list[str]:

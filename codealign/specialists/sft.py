@@ -199,8 +199,14 @@ def build_trainer(
     seed: int,
     callbacks: Sequence[Any] = (),
     max_steps: int = -1,
+    init_adapter: Path | None = None,
 ):
-    """An `SFTTrainer` for one adapter: base model + fresh LoRA, prompt/completion data."""
+    """An `SFTTrainer` for one adapter: base model + LoRA, prompt/completion data.
+
+    The LoRA is fresh (`sft`'s LoraConfig), or with `init_adapter` that saved adapter
+    loaded trainable (`PeftModel.from_pretrained(..., is_trainable=True)`): training
+    continues from its weights, with its own LoRA config.
+    """
     from datasets import Dataset
     from transformers import AutoTokenizer, set_seed
     from trl import SFTTrainer
@@ -216,16 +222,45 @@ def build_trainer(
     eval_set = None
     if validation:
         eval_set = Dataset.from_list([to_conversation(r, params.target) for r in validation])
+    model: Any = str(base_dir)
+    peft_config: Any = lora
+    if init_adapter is not None:
+        model = load_trainable_adapter(base_dir, init_adapter, config, quantization)
+        peft_config = quantization = None
+        config.model_init_kwargs = None  # the model is built here, not by the trainer
     return SFTTrainer(
-        model=str(base_dir),
+        model=model,
         args=config,
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
-        peft_config=lora,
+        peft_config=peft_config,
         quantization_config=quantization,
         callbacks=list(callbacks),
     )
+
+
+def load_trainable_adapter(base_dir, adapter_dir: Path, config, quantization):
+    """The base model (as the trainer would load it) with the adapter at `adapter_dir`
+    loaded trainable: its LoRA weights are the starting point of further training."""
+    from peft import PeftModel, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    kwargs = dict(config.model_init_kwargs or {})
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), **kwargs)
+    if quantization is not None:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=bool(config.activation_checkpointing)
+        )
+    try:
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CodealignError(
+            f"{adapter_dir}: cannot load the adapter to start from: {first}"
+        ) from None
 
 
 def train_adapter(
@@ -241,6 +276,7 @@ def train_adapter(
     curve_prefix: str = "",
     callbacks: Sequence[Any] = (),
     max_steps: int = -1,
+    init_adapter: Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune one LoRA adapter on `train`; save the best checkpoint's adapter to `out_dir`.
 
@@ -272,6 +308,7 @@ def train_adapter(
         seed,
         [*loggers, *callbacks],
         max_steps=max_steps,
+        init_adapter=init_adapter,
     )
     if resume:
         log.info("%s: resuming from %s", out_dir.name, resume)
@@ -328,14 +365,19 @@ def train_specialists(
     checkpoint_stage: str = "sft",
     k_requested: int | None = None,
     max_steps: int = -1,
+    init_adapter: Path | None = None,
 ) -> dict[str, Any]:
     """Train one adapter per centroid on the items labelled with it; write the router.
 
     `out_dir` must not exist; it receives `adapter_<i>/`, `centroids.npy` and
     `router.json`. Returns the metrics of every adapter. A positive `max_steps` trains
-    each adapter that many optimizer steps instead of `params.epochs` passes.
+    each adapter that many optimizer steps instead of `params.epochs` passes. With
+    `init_adapter` (a saved PEFT adapter over the same base model: the K = 1 adapter,
+    `specialists.init: generalist`) every adapter starts from its weights instead of a
+    fresh LoRA, and then trains as a fresh one would (`params.epochs` passes over its
+    cluster, same schedule, lowest-validation-loss checkpoint kept).
     """
-    from codealign.lm.checkpoints import checkpoint_dir
+    from codealign.lm.checkpoints import checkpoint_dir, file_digest
 
     centroids = np.asarray(centroids, dtype=np.float32)
     k = len(centroids)
@@ -344,6 +386,9 @@ def train_specialists(
     if len(train_labels) != len(train) or len(validation_labels) != len(validation):
         raise CodealignError("cluster assignments do not cover the SFT records one to one")
     base = model_digest(base_dir)
+    init = None
+    if init_adapter is not None:
+        init = {"path": str(init_adapter), "sha256": file_digest(Path(init_adapter))}
     out_dir.mkdir(parents=True)
     runs = []
     for cluster in range(k):
@@ -364,6 +409,8 @@ def train_specialists(
         }
         if max_steps > 0:
             description["max_steps"] = max_steps
+        if init is not None:
+            description["init"] = init["sha256"]
         runs.append((cluster_train, cluster_val, checkpoint_dir(checkpoint_stage, description)))
     live = None
     if live_root is not None and is_main_process():
@@ -393,6 +440,7 @@ def train_specialists(
                 live=live,
                 curve_prefix=f"{name}/",
                 max_steps=max_steps,
+                init_adapter=init_adapter,
             )
             write_adapter_meta(out_dir / name, cluster, base_dir, base)
             size = adapter_bytes(out_dir / name)
@@ -415,8 +463,11 @@ def train_specialists(
 
         overlay_curves(live_root)  # every adapter's curve of a metric in one file
     write_router(out_dir, base_dir, base, centroids, embedder, adapters, k_requested)
+    summary: dict[str, Any] = {"k": k}
+    if init is not None:
+        summary["init"] = init
     return {
-        "k": k,
+        **summary,
         "train_items": len(train),
         "validation_items": len(validation),
         "adapters": per_adapter,
