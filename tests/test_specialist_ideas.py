@@ -298,3 +298,76 @@ def test_the_collector_writes_one_record_per_idea_run_and_the_claims_select_them
 
     result = CliRunner().invoke(specialist_ideas_command, [*argv[:1], "10", *argv[2:]])
     assert result.exit_code == 2 and result.output.startswith("error: ")
+
+
+@pytest.mark.slow
+def test_evaluate_and_the_margin_sweep_with_a_fallback(world, tmp_path, monkeypatch):
+    """Two equal centroids give every question margin 0: with any margin above 0 the
+    routed model answers everything with the generalist, as the k1 model does."""
+    import yaml
+    from stage_scripts import stage
+    from test_evaluation import tinyeval_task
+
+    from codealign.io import read_jsonl, write_jsonl
+    from codealign.lm.embedding import model_identity
+    from codealign.params.lm import EmbedParams
+    from codealign.specialists.cluster import embedder_spec
+
+    _, base, generalist = world
+    params_embed = EmbedParams()
+    spec = embedder_spec(params_embed, model_identity(params_embed.model))
+    routed = make_router_dir(base, tmp_path / "sft", np.ones((2, 384), np.float32), spec, seed=3)
+    seed_dir = tmp_path / "seed"
+    tasks = [tinyeval_task(i) for i in range(1, 4)]
+    write_jsonl(seed_dir / "tinyeval.jsonl", tasks)
+    write_jsonl(
+        seed_dir / "tinydev.jsonl", [{**t, "task_id": f"tinydev/{i}"} for i, t in enumerate(tasks)]
+    )
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["eval"].update(n=2, pass1_temperature=1.0, passk_temperature=1.5, max_new_tokens=8)
+    params["eval"].update(batch_size=4, workers=1)
+    params["specialists"]["fallback_margin"] = 0.05
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    out = tmp_path / "evaluate"
+    result = CliRunner().invoke(
+        stage("evaluate"),
+        [
+            "--params", str(params_file), "--model", f"k1={generalist}",
+            "--model", f"routed={routed}", "--generalist", str(generalist),
+            "--seed-dir", str(seed_dir), "--out", str(out),
+            "--metrics", str(tmp_path / "m.json"), "--table", str(tmp_path / "m.md"),
+            "--embed-cache-dir", str(tmp_path / "embed-cache"),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    models = json.loads((tmp_path / "m.json").read_text())["tinyeval"]["models"]
+    assert models["routed"]["fallback_margin"] == 0.05 and models["routed"]["k"] == 2
+    assert models["routed"]["tasks_by_cluster"] == [0, 0, 3]  # the last: the generalist
+    assert "fallback_margin" not in models["k1"]
+    for tag in ("pass1", "passk"):
+        mine = read_jsonl(out / "tinyeval" / "routed" / f"samples_{tag}.jsonl")
+        theirs = read_jsonl(out / "tinyeval" / "k1" / f"samples_{tag}.jsonl")
+        assert [s["completion"] for s in mine] == [s["completion"] for s in theirs]
+
+    from codealign.cli import main as cli
+
+    monkeypatch.chdir(tmp_path)  # the sweep's provenance asks git and profiles here
+    sweep_out = tmp_path / "fallback.json"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "fallback-margin", "--params", str(params_file), "--routed", str(routed),
+            "--generalist", str(generalist), "--seed-dir", str(seed_dir),
+            "--margins", "0.01,0.5", "--out", str(sweep_out),
+            "--embed-cache-dir", str(tmp_path / "embed-cache"),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(sweep_out.read_text())
+    assert data["benchmark"] == "tinydev" and data["tasks"] == 3
+    assert [r["fallback_margin"] for r in data["sweep"]] == [0.0, 0.01, 0.5]
+    assert [r["fallback_share"] for r in data["sweep"]] == [0.0, 1.0, 1.0]
+    best = max(r["pass@1"] for r in data["sweep"])
+    assert data["chosen"] == min(r["fallback_margin"] for r in data["sweep"] if r["pass@1"] == best)
+    assert data["provenance"]["command"].startswith("codealign fallback-margin")
