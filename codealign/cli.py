@@ -31,9 +31,11 @@ SUBCOMMANDS = {
     "deps": "codealign.stage_deps:deps_command",
     "profile": "codealign.profiles:profile_command",
     "findings": "codealign.findings.table:findings_command",
+    "snapshot": "codealign.report.snapshot:snapshot_command",
     "equal-steps": "codealign.sweeps.equal_steps:equal_steps_command",
     "fallback-margin": "codealign.specialists.fallback:fallback_margin_command",
     "specialist-ideas": "codealign.sweeps.specialist_ideas:specialist_ideas_command",
+    "tune": "codealign.sweeps.tune:tune_command",
 }
 
 
