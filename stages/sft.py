@@ -19,11 +19,7 @@ from codealign.curation.dedup import read_sft_jsonl
 from codealign.errors import CodealignError
 from codealign.io import atomic_path, read_jsonl, write_json
 from codealign.params import load_params
-from codealign.specialists.adapters import (
-    check_adapter_dir,
-    model_digest,
-    read_router_manifest,
-)
+from codealign.specialists.adapters import k1_adapter, model_digest
 from codealign.specialists.cluster import load_cluster_model, load_embeddings
 from codealign.specialists.sft import train_specialists
 
@@ -47,15 +43,7 @@ def cluster_labels(assignments: Path, records: list[dict], split: str) -> list[i
 def generalist_adapter(generalist: Path, base: Path) -> Path:
     """The one adapter of a K = 1 sft dir (the sft_baseline stage's out), checked to be
     trained on `base`; one error line otherwise."""
-    where = f"{generalist} (specialists.init: generalist)"
-    if not generalist.is_dir():
-        raise CodealignError(f"{where}: not found; run the sft_baseline stage first")
-    manifest = read_router_manifest(generalist)
-    if manifest["k"] != 1:
-        raise CodealignError(f"{where}: holds {manifest['k']} adapters, not the K = 1 one")
-    adapter = generalist / manifest["adapters"][0]["path"]
-    check_adapter_dir(adapter, model_digest(base)["sha256"], where)
-    return adapter
+    return k1_adapter(generalist, model_digest(base)["sha256"], "specialists.init: generalist")
 
 
 @click.command(cls=Command)

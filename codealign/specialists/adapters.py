@@ -142,3 +142,17 @@ def check_adapter_dir(adapter_dir: Path, base_sha256: str, where: str) -> None:
             f"{adapter_dir}: adapter was trained on another base model "
             f"(sha256 {str(trained_on)[:12]}, the router's is {base_sha256[:12]})"
         )
+
+
+def k1_adapter(sft_dir: Path, base_sha256: str, role: str) -> Path:
+    """The one adapter of a K = 1 sft dir (the sft_baseline stage's out), checked to be
+    trained on the base model `base_sha256`; one error line, naming `role`, otherwise."""
+    where = f"{sft_dir} ({role})"
+    if not Path(sft_dir).is_dir():
+        raise CodealignError(f"{where}: not found; run the sft_baseline stage first")
+    manifest = read_router_manifest(sft_dir)
+    if manifest["k"] != 1:
+        raise CodealignError(f"{where}: holds {manifest['k']} adapters, not the K = 1 one")
+    adapter = Path(sft_dir) / manifest["adapters"][0]["path"]
+    check_adapter_dir(adapter, base_sha256, where)
+    return adapter

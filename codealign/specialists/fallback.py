@@ -164,7 +164,7 @@ def fallback_margin_command(
     scores both, and picks the threshold with the best pass@1. Then run the evaluation
     with it: `dvc exp run -S specialists.fallback_margin=<chosen> evaluate`.
     """
-    from codealign.evaluation.evaluate import load_benchmark
+    from codealign.evaluation.evaluate import benchmark_questions, load_benchmark
     from codealign.evaluation.policy import SamplingSpec
     from codealign.execution import Limits, Sandbox
     from codealign.io import write_json
@@ -186,8 +186,6 @@ def fallback_margin_command(
     )
     if router.k == 1:
         raise CodealignError(f"{routed}: K = 1, nothing to fall back from")
-    from codealign.evaluation.evaluate import benchmark_questions
-
     labels, task_margins = router.nearest(benchmark_questions(benchmark))
     sampling = SamplingSpec(
         p.n, p.pass1_temperature, p.max_new_tokens, p.batch_size, params.train_seed

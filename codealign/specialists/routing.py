@@ -54,6 +54,7 @@ from codealign.evaluation import chat
 from codealign.specialists.adapters import (
     adapter_name,
     check_adapter_dir,
+    k1_adapter,
     model_digest,
     read_router_manifest,
 )
@@ -187,7 +188,9 @@ class Router:
         self.fallback_margin = float(fallback_margin)
         self.fallback_dir = None
         if fallback is not None and self.fallback_margin > 0 and self.k > 1:
-            self.fallback_dir = fallback_adapter(Path(fallback), expected)
+            self.fallback_dir = k1_adapter(
+                Path(fallback), expected, "the fallback of specialists.fallback_margin"
+            )
         elif self.fallback_margin > 0 and self.k > 1:
             raise CodealignError(
                 f"{self.model_dir}: a fallback margin of {self.fallback_margin:g} needs the "
@@ -346,17 +349,6 @@ class Router:
             else:
                 base += parameter.numel()
         return {"base": base, "adapters": adapters}
-
-
-def fallback_adapter(fallback: Path, base_sha256: str) -> Path:
-    """The adapter of a K = 1 sft dir to fall back to, checked against the base model."""
-    where = f"{fallback} (the fallback of specialists.fallback_margin)"
-    manifest = read_router_manifest(fallback)
-    if manifest["k"] != 1:
-        raise CodealignError(f"{where}: holds {manifest['k']} adapters, not the K = 1 one")
-    adapter = fallback / manifest["adapters"][0]["path"]
-    check_adapter_dir(adapter, base_sha256, where)
-    return adapter
 
 
 def _read_questions(questions: tuple[str, ...]) -> list[str]:
