@@ -117,6 +117,18 @@ def test_results_block_reads_dpo_models_from_evaluate_dpo(tmp_path):
     )
 
 
+def test_results_block_is_the_same_with_the_provenance_a_snapshot_adds(tmp_path):
+    root = copy_repo(tmp_path)
+    before = results_block(root)
+    prov = {"command": "codealign snapshot", "commit": "abc", "dirty": False, "profile": "full"}
+    for path in (root / "results" / "full").glob("*.json"):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            path.write_text(json.dumps({**data, "provenance": prov}))
+    assert "provenance" in json.loads((root / "results/full/evaluate.json").read_text())
+    assert results_block(root) == before
+
+
 def test_stage_graph_has_every_stage_and_follows_dvc_yaml(tmp_path):
     root = copy_repo(tmp_path)
     diagram = pipeline_mermaid(root)
