@@ -75,7 +75,8 @@ def _evaluated(root: Path, d: str) -> tuple[dict | None, dict[tuple[str, str], s
             result = need(data, bench, at, dict)
             models = need(result, "models", f"{at}: {bench}", dict)
             into = merged.setdefault(bench, {**result, "models": {}})
-            for model, row in models.items():
+            for model, row in models.items():  # a later source wins, as in the report
+                into["models"].pop(model, None)
                 into["models"][model] = row
                 where[bench, model] = f"{at}: {bench}.models.{model}"
     return (merged if found else None), where

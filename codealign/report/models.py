@@ -58,10 +58,9 @@ def _benchmarks(ctx: Context) -> tuple[dict[str, dict], dict[str, str], list[str
             models = need(result, "models", f"{where}: {bench}", dict)
             into = merged.setdefault(bench, {**result, "models": {}})
             for model, row in models.items():
-                if model in into["models"]:
-                    raise CodealignError(
-                        f"{where}: {bench}.models.{model}: also in {where_of[f'{bench}/{model}']}"
-                    )
+                # A later source wins: a pre-split evaluate.json's DPO rows give way to
+                # evaluate_dpo.json's.
+                into["models"].pop(model, None)
                 into["models"][model] = row
                 where_of[f"{bench}/{model}"] = f"{where}: {bench}.models"
     return merged, where_of, present
