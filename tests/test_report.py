@@ -489,6 +489,18 @@ def test_models_without_evaluate_dpo_show_evaluate_and_say_what_is_missing(tmp_p
     )
 
 
+def test_a_pre_split_evaluate_json_gives_way_to_evaluate_dpo(tmp_path):
+    # evaluate.json of before the split still scored the DPO models: evaluate_dpo's row wins.
+    metrics = tmp_path / "metrics"
+    write_metrics(metrics)
+    data = json.loads((metrics / "evaluate.json").read_text())
+    data["tinyeval"]["models"]["dpo_stage_4"] = {"pass@1": 0.9876}
+    (metrics / "evaluate.json").write_text(json.dumps(data))
+    assert run_report(tmp_path).exit_code == 0
+    text = (metrics / "report.md").read_text()
+    assert "| dpo_stage_4 | – | 0.3125 [0.1250, 0.5000] |" in text and "0.9876" not in text
+
+
 def test_partial_run_renders_what_is_there(tmp_path):
     full = tmp_path / "full"
     write_metrics(full)
