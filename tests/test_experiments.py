@@ -208,25 +208,6 @@ def test_a_param_added_later_as_null_is_the_same_configuration():
     assert skipped == Counter({"with other params than the workspace (base_model.seed)": 1})
 
 
-def test_a_param_added_later_at_its_default_is_the_same_configuration():
-    def row(rev: str, params: dict) -> ExperimentRow:
-        return ExperimentRow(rev=rev, name=None, timestamp=None, order=0, params=params,
-                             metrics=None)  # fmt: skip
-
-    ideas = {"init": "base", "fallback_margin": 0.0}
-    workspace = row("workspace", {"k": 5, "specialists": ideas})
-    older = row("a" * 40, {"k": 10})  # before the section existed: it ran as the default
-    on = row("b" * 40, {"k": 5, "specialists": {**ideas, "init": "generalist"}})
-    skipped: Counter = Counter()
-    kept = same_configuration([workspace, older, on], ("k",), skipped)
-    assert kept == [workspace, older]
-    assert skipped == Counter({"with other params than the workspace (specialists.init)": 1})
-    # And the other way round: a workspace from before, a run at a non-default value.
-    skipped = Counter()
-    assert same_configuration([older, on], ("k",), skipped) == [older]
-    assert skipped == Counter({"with other params than the workspace (specialists.init)": 1})
-
-
 def test_console_shows_mean_and_range_per_k(tmp_path):
     result, _, _ = _run(tmp_path, FIXTURE)
 
@@ -544,3 +525,16 @@ def test_a_run_names_the_profile_its_params_equal_but_for_the_swept_keys():
     assert profile_of(full, ("k", "train_seed"), root) == "full"
     full["base_model"]["code_share"] = 0.123
     assert profile_of(full, ("k", "train_seed"), root) is None
+
+
+def test_a_param_added_later_at_its_default_is_the_same_configuration():
+    def row(rev: str, params: dict) -> ExperimentRow:
+        return ExperimentRow(rev=rev, name=None, timestamp=None, order=0, params=params,
+                             metrics=None)  # fmt: skip
+
+    workspace = row("workspace", {"k": 5, "lintseq": {"compose": 1}})
+    older = row("a" * 40, {"k": 10, "lintseq": {}})  # before lintseq.compose existed
+    composed = row("b" * 40, {"k": 5, "lintseq": {"compose": 4}})
+    skipped: Counter = Counter()
+    assert same_configuration([workspace, older, composed], ("k",), skipped) == [workspace, older]
+    assert skipped == Counter({"with other params than the workspace (lintseq.compose)": 1})

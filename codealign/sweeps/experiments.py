@@ -23,7 +23,6 @@ What it assumes, and what it drops (each drop is counted and reported):
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import logging
@@ -47,6 +46,7 @@ from codealign.sweeps.records import (
     provenance,
     row_records,
     runs_dir_option,
+    same_value,
     write_outputs,
     write_records,
 )
@@ -308,32 +308,15 @@ def _flat(params: Any, prefix: str = "") -> dict[str, Any]:
     return {key.rstrip("."): value for key, value in flat.items()}
 
 
-@functools.cache
-def _defaults() -> dict[str, Any]:
-    """Every section param's code default, flattened (`section.key`)."""
-    from codealign.params import SECTIONS
-
-    return _flat({name: cls().to_dict() for name, cls in SECTIONS.items()})
-
-
-def _differs(key: str, one: dict[str, Any], other: dict[str, Any]) -> bool:
-    """Whether two flat params differ at `key`; where one lacks it (a param added after
-    that run), only when the other holds neither null nor the param's default."""
-    if key in one and key in other:
-        return one[key] != other[key]
-    value = one[key] if key in one else other[key]
-    return value is not None and (key not in _defaults() or _defaults()[key] != value)
-
-
 def same_configuration(
     rows: Sequence[ExperimentRow], swept: Sequence[str], skipped: Counter
 ) -> list[ExperimentRow]:
     """The rows whose params equal the workspace's (the first row where none is the
     workspace) in every key but the `swept` ones, so that a sweep over seeds or K never
     takes in a run that changed something else, such as `-S base_model.code_share=0.5`.
-    A key that one side lacks counts as equal when the other holds null or the param's
-    default (a param added later, whose null or default keeps the old behaviour, such as
-    `specialists.init: base`). `skipped` names the keys that differed.
+    A key that one side lacks counts as equal when the other holds null or the key's
+    schema default (a param added later, whose default keeps the old behaviour).
+    `skipped` names the keys that differed.
     """
     if not rows:
         return []
@@ -342,8 +325,11 @@ def same_configuration(
     kept = []
     for row in rows:
         flat = _flat(row.params)
-        keys = (set(wanted) | set(flat)) - set(swept)
-        differ = sorted(key for key in keys if _differs(key, flat, wanted))
+        differ = sorted(
+            key
+            for key in (set(wanted) | set(flat)) - set(swept)
+            if not same_value(flat, wanted, key)
+        )
         if differ:
             shown = ", ".join(differ[:3]) + (", ..." if len(differ) > 3 else "")
             skipped[f"with other params than the workspace ({shown})"] += 1

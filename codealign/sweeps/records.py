@@ -56,6 +56,27 @@ def flat(params: Any, prefix: str = "") -> dict[str, Any]:
     return {key.rstrip("."): value for key, value in out.items()}
 
 
+def param_default(key: str) -> Any:
+    """The schema default of params key `key` (`section.field`), None if unknown: the
+    value a run made before the key existed behaved as."""
+    from codealign.params import SECTIONS
+
+    section, _, name = key.partition(".")
+    cls = SECTIONS.get(section)
+    if cls is None or not name:
+        return None
+    return cls.from_dict(None, section).to_dict().get(name)
+
+
+def same_value(params: Mapping[str, Any], other: Mapping[str, Any], key: str) -> bool:
+    """Whether two flat params dicts agree on `key`; where one lacks it (a run from before
+    the key existed), the other must hold null or the key's schema default."""
+    if key in params and key in other:
+        return params[key] == other[key]
+    present = params.get(key, other.get(key))
+    return present is None or present == param_default(key)
+
+
 def _git(repo: Path, *args: str) -> str | None:
     try:
         proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
@@ -101,7 +122,7 @@ def profile_of(params: Mapping[str, Any], swept: Sequence[str], root: Path) -> s
         except (OSError, yaml.YAMLError):
             continue
         keys = (set(wanted) | set(known)) - set(swept)
-        if all(wanted.get(key) == known.get(key) for key in keys):
+        if all(same_value(wanted, known, key) for key in keys):
             return name
     return None
 
