@@ -251,6 +251,10 @@ def test_tinyhelen_on_a_tiny_config_writes_its_run_record(tmp_path):
     assert summary["command"].startswith("codealign tinyhelen --params ")
     assert summary["seeds"]["values"] == [0, 1]
     assert summary["params"]["base_model"]["steps"] == 4
+    assert summary["params"]["heldout_instructions"]["share"] > 0
+    # The instructions are on arguments neither corpus holds.
+    assert summary["heldout"]["instructions"] == 4
+    assert summary["heldout"]["instructions_in_lean_corpus"] == 0
     assert (tmp_path / "out" / "tiny.png").read_bytes()[:4] == b"\x89PNG"
     for run in summary["runs"]:
         for corpus in ("original", "lean"):
@@ -280,6 +284,7 @@ def test_tinyhelen_on_a_tiny_config_writes_its_run_record(tmp_path):
         counts = record["tasks"]["code"].values()
         assert len(counts) == 2 and all(n == 2 and 0 <= c <= 2 for c, n in counts)
         assert set(record["metrics"]["heldout_bpb"]) == {"lean_text", "original_text"}
+        assert set(record["metrics"]["instructions_heldout"]) == {"lean_form", "original_form"}
     # Rewritten from the comparison alone, the records are the same.
     again = CliRunner().invoke(
         tinyhelen_command,

@@ -485,7 +485,10 @@ def tinyhelen_command(
         "overrides": list(overrides),
         "params": {
             "seed": params.seed,
-            **{s: params[s].to_dict() for s in ("base_model", "refine", "tinyhelen")},
+            **{
+                s: params[s].to_dict()
+                for s in ("base_model", "heldout_instructions", "refine", "tinyhelen")
+            },
         },
         "seeds": {
             "varies": "tinyhelen.seeds (pretraining seed)",
