@@ -204,8 +204,8 @@ CLAIMS: tuple[Claim, ...] = (
         pair_by=("base_model.seed",),
         command=_MIXTURE,
         note="the instructions are the corpus's five kinds on arguments held out of every "
-        "corpus (heldout_instructions), so they test the rule, not recall; 200 prompts "
-        "over few distinct held-out arguments (41 at share 0.25).",
+        "corpus (heldout_instructions), so they test the rule, not recall; the prompts "
+        "repeat few distinct held-out arguments (41 at the default share 0.25).",
     ),
     Claim(
         id="quarter-code-best",
