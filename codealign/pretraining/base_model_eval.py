@@ -33,9 +33,10 @@ unrelated. A separate stream does not make documents new, though: the tiny world
 English comes from few templates. So any held-out English document that occurs verbatim
 in the training corpus is skipped and counted (the stage rebuilds the corpus, which is
 deterministic), and instruction documents are left out of the English score altogether,
-since nearly every one of the 165 possible instructions the corpus may hold occurs in a
-corpus of any useful size. The held-out English is drawn under the same instruction
-split as the corpus, so it states no held-out computation either.
+since nearly every instruction the corpus may hold (165 argument keys over the five
+kinds, less the held-out ones) occurs in a corpus of any useful size. The held-out
+English is drawn under the same instruction split as the corpus, so it states no
+held-out computation either.
 
 Scoring runs on the CPU, like the rest of base-model evaluation (codealign.evaluation.evaluate).
 """

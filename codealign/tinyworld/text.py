@@ -2,7 +2,10 @@
 
 The pretraining corpus mixes this text with tiny-world code; `code_share` is the code
 fraction of the corpus by characters. The instruction/answer pairs have one right
-answer each, so a model's English instruction following can be checked exactly.
+answer each, so a model's English instruction following can be checked exactly; an
+`InstructionSplit` keeps a salted share of each instruction kind's arguments out of the
+English written for a corpus, so that it can be checked on instructions the corpus
+never holds (`heldout_instruction`).
 """
 
 from __future__ import annotations
