@@ -105,6 +105,7 @@ class HeldoutInstructionsParams(Section):
         le=0.5,
         doc="share of each instruction kind's arguments kept out of every corpus and asked "
         "by the held-out instruction test (0: none held out, no held-out test)",
+        before=0,
     )
     salt: str = param(
         "instructions", doc="ranks the arguments that are held out; change it for a fresh split"
