@@ -371,3 +371,21 @@ def test_evaluate_and_the_margin_sweep_with_a_fallback(world, tmp_path, monkeypa
     best = max(r["pass@1"] for r in data["sweep"])
     assert data["chosen"] == min(r["fallback_margin"] for r in data["sweep"] if r["pass@1"] == best)
     assert data["provenance"]["command"].startswith("codealign fallback-margin")
+
+
+def test_runs_from_before_the_section_stay_in_the_k_sweep():
+    from collections import Counter
+
+    from codealign.sweeps.experiments import ExperimentRow, same_configuration
+
+    def row(rev: str, params: dict) -> ExperimentRow:
+        return ExperimentRow(rev=rev, name=None, timestamp=None, order=0, params=params,
+                             metrics=None)  # fmt: skip
+
+    section = load_params(ROOT / "params.yaml")["specialists"].to_dict()
+    workspace = row("workspace", {"k": 5, "specialists": section})
+    older = row("a" * 40, {"k": 10})  # made before `specialists` existed: it ran as base
+    idea = row("b" * 40, {"k": 5, "specialists": {**section, "init": "generalist"}})
+    skipped: Counter = Counter()
+    assert same_configuration([workspace, older, idea], ("k",), skipped) == [workspace, older]
+    assert skipped == Counter({"with other params than the workspace (specialists.init)": 1})

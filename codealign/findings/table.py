@@ -30,7 +30,7 @@ from codealign.errors import CodealignError
 from codealign.findings.claims import CLAIMS, SOURCES, Arm, Claim, Measure
 from codealign.io import write_json, write_text
 from codealign.passk import estimate_pass_at_k
-from codealign.sweeps.records import RUNS_DIR, SCHEMA, flat, param_default, provenance
+from codealign.sweeps.records import RUNS_DIR, SCHEMA, flat, provenance, value_before
 
 REQUIRED = {
     "schema": str,
@@ -133,13 +133,13 @@ def per_task(record: Mapping[str, Any], measure: Measure) -> dict[str, float] | 
 
 def matches(record: Mapping[str, Any], arm: Arm) -> bool:
     """Whether the record is of the arm's sweep and params; a key the record's params
-    lack (a run from before the param existed) counts at its default, the value that
-    keeps the old behaviour."""
+    lack (a run from before the param existed) counts at its `before` value, the one that
+    behaves as such runs did (`codealign.sweeps.records.value_before`)."""
     if record["sweep"] != arm.sweep:
         return False
     params = flat(record["params"])
     return all(
-        (params[key] if key in params else param_default(key)) == want
+        (params[key] if key in params else value_before(key)) == want
         for key, want in arm.where.items()
     )
 

@@ -100,6 +100,7 @@ class SpecialistsParams(Section):
         doc="where each cluster's LoRA adapter starts: base (a fresh adapter on the base "
         "model) | generalist (the K = 1 adapter's weights, models/sft_baseline, then "
         "sft.epochs passes over the cluster's items)",
+        before="base",
     )
     fallback_margin: float = param(
         0.0,
@@ -108,4 +109,5 @@ class SpecialistsParams(Section):
         doc="a question whose cosine to its best centroid exceeds that to the second best by "
         "less than this is answered by the K = 1 adapter (0: never); choose it on tinydev "
         "with `codealign fallback-margin`",
+        before=0.0,
     )

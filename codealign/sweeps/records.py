@@ -56,25 +56,27 @@ def flat(params: Any, prefix: str = "") -> dict[str, Any]:
     return {key.rstrip("."): value for key, value in out.items()}
 
 
-def param_default(key: str) -> Any:
-    """The schema default of params key `key` (`section.field`), None if unknown: the
-    value a run made before the key existed behaved as."""
+def value_before(key: str) -> Any:
+    """The value of params key `key` (`section.field`) that behaves as runs made before the
+    key existed (its `param(before=...)`); None where the key declares none, so that such
+    a run matches only null."""
+    import dataclasses
+
     from codealign.params import SECTIONS
 
     section, _, name = key.partition(".")
     cls = SECTIONS.get(section)
-    if cls is None or not name:
-        return None
-    return cls.from_dict(None, section).to_dict().get(name)
+    fields = {f.name: f for f in dataclasses.fields(cls)} if cls is not None else {}
+    return fields[name].metadata.get("before") if name in fields else None
 
 
 def same_value(params: Mapping[str, Any], other: Mapping[str, Any], key: str) -> bool:
     """Whether two flat params dicts agree on `key`; where one lacks it (a run from before
-    the key existed), the other must hold null or the key's schema default."""
+    the key existed), the other must hold null or the key's `before` value."""
     if key in params and key in other:
         return params[key] == other[key]
     present = params.get(key, other.get(key))
-    return present is None or present == param_default(key)
+    return present is None or present == value_before(key)
 
 
 def _git(repo: Path, *args: str) -> str | None:
