@@ -501,7 +501,7 @@ def test_collector_skips_unfinished_stale_and_older_runs(tmp_path):
     assert "2 SFT scores of another train_seed" in result.stderr
     assert runs[(0.25, 0, 1)]["sft_pass@1"] is None
     # older, baseline, lintseq-later
-    assert "3 older repeats of a (code share, base seed, train seed)" in result.stderr
+    assert "3 older repeats of a (code share, schedule, base seed, train seed)" in result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split("\t")[:3] == ["code_share", "base_models", "sft_runs"]
     assert lines[1].split("\t")[:3] == ["0", "3", "3"]

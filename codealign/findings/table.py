@@ -27,7 +27,7 @@ import click
 
 from codealign.command import Command
 from codealign.errors import CodealignError
-from codealign.findings.claims import CLAIMS, SOURCES, Arm, Claim, Measure
+from codealign.findings.claims import CLAIMS, OFF, SOURCES, Arm, Claim, Measure
 from codealign.io import write_json, write_text
 from codealign.passk import estimate_pass_at_k
 from codealign.sweeps.records import RUNS_DIR, SCHEMA, flat, provenance
@@ -135,7 +135,10 @@ def matches(record: Mapping[str, Any], arm: Arm) -> bool:
     if record["sweep"] != arm.sweep:
         return False
     params = flat(record["params"])
-    return all(params.get(key) == want for key, want in arm.where.items())
+    return all(
+        params.get(key) in (None, 0) if want == OFF else params.get(key) == want
+        for key, want in arm.where.items()
+    )
 
 
 def _key(record: Mapping[str, Any], pair_by: Sequence[str]) -> tuple:
