@@ -432,6 +432,10 @@ def mixture_command(
     base model and at its train_seed. One record per run counted goes under --runs-dir
     (its base-model metrics, and where evaluate ran in it, the K = 1 model's pass@1 and
     per-task verdict counts).
+
+    Runs with a phase schedule (base_model.continue_fraction / cooldown_fraction and
+    their code shares, docs/code-share.md#phases) are aggregated apart, per (code share,
+    schedule) under `by_schedule`, and kept off the plot; they get records all the same.
     """
     rows, skipped, source = read_experiments(repo, from_json, all_commits)
     runs = mixture_runs(rows, benchmark, skipped)
