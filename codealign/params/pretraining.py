@@ -166,9 +166,7 @@ class BaseModelParams(Section):
                     f"{prefix}.{name}_fraction ({fraction}) gives no step of {prefix}.steps "
                     f"({self.steps})"
                 )
-            phases.append(
-                Phase(name, share, steps, round(fraction * self.corpus_chars), fraction)
-            )
+            phases.append(Phase(name, share, steps, round(fraction * self.corpus_chars), fraction))
         main_steps = self.steps - sum(phase.steps for phase in phases)
         if main_steps < 1:
             raise CodealignError(
