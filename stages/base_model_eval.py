@@ -11,6 +11,7 @@ tinydev; its held-out code is HumanEval's canonical solutions.
 import logging
 from pathlib import Path
 
+import _checkout  # noqa: F401 (before codealign: this checkout's, stages/_checkout.py)
 import click
 
 from codealign.command import Command, setup_logging

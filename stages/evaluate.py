@@ -21,6 +21,7 @@ interval over tasks (`<key>_ci`: low, high; `codealign.dpo.stats`), never over s
 import logging
 from pathlib import Path
 
+import _checkout  # noqa: F401 (before codealign: this checkout's, stages/_checkout.py)
 import click
 
 from codealign.command import Command, setup_logging

@@ -7,6 +7,7 @@ clusters read (the dvc stage `sft_baseline`, which does not depend on `k`).
 import logging
 from pathlib import Path
 
+import _checkout  # noqa: F401 (before codealign: this checkout's, stages/_checkout.py)
 import click
 import numpy as np
 
