@@ -32,6 +32,7 @@ SUBCOMMANDS = {
     "profile": "codealign.profiles:profile_command",
     "findings": "codealign.findings.table:findings_command",
     "equal-steps": "codealign.sweeps.equal_steps:equal_steps_command",
+    "train-data": "codealign.sweeps.train_data:train_data_command",
 }
 
 

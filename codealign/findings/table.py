@@ -30,7 +30,7 @@ from codealign.errors import CodealignError
 from codealign.findings.claims import CLAIMS, SOURCES, Arm, Claim, Measure
 from codealign.io import write_json, write_text
 from codealign.passk import estimate_pass_at_k
-from codealign.sweeps.records import RUNS_DIR, SCHEMA, flat, provenance
+from codealign.sweeps.records import RUNS_DIR, SCHEMA, provenance, run_params
 
 REQUIRED = {
     "schema": str,
@@ -134,7 +134,7 @@ def per_task(record: Mapping[str, Any], measure: Measure) -> dict[str, float] | 
 def matches(record: Mapping[str, Any], arm: Arm) -> bool:
     if record["sweep"] != arm.sweep:
         return False
-    params = flat(record["params"])
+    params = run_params(record["params"])  # a record older than a param: its old value
     return all(params.get(key) == want for key, want in arm.where.items())
 
 

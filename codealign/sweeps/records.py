@@ -56,6 +56,16 @@ def flat(params: Any, prefix: str = "") -> dict[str, Any]:
     return {key.rstrip("."): value for key, value in out.items()}
 
 
+# Params added after runs were made, each with the value every run made before it had
+# (they ran that way without the key): a run's params that lack one are read with it.
+ADDED_PARAMS: dict[str, Any] = {"sft_baseline.train_data": "curated"}
+
+
+def run_params(params: Any) -> dict[str, Any]:
+    """`flat(params)` with the `ADDED_PARAMS` a run made before them lacks."""
+    return {**ADDED_PARAMS, **flat(params)}
+
+
 def _git(repo: Path, *args: str) -> str | None:
     try:
         proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
@@ -89,15 +99,16 @@ def experiment_dirty(repo: Path, baseline: str, rev: str) -> bool | None:
 
 def profile_of(params: Mapping[str, Any], swept: Sequence[str], root: Path) -> str | None:
     """The profile under `root`/params/ whose params equal `params` in every key but the
-    `swept` ones (a key one side lacks counts as equal when the other holds null)."""
+    `swept` ones (a key one side lacks counts as equal when the other holds null; one of
+    `ADDED_PARAMS` is read with its old value)."""
     import yaml
 
     from codealign.profiles import profiles
 
-    wanted = flat(dict(params))
+    wanted = run_params(dict(params))
     for name, path in profiles(root).items():
         try:
-            known = flat(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+            known = run_params(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
         except (OSError, yaml.YAMLError):
             continue
         keys = (set(wanted) | set(known)) - set(swept)
