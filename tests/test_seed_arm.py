@@ -72,6 +72,19 @@ def test_a_bad_train_data_is_one_line_naming_the_key_and_writes_nothing(tmp_path
     assert not out.exists() and not metrics.exists()
 
 
+def test_only_sft_baseline_declares_the_section_and_evaluate_scores_its_adapter_as_k1():
+    # `dvc exp run -S sft_baseline.train_data=seed evaluate` then reruns sft_baseline and
+    # what reads models/sft_baseline, never the K specialists (`sft`) or lintseq_eval.
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    declaring = {name for name, s in stages.items() if "sft_baseline" in s.get("params", [])}
+    assert declaring == {"sft_baseline"}
+    assert "--baseline" in stages["sft_baseline"]["cmd"]
+    evaluate = stages["evaluate"]
+    k1 = next(v["k1"] for v in evaluate["vars"] if "k1" in v)
+    assert k1 == next(v["out"] for v in stages["sft_baseline"]["vars"] if "out" in v)
+    assert "k1=${k1}" in evaluate["cmd"] and "${k1}" in evaluate["deps"]
+
+
 def test_optimizer_steps_is_what_the_trainer_took_for_the_committed_baseline():
     # metrics/sft_baseline.json: the default profile's K = 1 run, trained by transformers.
     run = json.loads((ROOT / "metrics" / "sft_baseline.json").read_text())
