@@ -91,6 +91,18 @@ def test_results_block_labels_what_differs_between_profiles_and_names_a_bad_file
     assert result.output == "error: results/full/evaluate.json: missing key 'tinyeval.models'\n"
 
 
+def test_results_block_is_the_same_with_the_provenance_a_snapshot_adds(tmp_path):
+    root = copy_repo(tmp_path)
+    before = results_block(root)
+    prov = {"command": "codealign snapshot", "commit": "abc", "dirty": False, "profile": "full"}
+    for path in (root / "results" / "full").glob("*.json"):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            path.write_text(json.dumps({**data, "provenance": prov}))
+    assert "provenance" in json.loads((root / "results/full/evaluate.json").read_text())
+    assert results_block(root) == before
+
+
 def test_stage_graph_has_every_stage_and_follows_dvc_yaml(tmp_path):
     root = copy_repo(tmp_path)
     diagram = pipeline_mermaid(root)

@@ -4,7 +4,8 @@ Both live in markdown files between a pair of markers, `<!-- NAME:start -->` and
 `<!-- NAME:end -->`, and are written only by `codealign docs`:
 
 - `results` (README.md): the headline figures, read from the committed metrics of the
-  default profile (`metrics/`) and of the full profile (`results/full/`), each labelled
+  default profile (`metrics/`) and of the full profile (`results/full/`, written by
+  `codealign snapshot`, whose top-level `provenance` key is no figure), each labelled
   with its profile. A file that is missing gives "not run", never a stale number.
 - `dag` (README.md and docs/pipeline.md): the stage graph of `dvc.yaml` as a mermaid
   flowchart, DVC's own graph with every edge that a longer path already implies left
@@ -32,6 +33,7 @@ from codealign.report.dpo import read_seed_curves, seed_band
 
 DEFAULT_DIR = "metrics"
 FULL_DIR = "results/full"
+PROVENANCE = "provenance"  # the key `codealign snapshot` adds to every JSON it copies
 # Which generated block goes into which file, relative to the repository root.
 TARGETS = {"README.md": ("results", "dag"), "docs/pipeline.md": ("dag",)}
 
@@ -53,6 +55,9 @@ def _passk_key(row: dict) -> str | None:
 def _model_rows(root: Path, dirs: dict[str, str]) -> list[list[str]]:
     """Per benchmark: its size, then pass@1 / pass@k of each model, one column per profile."""
     data = {p: _load(root / d / "evaluate.json") for p, d in dirs.items()}
+    for d in data.values():  # how the file was made (`codealign snapshot`), not a benchmark
+        if isinstance(d, dict):
+            d.pop(PROVENANCE, None)
     benches = sorted({b for d in data.values() if d for b in d})
     rows = []
     for bench in benches:
