@@ -10,6 +10,7 @@ its training items alone (docs/specialists.md).
 """
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -91,6 +92,11 @@ def main(
             train = seed_records(train, str(data_dir / "train.jsonl"))
             chosen = {str(r["id"]) for r in train}
             rows = [i for i, rid in enumerate(embedded.ids["train"]) if str(rid) in chosen]
+            if len(rows) != len(train):
+                raise CodealignError(
+                    f"{embed_dir}: {len(rows)} of the {len(train)} seed items of "
+                    f"{data_dir / 'train.jsonl'} are embedded; rerun the embed stage"
+                )
             vectors, train_data = vectors[rows], "seed"
         # K = 1: the single centroid is the mean question; every item belongs to it.
         centroids = vectors.mean(axis=0, keepdims=True)
@@ -124,10 +130,10 @@ def main(
     for adapter in summary["adapters"]:
         adapter.pop("resumed_from", None)
     if baseline:
-        sources = sorted({str(r.get("source")) for r in train})
+        sources = Counter(str(r.get("source")) for r in train)
         summary = {
             "train_data": params["sft_baseline"].train_data,
-            "train_sources": {s: sum(r.get("source") == s for r in train) for s in sources},
+            "train_sources": dict(sorted(sources.items())),
             **budget,
             **summary,
         }
