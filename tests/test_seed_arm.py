@@ -389,3 +389,15 @@ def test_the_claim_pairs_the_curated_and_seed_records_by_train_seed_and_task(tmp
     for claim in ("specialists-equal-epochs", "specialists-equal-steps"):
         chosen = by_seed(records, claims[claim].b, ("train_seed",))
         assert sorted(key[1] for key in chosen) == [0, 1, 2], claim
+
+
+def test_a_run_made_before_the_section_matches_its_profile_as_curated():
+    from codealign.sweeps.records import profile_of
+
+    full = yaml.safe_load((ROOT / "params" / "full.yaml").read_text())
+    swept = ("k", "train_seed")
+    older = {key: value for key, value in full.items() if key != "sft_baseline"}
+    assert profile_of(older, swept, ROOT) == "full"
+    full["sft_baseline"]["train_data"] = "seed"
+    assert profile_of(full, swept, ROOT) is None  # another configuration of the profile
+    assert profile_of(full, (*swept, "sft_baseline.train_data"), ROOT) == "full"
