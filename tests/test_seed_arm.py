@@ -85,6 +85,25 @@ def test_only_sft_baseline_declares_the_section_and_evaluate_scores_its_adapter_
     assert "k1=${k1}" in evaluate["cmd"] and "${k1}" in evaluate["deps"]
 
 
+def test_the_seed_arm_experiment_reruns_sft_baseline_and_evaluate_only():
+    # `dvc exp run -S sft_baseline.train_data=seed evaluate`: of the stages it runs, those
+    # that read the param or a stage that does.
+    import networkx as nx
+    from dvc.repo import Repo
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    with Repo(str(ROOT), uninitialized=True) as repo:
+        graph = repo.index.graph  # an edge runs from a stage to a stage it depends on
+        (target,) = [s for s in graph.nodes if s.name == "evaluate"]
+        ran = nx.descendants(graph, target) | {target}
+
+        def reads(stage) -> bool:
+            return "sft_baseline" in stages[stage.name.split("@")[0]].get("params", [])
+
+        rerun = {s.name for s in ran if reads(s) or any(map(reads, nx.descendants(graph, s)))}
+    assert rerun == {"sft_baseline", "evaluate"}
+
+
 def test_optimizer_steps_is_what_the_trainer_took_for_the_committed_baseline():
     # metrics/sft_baseline.json: the default profile's K = 1 run, trained by transformers.
     run = json.loads((ROOT / "metrics" / "sft_baseline.json").read_text())

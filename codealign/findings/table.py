@@ -131,11 +131,28 @@ def per_task(record: Mapping[str, Any], measure: Measure) -> dict[str, float] | 
     return {task: estimate_pass_at_k(n, c, k) for task, (c, n) in counts.items()}
 
 
+def _default(key: str) -> Any:
+    """The default-profile value of params key `key` (`section.field`), None if unknown."""
+    from codealign.params import SECTIONS
+
+    section, _, name = key.partition(".")
+    cls = SECTIONS.get(section)
+    if cls is None or not name:
+        return None
+    defaults = cls.from_dict(None, section).to_dict()
+    return defaults.get(name)
+
+
 def matches(record: Mapping[str, Any], arm: Arm) -> bool:
+    """Whether the record is of the arm's sweep and params; a key the record's params
+    lack (a run from before the param existed) counts at its default, the value that
+    keeps the old behaviour."""
     if record["sweep"] != arm.sweep:
         return False
-    params = run_params(record["params"])  # a record older than a param: its old value
-    return all(params.get(key) == want for key, want in arm.where.items())
+    params = run_params(record["params"])
+    return all(
+        (params[key] if key in params else _default(key)) == want for key, want in arm.where.items()
+    )
 
 
 def _key(record: Mapping[str, Any], pair_by: Sequence[str]) -> tuple:
@@ -220,6 +237,9 @@ def assess(claim: Claim, records: Sequence[dict]) -> dict[str, Any]:
             if stats is not None:
                 stats["verdict"] = verdict(stats, claim.direction)
             comparisons.append(stats)
+    if claim.caveat is not None:
+        used = [r for r in records if claim.a is not None and matches(r, claim.a)]
+        row["note"] = " ".join(filter(None, (claim.note, claim.caveat(used, claim))))
     if not comparisons or any(c is None for c in comparisons):
         return {**row, "verdict": NOT_MEASURED, "comparisons": []}
     verdicts = [c["verdict"] for c in comparisons]

@@ -52,20 +52,47 @@ def _passk_key(row: dict) -> str | None:
     return max(keys, key=lambda k: int(k[5:].split("_")[0]), default=None)
 
 
+# The final evaluations' metrics: `evaluate` (base, k1, routed), then `evaluate_dpo`.
+EVALUATIONS = ("evaluate.json", "evaluate_dpo.json")
+
+
+def _evaluated(root: Path, d: str) -> tuple[dict | None, dict[tuple[str, str], str]]:
+    """The benchmarks of a profile's final evaluations, their models together, and where
+    each model's row lies (`<file>: <bench>.models.<model>`); None where none ran."""
+    merged: dict[str, Any] = {}
+    where: dict[tuple[str, str], str] = {}
+    found = False
+    for name in EVALUATIONS:
+        data = _load(root / d / name)
+        if data is None:
+            continue
+        found = True
+        at = f"{d}/{name}"
+        if not isinstance(data, dict):
+            raise CodealignError(f"{at}: expected an object with one entry per benchmark")
+        data.pop(PROVENANCE, None)  # how the file was made (`codealign snapshot`), not a benchmark
+        for bench in data:
+            result = need(data, bench, at, dict)
+            models = need(result, "models", f"{at}: {bench}", dict)
+            into = merged.setdefault(bench, {**result, "models": {}})
+            for model, row in models.items():  # a later source wins, as in the report
+                into["models"].pop(model, None)
+                into["models"][model] = row
+                where[bench, model] = f"{at}: {bench}.models.{model}"
+    return (merged if found else None), where
+
+
 def _model_rows(root: Path, dirs: dict[str, str]) -> list[list[str]]:
     """Per benchmark: its size, then pass@1 / pass@k of each model, one column per profile."""
-    data = {p: _load(root / d / "evaluate.json") for p, d in dirs.items()}
-    for d in data.values():  # how the file was made (`codealign snapshot`), not a benchmark
-        if isinstance(d, dict):
-            d.pop(PROVENANCE, None)
+    loaded = {p: _evaluated(root, d) for p, d in dirs.items()}
+    data = {p: merged for p, (merged, _) in loaded.items()}
     benches = sorted({b for d in data.values() if d for b in d})
     rows = []
     for bench in benches:
         models = {}
         for profile, d in data.items():
             if d and bench in d:
-                at = f"{dirs[profile]}/evaluate.json"
-                models[profile] = need(need(d, bench, at, dict), "models", f"{at}: {bench}", dict)
+                models[profile] = d[bench]["models"]
         sizes = []
         for d in data.values():
             result = d.get(bench) if d else None
@@ -85,12 +112,12 @@ def _model_rows(root: Path, dirs: dict[str, str]) -> list[list[str]]:
                 f" / {_key_name(next(iter(keys)))}" if len(keys) == 1 else ""
             )
             cells = []
-            for profile, d in dirs.items():
+            for profile in dirs:
                 row = found.get(profile)
                 if row is None:
                     cells.append("not run")
                     continue
-                where = f"{d}/evaluate.json: {bench}.models.{name}"
+                where = loaded[profile][1][bench, name]
                 key = _passk_key(row)
                 cell = _f(need(row, "pass@1", where, NUMBER))
                 ci = row.get("pass@1_ci")
