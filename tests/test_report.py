@@ -258,7 +258,7 @@ def write_metrics(m: Path) -> None:
     dump(
         m / "base_model_eval.json",
         {"code_share": 0.25, "english": {"bits_per_byte": 0.25}, "code": {"bits_per_byte": 0.1},
-         "instructions": {"correct": 188, "prompts": 200}, "model_digest": BASE},
+         "instructions_heldout": {"correct": 188, "prompts": 200}, "model_digest": BASE},
     )  # fmt: skip
     shares = [
         {"code_share": 0.0, "base_seeds": [0], "sft_runs": [],

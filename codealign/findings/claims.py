@@ -67,7 +67,8 @@ def _share(share: float, key: tuple[str, ...], label: str) -> Arm:
 
 
 ENGLISH = ("english", "bits_per_byte")
-INSTRUCTIONS = ("instructions", "accuracy")
+# Instructions on arguments no corpus holds (heldout_instructions params), not recall.
+INSTRUCTIONS = ("instructions_heldout", "accuracy")
 _KSWEEP = (
     "for seed in 0 1 2; do for k in 1 5; do dvc exp run --queue -S k=$k -S train_seed=$seed "
     "evaluate; done; done; dvc queue start -j 1; codealign ksweep"
@@ -266,12 +267,15 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="code-helps-instructions",
         source="E",
-        sentence="A quarter of code in pretraining raises instruction following against no code.",
-        a=_share(0.25, INSTRUCTIONS, "instructions at 0.25"),
-        b=_share(0.0, INSTRUCTIONS, "instructions at 0"),
+        sentence="A quarter of code in pretraining raises instruction following against no "
+        "code (held-out instructions: arguments no corpus holds, exact match).",
+        a=_share(0.25, INSTRUCTIONS, "held-out instructions at 0.25"),
+        b=_share(0.0, INSTRUCTIONS, "held-out instructions at 0"),
         pair_by=("base_model.seed",),
         command=_MIXTURE,
-        note="the instruction test scores pairs that occur in the corpus (memorised).",
+        note="the instructions are the corpus's five kinds on arguments held out of every "
+        "corpus (heldout_instructions), so they test the rule, not recall; the prompts "
+        "repeat few distinct held-out arguments (41 at the default share 0.25).",
     ),
     Claim(
         id="quarter-code-best",
@@ -322,13 +326,19 @@ CLAIMS: tuple[Claim, ...] = (
         source="C",
         sentence="A tiny model pretrained on lean text follows instructions better than one "
         "pretrained on the original text (held-out instructions, lean form, exact match).",
-        a=_corpus("lean", ("instructions", "lean_form"), "lean-trained, instructions"),
-        b=_corpus("original", ("instructions", "lean_form"), "original-trained, instructions"),
+        a=_corpus(
+            "lean", ("instructions_heldout", "lean_form"), "lean-trained, held-out instructions"
+        ),
+        b=_corpus(
+            "original",
+            ("instructions_heldout", "lean_form"),
+            "original-trained, held-out instructions",
+        ),
         direction=1,
         pair_by=("base_model.seed",),
         command=_TINYHELEN,
-        note="the world has few distinct instructions: most held-out ones occur in both "
-        "corpora, so this measures recall after pretraining.",
+        note="the instructions are on arguments kept out of both corpora "
+        "(heldout_instructions), so they test the rule, not recall.",
     ),
 )
 

@@ -30,7 +30,7 @@ from codealign.errors import CodealignError
 from codealign.findings.claims import CLAIMS, SOURCES, Arm, Claim, Measure
 from codealign.io import write_json, write_text
 from codealign.passk import estimate_pass_at_k
-from codealign.sweeps.records import RUNS_DIR, SCHEMA, provenance, run_params
+from codealign.sweeps.records import RUNS_DIR, SCHEMA, flat, provenance, value_before
 
 REQUIRED = {
     "schema": str,
@@ -131,27 +131,16 @@ def per_task(record: Mapping[str, Any], measure: Measure) -> dict[str, float] | 
     return {task: estimate_pass_at_k(n, c, k) for task, (c, n) in counts.items()}
 
 
-def _default(key: str) -> Any:
-    """The default-profile value of params key `key` (`section.field`), None if unknown."""
-    from codealign.params import SECTIONS
-
-    section, _, name = key.partition(".")
-    cls = SECTIONS.get(section)
-    if cls is None or not name:
-        return None
-    defaults = cls.from_dict(None, section).to_dict()
-    return defaults.get(name)
-
-
 def matches(record: Mapping[str, Any], arm: Arm) -> bool:
     """Whether the record is of the arm's sweep and params; a key the record's params
-    lack (a run from before the param existed) counts at its default, the value that
-    keeps the old behaviour."""
+    lack (a run from before the param existed) counts at its `before` value, the one that
+    behaves as such runs did (`codealign.sweeps.records.value_before`)."""
     if record["sweep"] != arm.sweep:
         return False
-    params = run_params(record["params"])
+    params = flat(record["params"])
     return all(
-        (params[key] if key in params else _default(key)) == want for key, want in arm.where.items()
+        (params[key] if key in params else value_before(key)) == want
+        for key, want in arm.where.items()
     )
 
 

@@ -100,4 +100,5 @@ class SFTBaselineParams(Section):
         doc="curated: every curated item (data/dedup) | seed: only the curated set's S1 and "
         "S2 items, for as many optimizer steps as the curated set takes at sft.epochs "
         "(the seed-only arm of curated-beats-seed)",
+        before="curated",
     )

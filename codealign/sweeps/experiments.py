@@ -45,8 +45,8 @@ from codealign.sweeps.records import (
     command_line,
     provenance,
     row_records,
-    run_params,
     runs_dir_option,
+    same_value,
     write_outputs,
     write_records,
 )
@@ -299,27 +299,36 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
     return runs
 
 
+def _flat(params: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(params, dict):
+        return {prefix: params}
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        flat.update(_flat(value, f"{prefix}{key}."))
+    return {key.rstrip("."): value for key, value in flat.items()}
+
+
 def same_configuration(
     rows: Sequence[ExperimentRow], swept: Sequence[str], skipped: Counter
 ) -> list[ExperimentRow]:
     """The rows whose params equal the workspace's (the first row where none is the
     workspace) in every key but the `swept` ones, so that a sweep over seeds or K never
     takes in a run that changed something else, such as `-S base_model.code_share=0.5`.
-    A key that one side lacks counts as equal when the other holds null (a param added
-    later, whose null keeps the old behaviour), or is read with its old value where it is
-    one of `records.ADDED_PARAMS`. `skipped` names the keys that differed.
+    A key that one side lacks counts as equal when the other holds null or the key's
+    schema default (a param added later, whose default keeps the old behaviour).
+    `skipped` names the keys that differed.
     """
     if not rows:
         return []
     reference = next((row for row in rows if row.rev == "workspace"), rows[0])
-    wanted = run_params(reference.params)
+    wanted = _flat(reference.params)
     kept = []
     for row in rows:
-        flat = run_params(row.params)
+        flat = _flat(row.params)
         differ = sorted(
             key
             for key in (set(wanted) | set(flat)) - set(swept)
-            if flat.get(key) != wanted.get(key)
+            if not same_value(flat, wanted, key)
         )
         if differ:
             shown = ", ".join(differ[:3]) + (", ..." if len(differ) > 3 else "")

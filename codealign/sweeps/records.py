@@ -56,14 +56,27 @@ def flat(params: Any, prefix: str = "") -> dict[str, Any]:
     return {key.rstrip("."): value for key, value in out.items()}
 
 
-# Params added after runs were made, each with the value every run made before it had
-# (they ran that way without the key): a run's params that lack one are read with it.
-ADDED_PARAMS: dict[str, Any] = {"sft_baseline.train_data": "curated"}
+def value_before(key: str) -> Any:
+    """The value of params key `key` (`section.field`) that behaves as runs made before the
+    key existed (its `param(before=...)`); None where the key declares none, so that such
+    a run matches only null."""
+    import dataclasses
+
+    from codealign.params import SECTIONS
+
+    section, _, name = key.partition(".")
+    cls = SECTIONS.get(section)
+    fields = {f.name: f for f in dataclasses.fields(cls)} if cls is not None else {}
+    return fields[name].metadata.get("before") if name in fields else None
 
 
-def run_params(params: Any) -> dict[str, Any]:
-    """`flat(params)` with the `ADDED_PARAMS` a run made before them lacks."""
-    return {**ADDED_PARAMS, **flat(params)}
+def same_value(params: Mapping[str, Any], other: Mapping[str, Any], key: str) -> bool:
+    """Whether two flat params dicts agree on `key`; where one lacks it (a run from before
+    the key existed), the other must hold null or the key's `before` value."""
+    if key in params and key in other:
+        return params[key] == other[key]
+    present = params.get(key, other.get(key))
+    return present is None or present == value_before(key)
 
 
 def _git(repo: Path, *args: str) -> str | None:
@@ -99,20 +112,19 @@ def experiment_dirty(repo: Path, baseline: str, rev: str) -> bool | None:
 
 def profile_of(params: Mapping[str, Any], swept: Sequence[str], root: Path) -> str | None:
     """The profile under `root`/params/ whose params equal `params` in every key but the
-    `swept` ones (a key one side lacks counts as equal when the other holds null; one of
-    `ADDED_PARAMS` is read with its old value)."""
+    `swept` ones (a key one side lacks counts as equal when the other holds null)."""
     import yaml
 
     from codealign.profiles import profiles
 
-    wanted = run_params(dict(params))
+    wanted = flat(dict(params))
     for name, path in profiles(root).items():
         try:
-            known = run_params(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+            known = flat(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
         except (OSError, yaml.YAMLError):
             continue
         keys = (set(wanted) | set(known)) - set(swept)
-        if all(wanted.get(key) == known.get(key) for key in keys):
+        if all(same_value(wanted, known, key) for key in keys):
             return name
     return None
 

@@ -48,11 +48,16 @@ from codealign.sweeps.experiments import (
     sweep_records,
     verdict_files,
 )
-from codealign.sweeps.records import run_params
+from codealign.sweeps.records import flat, value_before
 
 TRAIN_DATA_KEY = "sft_baseline.train_data"
 SWEPT = ("k", "seed", "train_seed", TRAIN_DATA_KEY)
 MODEL = "k1"
+
+
+def arm_of(params: dict[str, Any]) -> Any:
+    """The run's `sft_baseline.train_data`; a run made before the key: its `before` value."""
+    return flat(params).get(TRAIN_DATA_KEY, value_before(TRAIN_DATA_KEY))
 
 
 def arm_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) -> list[Run]:
@@ -61,7 +66,7 @@ def arm_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) ->
     rows = same_configuration(rows, SWEPT, skipped)
     found: list[Run] = []
     for row in rows:
-        arm = run_params(row.params).get(TRAIN_DATA_KEY)
+        arm = arm_of(row.params)
         seed = or_master_seed(row.params, row.params.get("train_seed"))
         scores = lookup(row.metrics, benchmark, "models", MODEL)
         if not isinstance(scores, dict) or not is_number(scores.get(PASS1)):
@@ -178,7 +183,7 @@ def train_data_command(
         from_json=from_json,
         swept_keys=SWEPT,
         swept_of=lambda row: {
-            TRAIN_DATA_KEY: run_params(row.params).get(TRAIN_DATA_KEY),
+            TRAIN_DATA_KEY: arm_of(row.params),
             "train_seed": or_master_seed(row.params, row.params.get("train_seed")),
         },
         metrics_of=lambda row: row.metrics[benchmark],
