@@ -24,6 +24,14 @@ from codealign.tinyworld.text import InstructionSplit
 log = logging.getLogger("stages.base_model_eval")
 
 
+def phases_of(base) -> dict:
+    """`{"phases": [...]}` of a phase schedule, so the collector tells its metrics from
+    a single-mixture baseline's; nothing where the schedule is off (unchanged file)."""
+    if base.name != "tiny" or not base.scheduled:
+        return {}
+    return {"phases": [phase.to_dict() for phase in base.phases()]}
+
+
 @click.command(cls=Command)
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
 @click.option(
@@ -66,6 +74,7 @@ def main(params_file: str, model: Path, seed_dir: Path, out: Path) -> None:
         # Recorded so the collector can tell this model's metrics from a baseline's.
         code_share=base.code_share if tiny else None,
         base_seed=params.seed_of("base_model") if tiny else None,
+        **phases_of(base),
         model_digest=file_digest(model),
         seed=params.seed,
     )
