@@ -33,6 +33,7 @@ SUBCOMMANDS = {
     "findings": "codealign.findings.table:findings_command",
     "snapshot": "codealign.report.snapshot:snapshot_command",
     "equal-steps": "codealign.sweeps.equal_steps:equal_steps_command",
+    "train-data": "codealign.sweeps.train_data:train_data_command",
     "tune": "codealign.sweeps.tune:tune_command",
 }
 

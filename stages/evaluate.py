@@ -33,6 +33,7 @@ from codealign.execution import Limits, Sandbox
 from codealign.io import atomic_path, write_json, write_jsonl, write_text
 from codealign.lm.checkpoints import file_digest
 from codealign.params import load_params
+from codealign.specialists.adapters import read_router_manifest
 
 log = logging.getLogger("stages.evaluate")
 
@@ -166,6 +167,11 @@ def main(
                 }
                 if spec.router_dir is not None:
                     result["k"] = policy.k
+                    # What the adapters trained on (sft_baseline.train_data; a router.json
+                    # without the key is the curated set's), so a collector can tell the
+                    # seed-only arm's scores from the curated one's.
+                    manifest = read_router_manifest(spec.router_dir)
+                    result["train_data"] = manifest.get("train_data", "curated")
                 for tag, temperature in runs.items():
                     sampling = SamplingSpec(
                         p.n, temperature, p.max_new_tokens, p.batch_size, params.train_seed

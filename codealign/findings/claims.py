@@ -93,6 +93,12 @@ _EQUAL_STEPS = (
     "evaluate; done; dvc queue start -j 1; codealign equal-steps --k 5 --epochs 30; "
     "codealign ksweep"
 )
+TRAIN_DATA = "sft_baseline.train_data"
+_TRAIN_DATA_RUNS = (
+    "for seed in 0 1 2; do for d in curated seed; do dvc exp run --queue "
+    f"-S {TRAIN_DATA}=$d -S train_seed=$seed evaluate; done; done; dvc queue start -j 1; "
+    "codealign train-data"
+)
 _DPO = "python benchmarks/dpo_seeds.py --seeds 0 1 2"
 _MIXTURE = (
     "for s in 0 0.25 0.5; do for seed in 0 1 2; do dvc exp run --queue "
@@ -175,7 +181,7 @@ CLAIMS: tuple[Claim, ...] = (
         sentence="K = 5 routed specialists score a higher pass@1 than one adapter trained "
         "for the same epochs.",
         a=Arm("ksweep", {"k": 5}, _eval("routed")),
-        b=Arm("ksweep", {"k": 5}, _eval("k1")),
+        b=Arm("ksweep", {"k": 5, TRAIN_DATA: "curated"}, _eval("k1")),
         command=_KSWEEP,
     ),
     Claim(
@@ -184,7 +190,7 @@ CLAIMS: tuple[Claim, ...] = (
         sentence="K = 5 routed specialists, each trained for as many steps as the single "
         "adapter (5x the epochs), score a higher pass@1 than that adapter.",
         a=Arm("k_equal_steps", {"k": 5}, _eval("routed")),
-        b=Arm("ksweep", {}, _eval("k1")),
+        b=Arm("ksweep", {TRAIN_DATA: "curated"}, _eval("k1")),
         command=_EQUAL_STEPS,
         note="b is the single adapter at the profile's epochs, from the K sweep's runs.",
     ),
@@ -193,9 +199,12 @@ CLAIMS: tuple[Claim, ...] = (
         source="A",
         sentence="SFT on the curated synthetic data scores a higher pass@1 than SFT on the "
         "seed sets S1 + S2 alone.",
-        a=None,
-        command="no experiment in the repo yet: an `sft_baseline` run on data/seed's S1 + S2 "
-        "against the curated set, at 3 train seeds",
+        a=Arm("train_data", {TRAIN_DATA: "curated"}, _eval("k1")),
+        b=Arm("train_data", {TRAIN_DATA: "seed"}, _eval("k1")),
+        command=_TRAIN_DATA_RUNS,
+        note="K = 1 adapters at equal optimizer steps: the seed arm trains on the curated "
+        "set's S1 + S2 items for the steps the whole set takes, and both pick their "
+        "checkpoint on the same validation items.",
     ),
     Claim(
         id="curriculum-descending-vs-shuffled",
