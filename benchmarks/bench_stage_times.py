@@ -12,7 +12,8 @@ same call on a stage that is up to date, to read the small stages against. The s
 stage" table.
 
 Prints one JSON object: profile, stages ({name: seconds}), order, total_s, cores,
-dvc_overhead_s.
+dvc_overhead_s, and provenance {command, commit, dirty, profile}: this checkout's commit
+and whether its code differed from it (the scratch copy is of the working tree).
 
     python benchmarks/bench_stage_times.py                       # smoke profile, ~3 min
     python benchmarks/bench_stage_times.py --out metrics/stage_times_smoke.json
@@ -20,10 +21,11 @@ dvc_overhead_s.
     python benchmarks/bench_stage_times.py --profile full      # the research scale, ~31 min
     python benchmarks/bench_stage_times.py --in-place --out metrics/stage_times.json
 
-`--in-place` runs in this repository with its own params.yaml (the profile `default`)
-instead of a scratch copy: every stage is forced, so the run also leaves a complete,
-fresh dvc.lock and outs here. The report shows `metrics/stage_times.json` and, as more
-columns, every `metrics/stage_times_<profile>.json` beside it.
+`--in-place` runs in this repository with its own params.yaml (whichever profile it
+equals: `codealign profile`) instead of a scratch copy: every stage is forced, so the
+run also leaves a complete, fresh dvc.lock and outs here. The report shows
+`metrics/stage_times.json` and, as more columns, every `metrics/stage_times_<profile>.json`
+beside it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -39,12 +42,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from codealign.profiles import current, profiles
+from codealign.sweeps.records import provenance
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROFILES = {"default": ROOT / "params.yaml", "smoke": ROOT / "params" / "smoke.yaml"}
-PROFILES["full"] = ROOT / "params" / "full.yaml"
-PROFILES["paper"] = ROOT / "params" / "paper.yaml"
-PROFILES["paper_rehearsal"] = ROOT / "params" / "paper_rehearsal.yaml"
+PROFILES = profiles(ROOT)  # params/<name>.yaml
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
@@ -123,7 +126,8 @@ def main() -> None:
         "TOKENIZERS_PARALLELISM": "false",
     }
     if args.in_place:
-        tmp, work, profile = None, ROOT, "default"
+        # The profile params.yaml equals (None: hand-edited, named "params.yaml" below).
+        tmp, work, profile = None, ROOT, current(ROOT)
     else:
         tmp = tempfile.mkdtemp(prefix="bench_stage_times.")
         work, profile = Path(tmp) / "repo", args.profile
@@ -148,8 +152,10 @@ def main() -> None:
             print(f"scratch copy kept in {work}", file=sys.stderr)
         elif tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+    command = shlex.join(["python", "benchmarks/bench_stage_times.py", *sys.argv[1:]])
     result = {
-        "profile": profile,
+        "profile": profile or "params.yaml",
+        "provenance": provenance(command, ROOT, profile),
         "in_place": args.in_place,
         "stages": stages,
         "order": order,

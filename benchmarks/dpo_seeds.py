@@ -63,7 +63,8 @@ def collect(
 
     `dvc exp show` drops the list-valued curves, so each file is read from the
     experiment's commit. The seed is the one the comparison recorded, not the params: an
-    experiment that did not rerun DPO (a K sweep that targets `evaluate`) carries its
+    experiment that did not rerun DPO (a K sweep that targets `evaluate`, which has no DPO
+    model among its deps; DPO's final models are `evaluate_dpo`'s) carries its
     baseline's file, which names the baseline's seed. `fixed` (`--set`): params a run
     must hold, which may differ from the workspace's. Values: (metrics, experiment row).
     """

@@ -31,7 +31,9 @@ SUBCOMMANDS = {
     "deps": "codealign.stage_deps:deps_command",
     "profile": "codealign.profiles:profile_command",
     "findings": "codealign.findings.table:findings_command",
+    "snapshot": "codealign.report.snapshot:snapshot_command",
     "equal-steps": "codealign.sweeps.equal_steps:equal_steps_command",
+    "tune": "codealign.sweeps.tune:tune_command",
 }
 
 

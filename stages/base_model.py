@@ -12,6 +12,7 @@ from codealign.lm.checkpoints import checkpoint_dir, file_digest
 from codealign.params import load_params
 from codealign.pretraining.base_model import pretrain, save_existing
 from codealign.tinyworld.corpus import EDIT_FORMAT, corpus_from_file
+from codealign.tinyworld.text import InstructionSplit
 
 log = logging.getLogger("stages.base_model")
 
@@ -42,9 +43,12 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
             lintseq = params["lintseq"]
             held_out = [seed_dir / name for name in ("tinyeval.jsonl", "tinydev.jsonl")]
             held_out = [path for path in held_out if path.is_file()]
-            corpus = corpus_from_file(train_file, p, lintseq, params.seed, held_out)
+            heldout = params["heldout_instructions"]
+            split = InstructionSplit(heldout.share, heldout.salt)
+            corpus = corpus_from_file(train_file, p, lintseq, params.seed, held_out, split)
             run = {
                 "params": p.to_dict(),
+                "heldout_instructions": heldout.to_dict(),
                 "edit_format": {key: getattr(lintseq, key) for key in EDIT_FORMAT},
                 "seed": seed,
                 "train": file_digest(train_file),

@@ -1,4 +1,4 @@
-"""Stage `base_model_eval`: held-out English and code perplexity and English instructions.
+"""Stage `base_model_eval`: held-out English and code perplexity and held-out English instructions.
 
 The metrics of the code-share ablation (codealign.pretraining.base_model_eval,
 `codealign mixture`). With `base_model.name: tiny` the stage rebuilds the pretraining
@@ -19,6 +19,7 @@ from codealign.lm.checkpoints import file_digest
 from codealign.params import load_params
 from codealign.pretraining.base_model_eval import corpus_documents, measure
 from codealign.tinyworld.corpus import read_code
+from codealign.tinyworld.text import InstructionSplit
 
 log = logging.getLogger("stages.base_model_eval")
 
@@ -46,11 +47,13 @@ def main(params_file: str, model: Path, seed_dir: Path, out: Path) -> None:
     setup_logging()
     params = load_params(params_file)
     p, base = params["base_model_eval"], params["base_model"]
+    heldout = params["heldout_instructions"]
+    split = InstructionSplit(heldout.share, heldout.salt)
     seen: frozenset[str] = frozenset()
     tiny = base.name == "tiny"
     if tiny:
         train = seed_dir / "train.jsonl"
-        seen = corpus_documents(train, base, params["lintseq"], params.seed)
+        seen = corpus_documents(train, base, params["lintseq"], params.seed, split)
         log.info("rebuilt the pretraining corpus from %s: %d distinct documents", train, len(seen))
     code = read_code(seed_dir / "tinydev.jsonl")
     if not code and params["data"].source == "real":
@@ -58,7 +61,7 @@ def main(params_file: str, model: Path, seed_dir: Path, out: Path) -> None:
         from codealign.curation.datasets import load_humaneval
 
         code = [(r["prompt"], r["canonical_solution"]) for r in load_humaneval()]
-    result = measure(model, code, p, params.seed, seen=seen)
+    result = measure(model, code, p, params.seed, seen=seen, split=split)
     result.update(
         # Recorded so the collector can tell this model's metrics from a baseline's.
         code_share=base.code_share if tiny else None,

@@ -3,7 +3,7 @@
 Two readings. The curves: pass@1 on the dev set (`dpo.eval_benchmarks`: tinydev, MBPP
 validation) at every stage boundary, from the DPO stages' own metrics. The verdict:
 the final curriculum model (`dpo_stage_4`) against the final shuffled model on each
-final benchmark the `evaluate` stage scored them on (tinyeval), paired over tasks
+final benchmark the `evaluate_dpo` stage scored them on (tinyeval), paired over tasks
 (`codealign.dpo.stats.compare_on_tasks`: mean difference of per-task pass rates, its 95%
 bootstrap interval over tasks, the paired permutation test), stated as 'inconclusive'
 when the interval contains 0.
@@ -25,15 +25,15 @@ from codealign.params import load_params
 
 log = logging.getLogger("stages.dpo_compare")
 
-FINAL_MODELS = ("dpo_stage_4", "dpo_shuffled")  # the names dvc.yaml gives `evaluate`
+FINAL_MODELS = ("dpo_stage_4", "dpo_shuffled")  # the names dvc.yaml gives `evaluate_dpo`
 
 
 def final_comparison(evaluated: Path) -> dict:
-    """Per benchmark `evaluate` scored both final models on: curriculum against shuffled,
+    """Per benchmark `evaluate_dpo` scored both final models on: curriculum against shuffled,
     paired over tasks (pass@1 verdicts, at eval.pass1_temperature)."""
     found = {}
     if not evaluated.is_dir():
-        raise CodealignError(f"{evaluated}: not found (the evaluate stage's out)")
+        raise CodealignError(f"{evaluated}: not found (the evaluate_dpo stage's out)")
     for bench in sorted(p for p in evaluated.iterdir() if p.is_dir()):
         files = [bench / name / "verdicts_pass1.jsonl" for name in FINAL_MODELS]
         if all(f.is_file() for f in files):
@@ -44,7 +44,7 @@ def final_comparison(evaluated: Path) -> dict:
     if not found:
         raise CodealignError(
             f"{evaluated}: no benchmark with verdicts of both {' and '.join(FINAL_MODELS)}; "
-            "run the evaluate stage with them (dvc.yaml passes both)"
+            "run the evaluate_dpo stage with them (dvc.yaml passes both)"
         )
     return found
 
@@ -59,10 +59,10 @@ def final_comparison(evaluated: Path) -> dict:
 )
 @click.option(
     "--evaluated",
-    default="data/evaluate",
+    default="data/evaluate_dpo",
     show_default=True,
     type=click.Path(path_type=Path),
-    help="The evaluate stage's out: the final models' verdicts on the final benchmarks.",
+    help="The evaluate_dpo stage's out: the final models' verdicts on the final benchmarks.",
 )
 @click.option(
     "--base",

@@ -7,10 +7,13 @@ chat format (`codealign.evaluation.chat`); any other is a plain causal LM that c
 the prompt (the base model). Every run goes through `codealign.evaluation.evaluate.evaluate`.
 For an sft dir the table adds pass@1 per cluster and how many tasks each cluster received.
 
-The final evaluation: the only stage that scores models on tinyeval (with
-`lintseq_eval`, the final evaluation of the LintSeq experiment), so it also scores DPO's
-models (`dpo_stage_1..4`, `dpo_shuffled`, as dvc.yaml passes them) and `dpo_compare`
-compares curriculum and shuffled on its verdicts. Each benchmark records its `tasks` and
+The final evaluation: the only script that scores models on tinyeval (with
+`lintseq_eval`, the final evaluation of the LintSeq experiment). dvc.yaml runs it as two
+stages with the same `eval` params: `evaluate` (base, k1, routed; no DPO model among its
+deps, so a K sweep `dvc exp run -S k=10 evaluate` leaves DPO alone) and `evaluate_dpo`
+(`dpo_stage_1..4`, `dpo_shuffled`; out data/evaluate_dpo, metrics/evaluate_dpo.json and
+.md), on whose verdicts `dpo_compare` compares curriculum and shuffled. Each benchmark
+records its `tasks` and
 `functions` (distinct reference solutions up to renaming); each pass@k its 95% bootstrap
 interval over tasks (`<key>_ci`: low, high; `codealign.dpo.stats`), never over samples.
 """

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from codealign.command import Command, setup_logging
+from codealign.edits import distribution
 from codealign.edits.lintseq_eval import (
     answer_lengths,
     evaluate_pair,
@@ -14,14 +15,30 @@ from codealign.edits.lintseq_eval import (
     read_edit_records,
     train_pair,
 )
-from codealign.evaluation.evaluate import load_benchmark
-from codealign.io import atomic_path, write_json, write_jsonl
+from codealign.evaluation.evaluate import Benchmark, load_benchmark
+from codealign.io import atomic_path, read_jsonl, write_json, write_jsonl
 from codealign.lm.checkpoints import file_digest
 from codealign.params import load_params
 
 log = logging.getLogger("stages.lintseq_eval")
 
 PathType = click.Path(path_type=Path)
+
+
+COMPOSED = "lintseq_composed"
+
+
+def composed_tasks(data_dir: Path, limit: int) -> Benchmark | None:
+    """The composed eval tasks the lintseq stage wrote (lintseq.compose > 1), first
+    `limit` of them (0: all), or None where it wrote none."""
+    path = data_dir / "tasks.jsonl"
+    if not path.exists():
+        return None
+    records = read_jsonl(path)
+    if limit:
+        records = records[:limit]
+    log.info("%s: %d composed eval tasks in place of lintseq_eval.benchmark", path, len(records))
+    return Benchmark(COMPOSED, records, [r["prompt"] for r in records], False)
 
 
 @click.command(cls=Command)
@@ -42,8 +59,10 @@ PathType = click.Path(path_type=Path)
 def main(params_file, data_dir, seed_dir, base, models_out, out, metrics, plots) -> None:
     """Train a K = 1 adapter on programs (sft.target code) and one on their LintSeq edit
     sequences (edits) from the same records with the same sft params and optimizer steps;
-    sample lintseq_eval.n answers per benchmark task from each, rebuild the edits model's
-    programs by applying its diffs (a diff that does not apply counts as edit_failed), and
+    sample lintseq_eval.n answers per benchmark task from each (the composed tasks of
+    --data-dir's tasks.jsonl where the lintseq stage wrote one, else
+    lintseq_eval.benchmark), rebuild the edits model's programs by applying its diffs
+    (a diff that does not apply counts as edit_failed), and
     report pass@k for k = 1..n with the plot of pass@k against k.
     """
     setup_logging()
@@ -54,7 +73,9 @@ def main(params_file, data_dir, seed_dir, base, models_out, out, metrics, plots)
     train = read_edit_records(data_dir / "train.jsonl")
     validation = read_edit_records(data_dir / "validation.jsonl")
     log.info("read %s: %d train, %d validation programs", data_dir, len(train), len(validation))
-    benchmark = load_benchmark(p.benchmark, seed_dir, Path(params["data"].raw_dir), p.limit)
+    benchmark = composed_tasks(data_dir, p.limit) or load_benchmark(
+        p.benchmark, seed_dir, Path(params["data"].raw_dir), p.limit
+    )
     lengths = {t: answer_lengths(base, train, t, sft.max_length) for t in ("code", "edits")}
     with atomic_path(models_out) as tmp:
         training = train_pair(base, train, validation, sft, tmp, params.train_seed, live_dir=plots)
@@ -78,6 +99,8 @@ def main(params_file, data_dir, seed_dir, base, models_out, out, metrics, plots)
         "samples_per_task": p.n,
         "temperature": p.temperature,
         "train_items": len(train),
+        # How long the edits adapter's training sequences are (findings' caveat reads it).
+        "edits_per_sequence": distribution.summary(distribution.edit_counts(train)),
         "validation_items": len(validation),
         "steps": training["code"]["steps"],
         **{t: {**r.metrics, "train": {**training[t], **lengths[t]}} for t, r in results.items()},

@@ -91,6 +91,44 @@ def test_results_block_labels_what_differs_between_profiles_and_names_a_bad_file
     assert result.output == "error: results/full/evaluate.json: missing key 'tinyeval.models'\n"
 
 
+def test_results_block_reads_dpo_models_from_evaluate_dpo(tmp_path):
+    # `evaluate` scores base, k1 and routed; `evaluate_dpo` the DPO models, same columns.
+    root = copy_repo(tmp_path)
+    evaluate = json.loads((root / "metrics" / "evaluate.json").read_text())
+    models = evaluate["tinyeval"]["models"]
+    row = {**models["k1"], "pass@1": 0.4321, "pass@1_ci": {"low": 0.4, "high": 0.5}}
+    row.pop("k", None)  # an adapter, not an sft dir
+    dpo = {"tinyeval": {**evaluate["tinyeval"], "models": {"dpo_stage_4": row}}}
+    (root / "metrics" / "evaluate_dpo.json").write_text(json.dumps(dpo))
+    for name in [m for m in models if m.startswith("dpo_")]:
+        del models[name]
+    (root / "metrics" / "evaluate.json").write_text(json.dumps(evaluate))
+    lines = results_block(root).splitlines()
+    stage_4 = next(line for line in lines if "tinyeval, dpo_stage_4:" in line)
+    assert f"| 0.432 [0.400, 0.500] / {row['pass@10_t0.8']:.3f} | not run |" in stage_4
+    assert any("tinyeval, routed" in line for line in lines)
+
+    del dpo["tinyeval"]["models"]["dpo_stage_4"]["pass@1"]
+    (root / "metrics" / "evaluate_dpo.json").write_text(json.dumps(dpo))
+    result = CliRunner().invoke(docs_command, ["--root", str(root)])
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: metrics/evaluate_dpo.json: missing key 'tinyeval.models.dpo_stage_4.pass@1'\n"
+    )
+
+
+def test_results_block_is_the_same_with_the_provenance_a_snapshot_adds(tmp_path):
+    root = copy_repo(tmp_path)
+    before = results_block(root)
+    prov = {"command": "codealign snapshot", "commit": "abc", "dirty": False, "profile": "full"}
+    for path in (root / "results" / "full").glob("*.json"):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            path.write_text(json.dumps({**data, "provenance": prov}))
+    assert "provenance" in json.loads((root / "results/full/evaluate.json").read_text())
+    assert results_block(root) == before
+
+
 def test_stage_graph_has_every_stage_and_follows_dvc_yaml(tmp_path):
     root = copy_repo(tmp_path)
     diagram = pipeline_mermaid(root)

@@ -525,3 +525,31 @@ def test_a_run_names_the_profile_its_params_equal_but_for_the_swept_keys():
     assert profile_of(full, ("k", "train_seed"), root) == "full"
     full["base_model"]["code_share"] = 0.123
     assert profile_of(full, ("k", "train_seed"), root) is None
+
+
+def test_a_param_added_later_at_its_default_is_the_same_configuration():
+    def row(rev: str, params: dict) -> ExperimentRow:
+        return ExperimentRow(rev=rev, name=None, timestamp=None, order=0, params=params,
+                             metrics=None)  # fmt: skip
+
+    workspace = row("workspace", {"k": 5, "lintseq": {"compose": 1}})  # before=1
+    older = row("a" * 40, {"k": 10, "lintseq": {}})  # before lintseq.compose existed
+    composed = row("b" * 40, {"k": 5, "lintseq": {"compose": 4}})
+    skipped: Counter = Counter()
+    assert same_configuration([workspace, older, composed], ("k",), skipped) == [workspace, older]
+    assert skipped == Counter({"with other params than the workspace (lintseq.compose)": 1})
+
+
+def test_a_param_added_later_whose_default_changes_behaviour_splits_the_configuration():
+    def row(rev: str, params: dict) -> ExperimentRow:
+        return ExperimentRow(rev=rev, name=None, timestamp=None, order=0, params=params,
+                             metrics=None)  # fmt: skip
+
+    # heldout_instructions.share: 0.25 holds arguments out of the corpus; runs from before
+    # the key existed held none out (before=0), so they are another configuration.
+    workspace = row("workspace", {"k": 5, "heldout_instructions": {"share": 0.25}})
+    older = row("a" * 40, {"k": 10})
+    skipped: Counter = Counter()
+    assert same_configuration([workspace, older], ("k",), skipped) == [workspace]
+    no_split = row("workspace", {"k": 5, "heldout_instructions": {"share": 0}})
+    assert same_configuration([no_split, older], ("k",), Counter()) == [no_split, older]

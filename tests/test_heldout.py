@@ -4,6 +4,7 @@ decontamination uses and by the tiny world's semantic and function keys."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def test_tinydev_and_tinyeval_load_by_benchmark_name(built, tmp_path):
 
 # Stages that score models on tinyeval: the final evaluations (the report reads only their
 # metrics). `lintseq_eval` is the LintSeq experiment's final evaluation; it chooses nothing.
-SCORE_ON_TINYEVAL = {"evaluate", "lintseq_eval"}
+SCORE_ON_TINYEVAL = {"evaluate", "evaluate_dpo", "lintseq_eval"}
 # Stages that read tinyeval only to keep it out of their data (decontamination and the
 # disjointness checks): they never score a model on it.
 CHECK_AGAINST_TINYEVAL = {"base_model", "dedup", "synth", "sample"}
@@ -147,9 +148,48 @@ def test_only_the_final_evaluations_score_models_on_tinyeval_and_training_scores
         assert _reads(deps[name], "data/seed/tinydev.jsonl"), name
     for name in SCORE_ON_TINYDEV - CHECK_AGAINST_TINYEVAL:
         assert not _reads(deps[name], "data/seed/tinyeval.jsonl"), name
-    # The report reads metrics only; the curriculum/shuffled verdict reads evaluate's out.
+    # The report reads metrics only; the curriculum/shuffled verdict reads evaluate_dpo's out.
     assert not any(d.startswith("data/seed") for d in deps["report"])
-    assert "data/evaluate" in deps["dpo_compare"]
+    assert "data/evaluate_dpo" in deps["dpo_compare"]
+    assert "data/evaluate" not in deps["dpo_compare"]
+
+
+DPO_STAGES = {"sample", "score", "pairs", "curriculum", "dpo", "dpo_shuffled"}
+
+
+def _upstream(stage_name: str) -> set[str]:
+    """The stages `dvc repro <stage>` (and `dvc exp run <stage>`) would run, from DVC's graph."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT), uninitialized=True) as repo:
+        graph = repo.index.graph  # an edge runs from a stage to a stage it depends on
+        (target,) = [s for s in graph.nodes if s.name == stage_name]
+        return {s.name.split("@")[0] for s in nx.descendants(graph, target)}
+
+
+def test_the_k_sweep_target_evaluate_runs_no_dpo_stage_and_evaluate_dpo_scores_them():
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    deps = {name: _resolved_deps(spec) for name, spec in stages.items()}
+    assert not [d for d in deps["evaluate"] if d.startswith("models/dpo")], deps["evaluate"]
+    # `dvc exp run -S k=10 evaluate`: neither sampling nor any DPO training upstream.
+    assert not _upstream("evaluate") & DPO_STAGES, sorted(_upstream("evaluate"))
+    assert {"cluster", "sft", "sft_baseline", "base_model"} <= _upstream("evaluate")
+    # The DPO models are scored by evaluate_dpo, with the same script and params.
+    dpo_models = {f"models/dpo/stage_{n}" for n in range(1, 5)} | {"models/dpo_shuffled"}
+    assert dpo_models <= set(deps["evaluate_dpo"])
+    assert _upstream("evaluate_dpo") >= DPO_STAGES
+    assert "evaluate_dpo" in _upstream("dpo_compare")
+    assert stages["evaluate_dpo"]["params"] == stages["evaluate"]["params"]
+    assert stages["evaluate_dpo"]["cmd"].startswith("python stages/evaluate.py ")
+
+    def scored(name: str) -> set[str]:
+        return set(re.findall(r"--model (\w+)=", stages[name]["cmd"]))
+
+    assert scored("evaluate") == {"base", "k1", "routed"}
+    assert scored("evaluate_dpo") == {f"dpo_stage_{n}" for n in range(1, 5)} | {"dpo_shuffled"}
 
 
 def _params_naming(value, name: str, where: str = "") -> list[str]:

@@ -295,6 +295,7 @@ def run_stage(tmp_path):
             *("--validation", str(tmp_path / "validation.jsonl")),
             *("--out", str(tmp_path / "lintseq")),
             *("--metrics", str(tmp_path / "metrics.json")),
+            *("--plot", str(tmp_path / "plots" / "edits.png")),
         ],
     )
 

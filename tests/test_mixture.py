@@ -31,10 +31,16 @@ from codealign.pretraining.base_model_eval import (
     instruction_prompt,
     measure,
     score_texts,
+    seen_instructions,
 )
 from codealign.sweeps.mixture import log_scale, mixture_command, zoom_shares
 from codealign.tinyworld.corpus import edit_documents, make_corpus
-from codealign.tinyworld.text import _instruction_doc, english_document, instruction_pair
+from codealign.tinyworld.text import (
+    InstructionSplit,
+    _instruction_doc,
+    english_document,
+    instruction_pair,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = [
@@ -42,6 +48,9 @@ CODE = [
     ('def twice(s):\n    """Return s repeated 2 times."""\n', "    return s * 2\n"),
     ('def first(xs):\n    """Return the first item of xs."""\n', "    return xs[0]\n"),
 ]
+
+
+SPLIT = InstructionSplit(0.25, "instructions")  # the default params' split
 
 
 def _params(**changes) -> BaseModelEvalParams:
@@ -99,7 +108,11 @@ def test_salt_and_seed_choose_the_heldout_draw():
     assert heldout_english(20, 0, "heldout")[0] == base
     assert heldout_english(20, 1, "heldout")[0] != base
     assert heldout_english(20, 0, "other")[0] != base
-    assert heldout_instructions(5, 0, "heldout") == heldout_instructions(5, 0, "heldout")
+    pairs = heldout_instructions(5, 0, "heldout", SPLIT)
+    assert pairs == heldout_instructions(5, 0, "heldout", SPLIT)
+    assert heldout_instructions(20, 0, "other", SPLIT) != heldout_instructions(
+        20, 0, "heldout", SPLIT
+    )
 
 
 def test_params_name_the_bad_key():
@@ -124,10 +137,18 @@ def test_instruction_accuracy_is_exact_match_of_the_first_line():
         " tac ",  # surrounding whitespace does not count
         " 33",
     ]
-    assert instruction_accuracy(pairs, completions) == {
+    seen = {"Instruction: What is 3 plus 4?\nAnswer: 7"}
+    assert instruction_accuracy(pairs, completions, seen) == {
         "accuracy": 0.5,
         "correct": 2,
         "prompts": 4,
+        "in_corpus": 1,
+        "by_kind": {
+            "backwards": {"correct": 1, "prompts": 1},
+            "greeting": {"correct": 0, "prompts": 1},
+            "letters": {"correct": 0, "prompts": 1},
+            "plus": {"correct": 1, "prompts": 1},
+        },
     }
     assert instruction_accuracy([], [])["accuracy"] is None
 
@@ -144,7 +165,7 @@ def trained(tmp_path_factory):
     from codealign.pretraining.base_model import build_model, pack, train_tokenizer
 
     rng = random.Random(0)
-    documents = [english_document(rng) for _ in range(600)]
+    documents = [english_document(rng, SPLIT) for _ in range(600)]
     params = BaseModelParams(
         vocab_size=400, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64
     )
@@ -212,23 +233,28 @@ def test_measure_scores_english_code_and_instructions(trained):
         assert math.isfinite(result[domain]["perplexity"])
     # Trained on English only: code is the less predictable text, byte for byte.
     assert result["english"]["bits_per_byte"] < result["code"]["bits_per_byte"]
-    instructions = result["instructions"]
-    assert instructions["prompts"] == 12 and 0.0 <= instructions["accuracy"] <= 1.0
-    # The accuracy is the exact match of the same greedy answers, recounted here.
-    pairs = heldout_instructions(12, 0, params.salt)
     tokenizer, model = load_causal_lm(model_dir)
-    answers = answer_instructions(model, tokenizer, [q for q, _ in pairs], params)
-    hits = [a.split("\n")[0].strip() == right for (_, right), a in zip(pairs, answers, strict=True)]
-    expected = sum(hits)
-    assert instructions["correct"] == expected
-    assert instructions["in_corpus"] == sum(
-        f"{instruction_prompt(q)} {a}" in seen for q, a in pairs
-    )
+    for key, draw in (
+        ("instructions_heldout", heldout_instructions),
+        ("instructions_seen", seen_instructions),
+    ):
+        instructions = result[key]
+        assert instructions["prompts"] == 12 and 0.0 <= instructions["accuracy"] <= 1.0
+        # The accuracy is the exact match of the same greedy answers, recounted here.
+        pairs = draw(12, 0, params.salt, SPLIT)
+        answers = answer_instructions(model, tokenizer, [q for q, _ in pairs], params)
+        hits = [a.split("\n")[0].strip() == r for (_, r), a in zip(pairs, answers, strict=True)]
+        assert instructions["correct"] == sum(hits)
+        assert instructions["in_corpus"] == sum(
+            f"{instruction_prompt(q)} {a}" in seen for q, a in pairs
+        )
+    assert result["instructions_heldout"]["in_corpus"] == 0
+    assert result["instructions_seen"]["in_corpus"] > 0
     json.dumps(result, allow_nan=False)  # plain JSON numbers
 
     limited = measure(model_dir, CODE, _params(code_docs=2, instructions=0), seed=0)
     assert limited["code"]["documents"] == 2
-    assert limited["instructions"]["accuracy"] is None
+    assert limited["instructions_heldout"]["accuracy"] is None
 
 
 def test_missing_or_corrupt_model_dir_is_one_clear_error(tmp_path):
@@ -285,7 +311,7 @@ def _base_eval(share: float, base_seed: int = 0) -> dict:
         "model_digest": f"model-{share}-{base_seed}",
         "english": {"perplexity": 3.0 + share, "bits_per_byte": 0.3 + share + 0.01 * base_seed},
         "code": {"perplexity": 2.0 - share, "bits_per_byte": 0.5 - 0.4 * share},
-        "instructions": {"accuracy": 0.9 - 0.9 * share, "correct": 9, "prompts": 10},
+        "instructions_heldout": {"accuracy": 0.9 - 0.9 * share, "correct": 9, "prompts": 10},
         "seed": 0,
     }
 

@@ -156,9 +156,18 @@ def test_smoke_mines_pairs_in_every_bucket_and_trains_every_dpo_stage_on_them(sm
 @pytest.mark.slow
 def test_smoke_final_evaluation_scores_the_dpo_models_and_compares_them_over_tasks(smoke_repo):
     work, _, _ = smoke_repo
-    summary = json.loads((work / "metrics" / "evaluate.json").read_text())["tinyeval"]
-    assert {f"dpo_stage_{i}" for i in range(1, 5)} | {"dpo_shuffled"} <= set(summary["models"])
+    summary = json.loads((work / "metrics" / "evaluate_dpo.json").read_text())["tinyeval"]
+    assert set(summary["models"]) == {f"dpo_stage_{i}" for i in range(1, 5)} | {"dpo_shuffled"}
+    evaluate = json.loads((work / "metrics" / "evaluate.json").read_text())["tinyeval"]
+    # The same benchmark, tasks and distinct functions as evaluate's.
+    for key in ("tasks", "functions", "samples_per_task", "confidence"):
+        assert summary[key] == evaluate[key], key
     assert summary["functions"] <= summary["tasks"]
+    for name in summary["models"]:
+        verdicts = work / "data" / "evaluate_dpo" / "tinyeval" / name / "verdicts_pass1.jsonl"
+        assert len(verdicts.read_text().splitlines()) == summary["tasks"] * 2, name
+    table = (work / "metrics" / "evaluate_dpo.md").read_text()
+    assert f"| tinyeval | 8 | {summary['functions']} | dpo_stage_4 |" in table
     for row in summary["models"].values():
         assert row["pass@1_ci"]["low"] <= row["pass@1"] <= row["pass@1_ci"]["high"]
     compare = json.loads((work / "metrics" / "dpo_compare.json").read_text())
@@ -174,6 +183,7 @@ def test_smoke_final_evaluation_scores_the_dpo_models_and_compares_them_over_tas
     )
     report = (work / "metrics" / "report.md").read_text()
     assert final["conclusion"] in report and "bootstrap interval over tasks" in report
+    assert "| dpo_shuffled | – |" in report  # the Models table, from evaluate_dpo.json
 
 
 @pytest.mark.slow
@@ -218,8 +228,7 @@ def test_smoke_evaluate_tables_base_k1_and_routed_specialists(smoke_repo):
     summary = json.loads((work / "metrics" / "evaluate.json").read_text())["tinyeval"]
     assert summary["tasks"] == 8 and summary["samples_per_task"] == 2
     models = summary["models"]
-    dpo = {f"dpo_stage_{i}" for i in range(1, 5)} | {"dpo_shuffled"}
-    assert set(models) == {"base", "k1", "routed"} | dpo
+    assert set(models) == {"base", "k1", "routed"}  # DPO's models: evaluate_dpo
     assert models["k1"]["k"] == 1 and models["routed"]["k"] == 2
     assert sum(models["routed"]["tasks_by_cluster"]) == 8
     assert set(models["routed"]["pass@1_by_cluster"]) == {"0", "1"}
@@ -498,19 +507,14 @@ def test_changing_k_reruns_only_cluster_sft_evaluate_and_dpo_only_dpo_then_repor
     work, env, _ = smoke_repo
     params = work / "params.yaml"
     params.write_text(params.read_text().replace("\nk: 2", "\nk: 3", 1))
-    # dpo_compare reads evaluate's out (the final DPO models' verdicts): it reruns too.
-    assert ran(run(["dvc", "repro"], work, env)) == {
-        "cluster",
-        "sft",
-        "evaluate",
-        "dpo_compare",
-        "report",
-    }
+    # The K sweep's target: `evaluate` runs no sampling, no DPO stage, no DPO evaluation.
+    assert ran(run(["dvc", "repro", "evaluate"], work, env)) == {"cluster", "sft", "evaluate"}
+    assert ran(run(["dvc", "repro"], work, env)) == {"report"}
     assert json.loads((work / "metrics" / "cluster.json").read_text())["k_requested"] == 3
     params.write_text(params.read_text().replace("  beta: 0.1", "  beta: 0.2", 1))
     dpo = {f"dpo@stage_{i}" for i in range(1, 5)} | {"dpo_shuffled"}
-    # The DPO models changed: the final evaluation scores them again, then the comparison.
-    assert ran(run(["dvc", "repro"], work, env)) == dpo | {"evaluate", "dpo_compare", "report"}
+    # The DPO models changed: their final evaluation scores them again, then the comparison.
+    assert ran(run(["dvc", "repro"], work, env)) == dpo | {"evaluate_dpo", "dpo_compare", "report"}
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import yaml
 from click.testing import CliRunner
 from stage_scripts import stage
 
+from codealign.params import load_params
 from codealign.params.refine import RefineParams
 from codealign.refine.refine import parse_refined
 from codealign.synth.stub_server import StubServer
@@ -21,7 +22,7 @@ from codealign.tinyworld.original import (
     original_corpus,
     original_of,
 )
-from codealign.tinyworld.text import english_document
+from codealign.tinyworld.text import InstructionSplit, english_document
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,7 +100,11 @@ def test_refine_tinyworld_shrinks_the_vocabulary_and_removes_all_noise(tmp_path)
     assert result.exit_code == 0, result.output
     original, lean = read(out / "original.jsonl"), read(out / "lean.jsonl")
     assert len(original) == len(lean) == 120
-    assert [d["text"] for d in lean] == [lean_source(d["source_seed"]) for d in original]
+    # The world's own lean source, under the params' held-out instruction split.
+    heldout = load_params(tmp_path / "params.yaml")["heldout_instructions"]
+    split = InstructionSplit(heldout.share, heldout.salt)
+    assert split.share > 0
+    assert [d["text"] for d in lean] == [lean_source(d["source_seed"], split) for d in original]
     metrics = json.loads(metrics_file.read_text())
     before, after = metrics["original"], metrics["lean"]
     assert after["vocabulary"] < before["vocabulary"] / 2
@@ -251,6 +256,10 @@ def test_tinyhelen_on_a_tiny_config_writes_its_run_record(tmp_path):
     assert summary["command"].startswith("codealign tinyhelen --params ")
     assert summary["seeds"]["values"] == [0, 1]
     assert summary["params"]["base_model"]["steps"] == 4
+    assert summary["params"]["heldout_instructions"]["share"] > 0
+    # The instructions are on arguments neither corpus holds.
+    assert summary["heldout"]["instructions"] == 4
+    assert summary["heldout"]["instructions_in_lean_corpus"] == 0
     assert (tmp_path / "out" / "tiny.png").read_bytes()[:4] == b"\x89PNG"
     for run in summary["runs"]:
         for corpus in ("original", "lean"):
@@ -280,6 +289,7 @@ def test_tinyhelen_on_a_tiny_config_writes_its_run_record(tmp_path):
         counts = record["tasks"]["code"].values()
         assert len(counts) == 2 and all(n == 2 and 0 <= c <= 2 for c, n in counts)
         assert set(record["metrics"]["heldout_bpb"]) == {"lean_text", "original_text"}
+        assert set(record["metrics"]["instructions_heldout"]) == {"lean_form", "original_form"}
     # Rewritten from the comparison alone, the records are the same.
     again = CliRunner().invoke(
         tinyhelen_command,

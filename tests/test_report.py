@@ -140,6 +140,19 @@ def write_metrics(m: Path) -> None:
             }
         },
     )
+    dpo_model = {**model, "pass@1": 0.3125, "pass@1_ci": {"low": 0.125, "high": 0.5}}
+    dump(
+        m / "evaluate_dpo.json",
+        {
+            "tinyeval": {
+                "models": {"dpo_stage_4": dpo_model, "dpo_shuffled": {**model, "pass@1": 0.25}},
+                "samples_per_task": 10,
+                "tasks": 8,
+                "functions": 7,
+                "confidence": 0.95,
+            }
+        },
+    )
     stages = [
         {"bucket": 1, "high": None, "low": 0.4, "pairs": 6, "pairs_before_pruning": 7, "stage": 1},
         {"bucket": 0, "high": 0.4, "low": None, "pairs": 0, "pairs_before_pruning": 0, "stage": 2},
@@ -245,7 +258,7 @@ def write_metrics(m: Path) -> None:
     dump(
         m / "base_model_eval.json",
         {"code_share": 0.25, "english": {"bits_per_byte": 0.25}, "code": {"bits_per_byte": 0.1},
-         "instructions": {"correct": 188, "prompts": 200}, "model_digest": BASE},
+         "instructions_heldout": {"correct": 188, "prompts": 200}, "model_digest": BASE},
     )  # fmt: skip
     shares = [
         {"code_share": 0.0, "base_seeds": [0], "sft_runs": [],
@@ -350,6 +363,10 @@ def test_report_tables_show_what_users_compare(full_report):
     # pass@1, pass@1 and pass@10 at T; routed's with their intervals over tasks
     assert "| base | – | 0.2500 | 0.2000 | 0.6000 |" in text  # an evaluate.json without them
     assert "| routed | 2 | 0.3750 [0.1250, 0.6250] | 0.2000 | 0.6000 [0.3750, 0.8750] |" in text
+    # DPO's final models from evaluate_dpo.json, in the same table as evaluate.json's
+    assert "| dpo_stage_4 | – | 0.3125 [0.1250, 0.5000] | 0.2000 | 0.6000 |" in text
+    assert "| dpo_shuffled | – | 0.2500 | 0.2000 | 0.6000 |" in text
+    assert "(`metrics/evaluate.json` and `metrics/evaluate_dpo.json`)" in text
     assert "8 tasks holding 7 distinct functions" in text
     assert "95% bootstrap interval over tasks (resampling tasks, not samples" in text
     assert "samples)" not in text.replace("not samples", "")  # no interval over samples
@@ -447,13 +464,41 @@ def test_missing_inputs_give_not_run_sections(tmp_path):
     text = md.read_text()
     for heading in SECTIONS:
         assert heading in text
-    for stage_name in ("dataset_metrics", "synth", "dedup", "cluster", "evaluate", "curriculum"):
+    stage_names = ("dataset_metrics", "synth", "dedup", "cluster", "evaluate", "evaluate_dpo")
+    for stage_name in (*stage_names, "curriculum"):
         assert f"is written by `dvc repro {stage_name}`" in text, stage_name
     assert "`dvc repro dpo_compare`" in text and "`dvc repro base_model`" in text
     assert "`dvc repro lintseq_eval`" in text and "`dvc repro base_model_eval`" in text
     assert "No K sweep yet" in text and "codealign ksweep" in text
     assert "bench_stage_times.py --profile default --out metrics/stage_times.json" in text
     assert image_links(md) == [] and list((tmp_path / "metrics" / "report").iterdir()) == []
+
+
+def test_models_without_evaluate_dpo_show_evaluate_and_say_what_is_missing(tmp_path):
+    # A K sweep's run (`dvc exp run -S k=10 evaluate`) has evaluate.json alone.
+    metrics = tmp_path / "metrics"
+    write_metrics(metrics)
+    (metrics / "evaluate_dpo.json").unlink()
+    assert run_report(tmp_path).exit_code == 0
+    text = (metrics / "report.md").read_text()
+    models = text.split("## Models")[1].split("\n## ")[0]
+    assert "| routed | 2 | 0.3750 [0.1250, 0.6250] |" in models
+    assert "dpo_stage_4" not in models
+    assert "`metrics/evaluate_dpo.json` is missing; it is written by `dvc repro evaluate_dpo`" in (
+        models
+    )
+
+
+def test_a_pre_split_evaluate_json_gives_way_to_evaluate_dpo(tmp_path):
+    # evaluate.json of before the split still scored the DPO models: evaluate_dpo's row wins.
+    metrics = tmp_path / "metrics"
+    write_metrics(metrics)
+    data = json.loads((metrics / "evaluate.json").read_text())
+    data["tinyeval"]["models"]["dpo_stage_4"] = {"pass@1": 0.9876}
+    (metrics / "evaluate.json").write_text(json.dumps(data))
+    assert run_report(tmp_path).exit_code == 0
+    text = (metrics / "report.md").read_text()
+    assert "| dpo_stage_4 | – | 0.3125 [0.1250, 0.5000] |" in text and "0.9876" not in text
 
 
 def test_partial_run_renders_what_is_there(tmp_path):

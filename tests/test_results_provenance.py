@@ -18,6 +18,9 @@ def test_every_results_json_records_its_command_commit_and_profile():
 def test_the_legacy_list_names_files_that_exist_with_a_reason_and_none_findings_reads():
     for rel, reason in LEGACY.items():
         assert (ROOT / rel).is_file(), f"{rel}: listed as legacy but absent (drop it)"
+        data = json.loads((ROOT / rel).read_text())
+        # `codealign snapshot` or a collector rewrote it: no longer legacy.
+        assert provenance_of(data) is None, f"{rel}: records its provenance now (drop it)"
         assert len(reason) > 20
         assert not rel.startswith(RUNS_DIR.as_posix())  # findings read results/runs only
     documented = (ROOT / "results" / "full" / "README.md").read_text()

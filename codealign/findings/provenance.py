@@ -4,7 +4,9 @@ Every JSON file under results/ records the command that wrote it, the commit and
 profile: at its top level (a run record) or under `provenance` (a summary, findings).
 `LEGACY` lists, each with its reason, the files written before that rule; no finding
 reads them (`codealign findings` reads results/runs/ only), and a rerun replaces them
-by files that carry their provenance. results/full/README.md documents the same list.
+by files that carry their provenance (`codealign snapshot` for a profile's stage
+metrics, the collectors for the rest); a listed file that records its provenance fails
+the test, so its entry goes with the rerun. results/full/README.md documents the list.
 """
 
 from __future__ import annotations

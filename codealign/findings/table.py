@@ -30,7 +30,7 @@ from codealign.errors import CodealignError
 from codealign.findings.claims import CLAIMS, SOURCES, Arm, Claim, Measure
 from codealign.io import write_json, write_text
 from codealign.passk import estimate_pass_at_k
-from codealign.sweeps.records import RUNS_DIR, SCHEMA, flat, provenance
+from codealign.sweeps.records import RUNS_DIR, SCHEMA, flat, provenance, value_before
 
 REQUIRED = {
     "schema": str,
@@ -132,10 +132,16 @@ def per_task(record: Mapping[str, Any], measure: Measure) -> dict[str, float] | 
 
 
 def matches(record: Mapping[str, Any], arm: Arm) -> bool:
+    """Whether the record is of the arm's sweep and params; a key the record's params
+    lack (a run from before the param existed) counts at its `before` value, the one that
+    behaves as such runs did (`codealign.sweeps.records.value_before`)."""
     if record["sweep"] != arm.sweep:
         return False
     params = flat(record["params"])
-    return all(params.get(key) == want for key, want in arm.where.items())
+    return all(
+        (params[key] if key in params else value_before(key)) == want
+        for key, want in arm.where.items()
+    )
 
 
 def _key(record: Mapping[str, Any], pair_by: Sequence[str]) -> tuple:
@@ -220,6 +226,9 @@ def assess(claim: Claim, records: Sequence[dict]) -> dict[str, Any]:
             if stats is not None:
                 stats["verdict"] = verdict(stats, claim.direction)
             comparisons.append(stats)
+    if claim.caveat is not None:
+        used = [r for r in records if claim.a is not None and matches(r, claim.a)]
+        row["note"] = " ".join(filter(None, (claim.note, claim.caveat(used, claim))))
     if not comparisons or any(c is None for c in comparisons):
         return {**row, "verdict": NOT_MEASURED, "comparisons": []}
     verdicts = [c["verdict"] for c in comparisons]

@@ -36,7 +36,11 @@ from codealign.params.dpo import (
 from codealign.params.edits import LintseqEvalParams, LintseqParams
 from codealign.params.evaluation import EvalParams
 from codealign.params.lm import EmbedParams, FetchParams
-from codealign.params.pretraining import BaseModelEvalParams, BaseModelParams
+from codealign.params.pretraining import (
+    BaseModelEvalParams,
+    BaseModelParams,
+    HeldoutInstructionsParams,
+)
 from codealign.params.refine import RefineParams, TinyHelenParams
 from codealign.params.report import ReportParams
 from codealign.params.specialists import ClusterParams, SFTParams
@@ -50,6 +54,7 @@ SECTIONS: dict[str, type[Section]] = {
     "fetch": FetchParams,
     "base_model": BaseModelParams,
     "base_model_eval": BaseModelEvalParams,
+    "heldout_instructions": HeldoutInstructionsParams,
     "refine": RefineParams,
     "tinyhelen": TinyHelenParams,
     "synth": SynthParams,

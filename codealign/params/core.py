@@ -42,10 +42,16 @@ def param(
     lt: float | None = None,
     choices: tuple[Any, ...] | None = None,
     doc: str,
+    before: Any = _MISSING,
 ) -> Any:
     """Declare a section field: its default (params/default.yaml's value), optional bounds and
-    allowed choices, and a one-line doc for docs/params.md."""
+    allowed choices, and a one-line doc for docs/params.md. `before`: for a key added after
+    runs were recorded, the value that behaves as those runs did (the sweep collectors
+    count a run that lacks the key as holding it); unset, a run that lacks the key matches
+    only null."""
     meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "doc": doc}
+    if before is not _MISSING:
+        meta["before"] = before
     if isinstance(default, list):
         default = tuple(default)
     if isinstance(default, dict):

@@ -34,6 +34,22 @@ class LintseqParams(Section):
     context: int = param(0, ge=0, doc="context lines per diff hunk; 0 is the paper's format")
     separator: str = param(DEFAULT_SEPARATOR, doc="line between two edits in a training target")
     seed: int | None = param(None, ge=0, doc="sampling seed; null uses the top-level seed")
+    compose: int = param(
+        1,
+        ge=1,
+        doc="tiny-world templates joined into each program (codealign.tinyworld.composed); "
+        "1: the curated programs as they are; more: composed training programs (as many as "
+        "curated ones) and composed eval tasks (data/lintseq/tasks.jsonl) for lintseq_eval",
+        before=1,
+    )
+    compose_shape: str = param(
+        "chain",
+        choices=("chain", "parallel"),
+        doc="chain: each template reads the one before; parallel: each reads the argument, "
+        "the function returns the list of their values (independent lines: more edits)",
+        before="chain",
+    )
+    compose_tasks: int = param(100, ge=1, doc="composed eval tasks (with compose > 1)", before=100)
 
     def validate(self, prefix: str) -> None:
         check_separator(self.separator, f"{prefix}.separator")

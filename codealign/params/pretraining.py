@@ -88,3 +88,29 @@ class BaseModelEvalParams(Section):
     def validate(self, prefix: str) -> None:
         if not self.salt.strip():
             raise CodealignError(f"{prefix}.salt must be a non-empty string")
+
+
+@dataclass(frozen=True)
+class HeldoutInstructionsParams(Section):
+    """The instruction arguments no corpus holds: the held-out instruction test.
+
+    A salted share of each instruction kind's arguments (codealign.tinyworld.text.
+    InstructionSplit) is kept out of every English corpus the world writes (base_model's,
+    refine's); base_model_eval and tinyhelen ask instructions on those arguments only.
+    """
+
+    share: float = param(
+        0.25,
+        ge=0,
+        le=0.5,
+        doc="share of each instruction kind's arguments kept out of every corpus and asked "
+        "by the held-out instruction test (0: none held out, no held-out test)",
+        before=0,
+    )
+    salt: str = param(
+        "instructions", doc="ranks the arguments that are held out; change it for a fresh split"
+    )
+
+    def validate(self, prefix: str) -> None:
+        if not self.salt.strip():
+            raise CodealignError(f"{prefix}.salt must be a non-empty string")

@@ -7,9 +7,16 @@
 - Code: the canonical solutions of tinydev (the dev set), each given its prompt
   (signature and docstring), so the score is that of the function body alone. tinydev
   never enters the corpus, which draws its code from the train split.
-- English instruction following: `instruction_pair` prompts written as the corpus writes
-  them (`Instruction: ...\\nAnswer:`), answered greedily; a hit is an exact match of the
-  first line of the answer.
+- English instruction following, held out: instructions on arguments that no corpus
+  holds (`heldout_instructions` params, codealign.tinyworld.text.InstructionSplit: a
+  salted share of each instruction kind's arguments, kept out of the corpus generator's
+  instructions and of every story or fact that states the same computation), so a model
+  can answer only by applying the instruction's rule. Written as the corpus writes them
+  (`Instruction: ...\\nAnswer:`), answered greedily; a hit is an exact match of the first
+  line of the answer. `instructions_heldout.in_corpus` counts prompts whose pair occurs
+  in the corpus: 0 by construction. `instructions_seen` scores the same way instructions
+  drawn as the corpus draws them, nearly all of which occur in it: recall, kept beside
+  the held-out score to show the gap; findings use the held-out one.
 - Code pass@1 after SFT is not measured here: `evaluate` already scores the K = 1 model,
   and the collector (`codealign mixture`, in codealign.sweeps.mixture) reads it from
   metrics/evaluate.json.
@@ -26,9 +33,10 @@ unrelated. A separate stream does not make documents new, though: the tiny world
 English comes from few templates. So any held-out English document that occurs verbatim
 in the training corpus is skipped and counted (the stage rebuilds the corpus, which is
 deterministic), and instruction documents are left out of the English score altogether,
-since nearly every one of the ~210 possible pairs occurs in a corpus of any useful size.
-That also makes the instruction check a test of what pretraining taught, not of
-generalisation: the metrics report how many of its prompts occur in the corpus.
+since nearly every instruction the corpus may hold (165 argument keys over the five
+kinds, less the held-out ones) occurs in a corpus of any useful size. The held-out
+English is drawn under the same instruction split as the corpus, so it states no
+held-out computation either.
 
 Scoring runs on the CPU, like the rest of base-model evaluation (codealign.evaluation.evaluate).
 """
@@ -43,9 +51,15 @@ from pathlib import Path
 from typing import Any
 
 from codealign.errors import CodealignError
-from codealign.params.pretraining import BaseModelEvalParams
+from codealign.params.pretraining import BaseModelEvalParams, HeldoutInstructionsParams
 from codealign.tinyworld.corpus import corpus_from_file
-from codealign.tinyworld.text import english_document, instruction_pair
+from codealign.tinyworld.text import (
+    InstructionSplit,
+    english_document,
+    heldout_instruction,
+    instruction_kind_key,
+    instruction_pair,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +82,14 @@ def instruction_prompt(question: str) -> str:
 
 
 def heldout_english(
-    n: int, seed: int, salt: str, seen: Collection[str] = frozenset()
+    n: int,
+    seed: int,
+    salt: str,
+    seen: Collection[str] = frozenset(),
+    split: InstructionSplit | None = None,
 ) -> tuple[list[str], int]:
-    """`n` English documents (no instruction documents) not in `seen`, and how many were skipped.
+    """`n` English documents (no instruction documents) not in `seen`, and how many were
+    skipped; drawn under the corpus's instruction `split`.
 
     Raises CodealignError if the draws keep landing in `seen` (a corpus that holds
     nearly all of the tiny world's English).
@@ -79,7 +98,7 @@ def heldout_english(
     documents: list[str] = []
     skipped = 0
     while len(documents) < n:
-        document = english_document(rng)
+        document = english_document(rng, split)
         if document.startswith(INSTRUCTION_PREFIX):
             continue
         if document in seen:
@@ -94,15 +113,41 @@ def heldout_english(
     return documents, skipped
 
 
-def heldout_instructions(n: int, seed: int, salt: str) -> list[tuple[str, str]]:
-    """`n` (instruction, answer) pairs from the held-out stream."""
+def heldout_instructions(
+    n: int, seed: int, salt: str, split: InstructionSplit
+) -> list[tuple[str, str]]:
+    """`n` (instruction, answer) pairs on arguments `split` holds out of every corpus.
+
+    Raises CodealignError when `split` holds nothing out and `n` asks for some.
+    """
+    if n and not split.share:
+        raise CodealignError(
+            "heldout_instructions.share is 0: no instruction argument is held out of the "
+            "corpus, so there is no held-out instruction test (ask for 0 instructions)"
+        )
+    rng = _stream(salt, "heldout-instructions", seed)
+    return [heldout_instruction(rng, split) for _ in range(n)]
+
+
+def seen_instructions(
+    n: int, seed: int, salt: str, split: InstructionSplit | None = None
+) -> list[tuple[str, str]]:
+    """`n` (instruction, answer) pairs drawn as the corpus draws them (under `split`):
+    nearly all occur in a corpus of any useful size, so they measure recall."""
     rng = _stream(salt, "instructions", seed)
-    return [instruction_pair(rng) for _ in range(n)]
+    return [instruction_pair(rng, split) for _ in range(n)]
 
 
-def corpus_documents(train_file: str | Path, base: Any, lintseq: Any, seed: int):
+def corpus_documents(
+    train_file: str | Path,
+    base: Any,
+    lintseq: Any,
+    seed: int,
+    split: InstructionSplit | None = None,
+):
     """The set of documents of the corpus `base_model` pretrains on (same inputs, same corpus)."""
-    return frozenset(d["text"] for d in corpus_from_file(train_file, base, lintseq, seed))
+    corpus = corpus_from_file(train_file, base, lintseq, seed, split=split)
+    return frozenset(d["text"] for d in corpus)
 
 
 # --- Scoring ----------------------------------------------------------------------------
@@ -174,17 +219,28 @@ def answer_of(completion: str) -> str:
 
 
 def instruction_accuracy(
-    pairs: Sequence[tuple[str, str]], completions: Sequence[str]
+    pairs: Sequence[tuple[str, str]],
+    completions: Sequence[str],
+    seen: Collection[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Exact-match accuracy of `completions` against the answers of `pairs`."""
-    correct = sum(
+    """Exact-match accuracy of `completions` against the answers of `pairs`, by
+    instruction kind too, and `in_corpus`: how many of the pairs occur in `seen` as the
+    corpus writes them."""
+    hits = [
         answer_of(completion) == answer
         for (_, answer), completion in zip(pairs, completions, strict=True)
-    )
+    ]
+    by_kind: dict[str, dict[str, int]] = {}
+    for (question, _), hit in zip(pairs, hits, strict=True):
+        kind = by_kind.setdefault(instruction_kind_key(question)[0], {"correct": 0, "prompts": 0})
+        kind["correct"] += hit
+        kind["prompts"] += 1
     return {
-        "accuracy": correct / len(pairs) if pairs else None,
-        "correct": correct,
+        "accuracy": sum(hits) / len(pairs) if pairs else None,
+        "correct": sum(hits),
         "prompts": len(pairs),
+        "in_corpus": sum(f"{instruction_prompt(q)} {a}" in seen for q, a in pairs),
+        "by_kind": dict(sorted(by_kind.items())),
     }
 
 
@@ -211,17 +267,23 @@ def measure(
     params: BaseModelEvalParams,
     seed: int,
     seen: Collection[str] = frozenset(),
+    split: InstructionSplit | None = None,
 ) -> dict[str, Any]:
     """English and code perplexity and English instruction accuracy of a base model dir.
 
     `code` holds (prompt, canonical_solution) pairs, the first `params.code_docs` of
     which are scored (all when 0); `seen` is the set of training-corpus documents: held-out
-    English and code found in it are skipped and counted.
+    English and code found in it are skipped and counted. `split` is the instruction split
+    the corpus was written under (`heldout_instructions` params); the held-out instructions
+    are on its held-out arguments (the default params' split when None).
     """
+    if split is None:
+        default = HeldoutInstructionsParams()
+        split = InstructionSplit(default.share, default.salt)
     from codealign.lm.generation import load_causal_lm
 
     tokenizer, model = load_causal_lm(model_dir)
-    english, english_seen = heldout_english(params.english_docs, seed, params.salt, seen)
+    english, english_seen = heldout_english(params.english_docs, seed, params.salt, seen, split)
     code_items = [(p, s) for p, s in code if p + s not in seen]
     code_seen = len(code) - len(code_items)
     if params.code_docs:
@@ -241,10 +303,21 @@ def measure(
             "skipped_in_corpus": code_seen,
         },
     }
-    pairs = heldout_instructions(params.instructions, seed, params.salt)
-    completions = answer_instructions(model, tokenizer, [q for q, _ in pairs], params)
-    result["instructions"] = {
-        **instruction_accuracy(pairs, completions),
-        "in_corpus": sum(f"{instruction_prompt(q)} {a}" in seen for q, a in pairs),
-    }
+    heldout = heldout_instructions(params.instructions, seed, params.salt, split)
+    seen_pairs = seen_instructions(params.instructions, seed, params.salt, split)
+    leaked = sum(f"{instruction_prompt(q)} {a}" in seen for q, a in heldout)
+    if leaked:
+        raise CodealignError(
+            f"{leaked} held-out instructions occur in the training corpus: it was not "
+            "written under this instruction split (heldout_instructions params)"
+        )
+    completions = answer_instructions(
+        model, tokenizer, [q for q, _ in heldout + seen_pairs], params
+    )
+    result["instructions_heldout"] = instruction_accuracy(
+        heldout, completions[: len(heldout)], seen
+    )
+    result["instructions_seen"] = instruction_accuracy(
+        seen_pairs, completions[len(heldout) :], seen
+    )
     return result

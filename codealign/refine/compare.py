@@ -20,7 +20,9 @@ Measured per model:
   the same target, and original (the same documents with the original corpus's noise);
 - instruction following: held-out instructions answered greedily, exact match of the
   answer (`codealign.pretraining.base_model_eval`), asked in the lean form and in the
-  original form (synonyms and filler in the question; the answer is the same);
+  original form (synonyms and filler in the question; the answer is the same). They are
+  on arguments that neither corpus holds (`heldout_instructions` params: the refine
+  stage writes both corpora under that split), so they test the rule, not recall;
 - code: greedy pass@1 and sampled pass@k on the first `eval_tasks` tinyeval tasks,
   per task.
 
@@ -77,22 +79,23 @@ def shared_tokenizer(code: Sequence[str], corpora: Sequence[Sequence[str]], para
 
 
 def heldout_targets(
-    lean_corpus: Sequence[str], n: int, salt: str, rates: Any
+    lean_corpus: Sequence[str], n: int, salt: str, rates: Any, split: Any = None
 ) -> dict[str, list[str]]:
-    """`n` held-out stories and facts in lean form (none in `lean_corpus`) and the same
-    documents in original form."""
+    """`n` held-out stories and facts in lean form (none in `lean_corpus`, drawn under the
+    corpora's instruction `split`) and the same documents in original form."""
     from codealign.pretraining.base_model_eval import heldout_english
     from codealign.tinyworld.original import original_of
 
-    lean, _skipped = heldout_english(n, 0, salt, frozenset(lean_corpus))
+    lean, _skipped = heldout_english(n, 0, salt, frozenset(lean_corpus), split)
     original = [
         original_of(doc, random.Random(f"{salt}/noise/{i}"), rates)[0] for i, doc in enumerate(lean)
     ]
     return {"lean": lean, "original": original}
 
 
-def heldout_instructions(n: int, salt: str, rates: Any) -> list[dict[str, str]]:
-    """`n` held-out instructions: the lean question, the original question, the answer."""
+def heldout_instructions(n: int, salt: str, rates: Any, split: Any) -> list[dict[str, str]]:
+    """`n` held-out instructions, on arguments `split` (an InstructionSplit) keeps out of
+    both corpora: the lean question, the original question, the answer."""
     from codealign.pretraining.base_model_eval import heldout_instructions as pairs
     from codealign.tinyworld.original import original_instruction
 
@@ -102,7 +105,7 @@ def heldout_instructions(n: int, salt: str, rates: Any) -> list[dict[str, str]]:
             "original": original_instruction(question, random.Random(f"{salt}/ask/{i}"), rates),
             "answer": answer,
         }
-        for i, (question, answer) in enumerate(pairs(n, 0, salt))
+        for i, (question, answer) in enumerate(pairs(n, 0, salt, split))
     ]
 
 

@@ -9,14 +9,17 @@ from codealign.errors import CodealignError
 from codealign.refine.measure import measure
 from codealign.refine.refine import make_refiner, refine
 from codealign.tinyworld.original import NOISE_KINDS, lexicon, original_corpus
+from codealign.tinyworld.text import InstructionSplit
 
 
 def run_refine(params: Any, progress: bool = True) -> tuple[list[dict], list[dict], dict]:
     """(original documents, lean documents, metrics) for a whole params file
-    (sections `refine` and, for hf/openai, `synth`; the master `seed`)."""
-    p = params["refine"]
-    original = list(original_corpus(p.documents, params.seed, p))
-    backend = make_refiner(p.backend, params["synth"])
+    (sections `refine`, `heldout_instructions` and, for hf/openai, `synth`; the master
+    `seed`)."""
+    p, heldout = params["refine"], params["heldout_instructions"]
+    split = InstructionSplit(heldout.share, heldout.salt)
+    original = list(original_corpus(p.documents, params.seed, p, split))
+    backend = make_refiner(p.backend, params["synth"], split)
     try:
         lean, stats = refine(
             original,

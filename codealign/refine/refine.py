@@ -24,6 +24,7 @@ from typing import Any
 
 from codealign.synth.backends import Backend, Request, Response, Store
 from codealign.tinyworld.original import ANSWER_PREFIX, INSTRUCTION_PREFIX, lean_source
+from codealign.tinyworld.text import InstructionSplit
 
 END = "<end>"
 SPLIT = "<split>"
@@ -100,17 +101,18 @@ class TinyWorldRefiner(Backend):
     """Offline refinement: the world's own lean source of each document, written in the
     answer format the prompts ask for, so the same parser reads every backend.
 
-    It reads no English: it regenerates the lean document from `meta["source_seed"]`.
+    It reads no English: it regenerates the lean document from `meta["source_seed"]`,
+    under the instruction `split` the original corpus was written under.
     """
 
     name = "tinyworld"
 
-    def __init__(self) -> None:
+    def __init__(self, split: InstructionSplit | None = None) -> None:
         super().__init__(model="tinyworld")
+        self.split = split
 
-    @staticmethod
-    def answer(request: Request) -> str:
-        lean = lean_source(request.meta["source_seed"])
+    def answer(self, request: Request) -> str:
+        lean = lean_source(request.meta["source_seed"], self.split)
         if request.meta["genre"] == "instruction":
             question, answer = split_instruction(lean)
             return f"{question} {SPLIT} {answer} {END}"
@@ -122,11 +124,12 @@ class TinyWorldRefiner(Backend):
             bar.update(1)
 
 
-def make_refiner(backend: str, synth: Any) -> Backend:
-    """The refinement backend: `TinyWorldRefiner`, or the synth stage's `hf`/`openai`
-    backend built from the `synth` section (endpoint, model, cache, retries)."""
+def make_refiner(backend: str, synth: Any, split: InstructionSplit | None = None) -> Backend:
+    """The refinement backend: `TinyWorldRefiner` (under the corpus's instruction `split`),
+    or the synth stage's `hf`/`openai` backend built from the `synth` section (endpoint,
+    model, cache, retries)."""
     if backend == "tinyworld":
-        return TinyWorldRefiner()
+        return TinyWorldRefiner(split)
     from dataclasses import replace
 
     from codealign.synth.backends import make_backend

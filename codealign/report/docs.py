@@ -4,7 +4,8 @@ Both live in markdown files between a pair of markers, `<!-- NAME:start -->` and
 `<!-- NAME:end -->`, and are written only by `codealign docs`:
 
 - `results` (README.md): the headline figures, read from the committed metrics of the
-  default profile (`metrics/`) and of the full profile (`results/full/`), each labelled
+  default profile (`metrics/`) and of the full profile (`results/full/`, written by
+  `codealign snapshot`, whose top-level `provenance` key is no figure), each labelled
   with its profile. A file that is missing gives "not run", never a stale number.
 - `dag` (README.md and docs/pipeline.md): the stage graph of `dvc.yaml` as a mermaid
   flowchart, DVC's own graph with every edge that a longer path already implies left
@@ -32,6 +33,7 @@ from codealign.report.dpo import read_seed_curves, seed_band
 
 DEFAULT_DIR = "metrics"
 FULL_DIR = "results/full"
+PROVENANCE = "provenance"  # the key `codealign snapshot` adds to every JSON it copies
 # Which generated block goes into which file, relative to the repository root.
 TARGETS = {"README.md": ("results", "dag"), "docs/pipeline.md": ("dag",)}
 
@@ -50,17 +52,47 @@ def _passk_key(row: dict) -> str | None:
     return max(keys, key=lambda k: int(k[5:].split("_")[0]), default=None)
 
 
+# The final evaluations' metrics: `evaluate` (base, k1, routed), then `evaluate_dpo`.
+EVALUATIONS = ("evaluate.json", "evaluate_dpo.json")
+
+
+def _evaluated(root: Path, d: str) -> tuple[dict | None, dict[tuple[str, str], str]]:
+    """The benchmarks of a profile's final evaluations, their models together, and where
+    each model's row lies (`<file>: <bench>.models.<model>`); None where none ran."""
+    merged: dict[str, Any] = {}
+    where: dict[tuple[str, str], str] = {}
+    found = False
+    for name in EVALUATIONS:
+        data = _load(root / d / name)
+        if data is None:
+            continue
+        found = True
+        at = f"{d}/{name}"
+        if not isinstance(data, dict):
+            raise CodealignError(f"{at}: expected an object with one entry per benchmark")
+        data.pop(PROVENANCE, None)  # how the file was made (`codealign snapshot`), not a benchmark
+        for bench in data:
+            result = need(data, bench, at, dict)
+            models = need(result, "models", f"{at}: {bench}", dict)
+            into = merged.setdefault(bench, {**result, "models": {}})
+            for model, row in models.items():  # a later source wins, as in the report
+                into["models"].pop(model, None)
+                into["models"][model] = row
+                where[bench, model] = f"{at}: {bench}.models.{model}"
+    return (merged if found else None), where
+
+
 def _model_rows(root: Path, dirs: dict[str, str]) -> list[list[str]]:
     """Per benchmark: its size, then pass@1 / pass@k of each model, one column per profile."""
-    data = {p: _load(root / d / "evaluate.json") for p, d in dirs.items()}
+    loaded = {p: _evaluated(root, d) for p, d in dirs.items()}
+    data = {p: merged for p, (merged, _) in loaded.items()}
     benches = sorted({b for d in data.values() if d for b in d})
     rows = []
     for bench in benches:
         models = {}
         for profile, d in data.items():
             if d and bench in d:
-                at = f"{dirs[profile]}/evaluate.json"
-                models[profile] = need(need(d, bench, at, dict), "models", f"{at}: {bench}", dict)
+                models[profile] = d[bench]["models"]
         sizes = []
         for d in data.values():
             result = d.get(bench) if d else None
@@ -80,12 +112,12 @@ def _model_rows(root: Path, dirs: dict[str, str]) -> list[list[str]]:
                 f" / {_key_name(next(iter(keys)))}" if len(keys) == 1 else ""
             )
             cells = []
-            for profile, d in dirs.items():
+            for profile in dirs:
                 row = found.get(profile)
                 if row is None:
                     cells.append("not run")
                     continue
-                where = f"{d}/evaluate.json: {bench}.models.{name}"
+                where = loaded[profile][1][bench, name]
                 key = _passk_key(row)
                 cell = _f(need(row, "pass@1", where, NUMBER))
                 ci = row.get("pass@1_ci")

@@ -6,7 +6,7 @@ metrics files (hundreds of keys, digests, per-cluster and per-step lists) are ou
 DVC does not read as metrics. The `report` stage writes `metrics/headline/` from them:
 
 - `<benchmark>.json` (from `evaluate.json`): `pass@1.<model>` for base, k1 and routed
-  (the DPO models `evaluate` also scores are in `dpo.json`);
+  (the DPO models, which `evaluate_dpo` scores, are in `dpo.json`);
 - `dpo.json` (`dpo_compare.json`, `curriculum.json`): `pass@1.curriculum`,
   `pass@1.shuffled`, `difference` (curriculum − shuffled, final) and `pairs` (kept). The
   final models on the final benchmarks (`final_evaluation`, the mean over benchmarks
@@ -56,7 +56,7 @@ def headline_evaluate(data: Any, where: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-HEADLINE_MODELS = ("base", "k1", "routed")  # evaluate's DPO models go to dpo.json
+HEADLINE_MODELS = ("base", "k1", "routed")  # DPO's models (evaluate_dpo) go to dpo.json
 
 
 def headline_lintseq(data: Any, where: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from codealign.report.common import (
 MIXTURE_COLUMNS = {
     "english_bits_per_byte": "English bits/byte",
     "code_bits_per_byte": "Code bits/byte",
-    "instruction_accuracy": "Instructions",
+    "instruction_accuracy": "Held-out instructions",
     "sft_pass@1": "pass@1 after SFT",
 }
 
@@ -31,7 +31,7 @@ def section_mixture(ctx: Context) -> list[str]:
         return lines + ctx.not_run(BASE_MODEL_EVAL, "base_model_eval")
     where = str(ctx.path(BASE_MODEL_EVAL))
     english, code = need(data, "english", where, dict), need(data, "code", where, dict)
-    instructions = need(data, "instructions", where, dict)
+    instructions = need(data, "instructions_heldout", where, dict)
     # code_share is null for an existing model (base_model.name not tiny), which was not
     # pretrained here and is scored on HumanEval's solutions (no tinyeval on real data).
     if data.get("code_share") is None:
@@ -46,7 +46,7 @@ def section_mixture(ctx: Context) -> list[str]:
         f"{model}: "
         f"held-out English {cell(need(english, 'bits_per_byte', where, NUMBER))} bits/byte, "
         f"{solutions} solutions {cell(need(code, 'bits_per_byte', where, NUMBER))} bits/byte, "
-        f"English instructions {need(instructions, 'correct', where, int)} of "
+        f"held-out English instructions {need(instructions, 'correct', where, int)} of "
         f"{need(instructions, 'prompts', where, int)} answered exactly."
     )
     grid = ctx.load(MIXTURE)

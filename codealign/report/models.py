@@ -1,5 +1,7 @@
-"""Section "Models": pass@k of every model `evaluate` scored, per benchmark and per cluster,
-each with its bootstrap interval over tasks (`<key>_ci` in evaluate.json) where recorded."""
+"""Section "Models": pass@k of every model the final evaluations scored, per benchmark and
+per cluster, each with its bootstrap interval over tasks (`<key>_ci`) where recorded:
+`evaluate` (evaluate.json: base, k1, routed), then `evaluate_dpo` (evaluate_dpo.json: the
+DPO stages' final models and the shuffled run's), one table per benchmark."""
 
 from __future__ import annotations
 
@@ -32,28 +34,57 @@ def _with_interval(row: dict, key: str, where: str) -> str:
     return f"{value} [{cell(float(low))}, {cell(float(high))}]"
 
 
+# The final evaluations' metrics files and the stages that write them, in table order.
+SOURCES = {"evaluate.json": "evaluate", "evaluate_dpo.json": "evaluate_dpo"}
+
+
+def _benchmarks(ctx: Context) -> tuple[dict[str, dict], dict[str, str], list[str]]:
+    """Per benchmark: its result (tasks, functions, ...) with the models of every source
+    together, each model's location (`<file>: <bench>.models.<model>`), and the sources
+    present."""
+    merged: dict[str, dict] = {}
+    where_of: dict[str, str] = {}
+    present = []
+    for name in SOURCES:
+        data = ctx.load(name)
+        if data is None:
+            continue
+        present.append(name)
+        where = str(ctx.path(name))
+        if not isinstance(data, dict) or not data:
+            raise CodealignError(f"{where}: expected an object with one entry per benchmark")
+        for bench in sorted(data):
+            result = need(data, bench, where, dict)
+            models = need(result, "models", f"{where}: {bench}", dict)
+            into = merged.setdefault(bench, {**result, "models": {}})
+            for model, row in models.items():
+                # A later source wins: a pre-split evaluate.json's DPO rows give way to
+                # evaluate_dpo.json's.
+                into["models"].pop(model, None)
+                into["models"][model] = row
+                where_of[f"{bench}/{model}"] = f"{where}: {bench}.models"
+    return merged, where_of, present
+
+
 def section_models(ctx: Context) -> list[str]:
     lines = ["## Models", ""]
-    name = "evaluate.json"
-    data = ctx.load(name)
-    if data is None:
-        return lines + ctx.not_run(name, "evaluate")
-    where = str(ctx.path(name))
-    if not isinstance(data, dict) or not data:
-        raise CodealignError(f"{where}: expected an object with one entry per benchmark")
+    data, where_of, present = _benchmarks(ctx)
+    if not present:
+        return lines + [
+            line for name, stage in SOURCES.items() for line in ctx.not_run(name, stage)
+        ]
     bars: dict[str, dict[str, dict[str, float]]] = {}
     for bench in sorted(data):
-        result = need(data, bench, where, dict)
-        at = f"{where}: {bench}"
-        models = need(result, "models", at, dict)
+        result = data[bench]
+        models = result["models"]
         passk = _passk_columns(models)
         header = ["Model", "k", "pass@1"] + [f"pass@{k} (T={t})" for k, t, _ in passk]
         header += ["Solved always", "Sometimes", "Never"]
         rows, cluster_rows = [], []
         bars[bench] = {}
         for model in models:
-            row = need(models, model, f"{at}.models", dict)
-            mat = f"{at}.models.{model}"
+            row = need(models, model, where_of[f"{bench}/{model}"], dict)
+            mat = f"{where_of[f'{bench}/{model}']}.{model}"
             pass1 = need(row, "pass@1", mat, NUMBER)
             cells = [model, cell(row.get("k", "–")), _with_interval(row, "pass@1", mat)]
             for _, _, key in passk:
@@ -91,7 +122,7 @@ def section_models(ctx: Context) -> list[str]:
             f"### {bench}",
             "",
             f"{cell(tasks)} tasks{held}, {cell(samples)} samples per task at each temperature "
-            f"({ctx.shown(name)}).{noise}",
+            f"({' and '.join(ctx.shown(name) for name in present)}).{noise}",
             "",
             *table(header, rows),
             "",
@@ -120,6 +151,9 @@ def section_models(ctx: Context) -> list[str]:
             ax.legend(loc="upper left")
         fig.tight_layout()
 
+    for name, stage in SOURCES.items():
+        if name not in present:
+            lines += [*ctx.not_run(name, stage), ""]
     lines.append(
         ctx.draw("models.png", "pass@k per model", plot, figsize=(4.5 * len(bars) + 1, 3.5))
     )

@@ -46,6 +46,7 @@ from codealign.sweeps.records import (
     provenance,
     row_records,
     runs_dir_option,
+    same_value,
     write_outputs,
     write_records,
 )
@@ -313,8 +314,9 @@ def same_configuration(
     """The rows whose params equal the workspace's (the first row where none is the
     workspace) in every key but the `swept` ones, so that a sweep over seeds or K never
     takes in a run that changed something else, such as `-S base_model.code_share=0.5`.
-    A key that one side lacks counts as equal when the other holds null (a param added
-    later, whose null keeps the old behaviour). `skipped` names the keys that differed.
+    A key that one side lacks counts as equal when the other holds null or the key's
+    schema default (a param added later, whose default keeps the old behaviour).
+    `skipped` names the keys that differed.
     """
     if not rows:
         return []
@@ -326,7 +328,7 @@ def same_configuration(
         differ = sorted(
             key
             for key in (set(wanted) | set(flat)) - set(swept)
-            if flat.get(key) != wanted.get(key)
+            if not same_value(flat, wanted, key)
         )
         if differ:
             shown = ", ".join(differ[:3]) + (", ..." if len(differ) > 3 else "")

@@ -31,21 +31,46 @@ from codealign.sweeps.experiments import (
     sweep_options,
     sweep_records,
 )
+from codealign.sweeps.records import flat
 
 SEEDS_FILE = "metrics/lintseq_eval.json"
 LINTSEQ_EVAL_OUT = "data/lintseq_eval"  # the stage's out: samples and verdicts per target
 SWEPT = ("seed", "train_seed")
+# The programs LintSeq trains and is scored on (lintseq.compose): each arm is its own set.
+ARM_KEYS = ("lintseq.compose", "lintseq.compose_shape")
 
 
-def seed_runs(rows: Sequence[Any], skipped: Counter) -> list[dict[str, Any]]:
+def arm_of(params: dict[str, Any]) -> tuple[int, str | None]:
+    """(lintseq.compose, its shape) of a run's params; a run from before the keys existed
+    is the curated arm (1), and the curated arm has no shape."""
+    values = flat(params)
+    compose = values.get("lintseq.compose")
+    compose = 1 if compose is None else compose
+    return (compose, None) if compose == 1 else (compose, values.get("lintseq.compose_shape"))
+
+
+def seed_runs(
+    rows: Sequence[Any], skipped: Counter, arm: tuple[int, str | None] | None = None
+) -> list[dict[str, Any]]:
     """One `metrics/lintseq_eval.json` per training seed, the newest, from experiment rows.
 
     The seed is the one the file records (the stage writes its `train_seed`), so an
     experiment that did not rerun `lintseq_eval` and shows its baseline's file counts as
-    a repeat of that seed, not as a new one. Only runs that changed nothing but the seeds
-    count (`same_configuration`), so another base model never stands in for a seed.
+    a repeat of that seed, not as a new one. Only runs of one `arm` (`arm_of`: curated
+    or composed programs, the workspace's when None) count, and of those only runs that
+    changed nothing else but the seeds (`same_configuration`), so another base model
+    never stands in for a seed.
     """
-    rows = same_configuration(rows, SWEPT, skipped)
+    if arm is None and rows:
+        reference = next((row for row in rows if row.rev == "workspace"), rows[0])
+        arm = arm_of(reference.params)
+    kept = []
+    for row in rows:
+        if arm_of(row.params) == arm:
+            kept.append(row)
+        else:
+            skipped["of another lintseq.compose arm"] += 1
+    rows = same_configuration(kept, SWEPT + ARM_KEYS, skipped)
     found = []
     for row in rows:
         data = row.all_metrics.get(SEEDS_FILE)
@@ -157,8 +182,29 @@ def render_seeds_plot(summary: dict[str, Any]) -> bytes:
 @sweep_options(
     "lintseq_seeds", "target", "pass@k against k for code and edits (PNG).", benchmark=False
 )
+@click.option(
+    "--compose",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Count the runs of this lintseq.compose (1: the curated programs; more: composed "
+    "ones) [default: the workspace's].",
+)
+@click.option(
+    "--compose-shape",
+    type=click.Choice(["chain", "parallel"]),
+    default="chain",
+    show_default=True,
+    help="With --compose > 1: the lintseq.compose_shape of the runs to count.",
+)
 def lintseq_seeds_command(
-    repo: Path, out: Path, plot: Path, from_json: Path | None, all_commits: bool, runs_dir: Path
+    repo: Path,
+    out: Path,
+    plot: Path,
+    from_json: Path | None,
+    all_commits: bool,
+    runs_dir: Path,
+    compose: int | None,
+    compose_shape: str,
 ) -> None:
     """Aggregate the LintSeq experiment over training seeds run as DVC experiments.
 
@@ -169,6 +215,11 @@ def lintseq_seeds_command(
         dvc queue start -j 1      # then wait for `dvc queue status`
         codealign lintseq-seeds   # --all-commits once HEAD has moved on
 
+    The runs on composed programs (`-S lintseq.compose=4 -S lintseq.compose_shape=parallel`)
+    are a set of their own: `--compose 4 --compose-shape parallel` counts those and only
+    those (write them with --out/--plot elsewhere); without --compose, the workspace's
+    lintseq.compose is counted.
+
     Reads metrics/lintseq_eval.json of the workspace, its commit and every finished
     experiment; a file counts once per train_seed it records (the newest), so an
     experiment that did not rerun the stage adds nothing. Prints mean [min, max] of
@@ -176,7 +227,8 @@ def lintseq_seeds_command(
     one record per run counted (per-task verdict counts of each target) under --runs-dir.
     """
     rows, skipped, source = read_experiments(repo, from_json, all_commits)
-    runs = seed_runs(rows, skipped)
+    arm = None if compose is None else (compose, None if compose == 1 else compose_shape)
+    runs = seed_runs(rows, skipped, arm)
     if not runs:
         raise no_runs_error(source, SEEDS_FILE, skipped)
     summary = aggregate_seeds(runs)

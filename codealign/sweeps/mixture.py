@@ -49,14 +49,14 @@ BASE_METRICS = {
     "english_bits_per_byte": ("english", "bits_per_byte"),
     "code_perplexity": ("code", "perplexity"),
     "code_bits_per_byte": ("code", "bits_per_byte"),
-    "instruction_accuracy": ("instructions", "accuracy"),
+    "instruction_accuracy": ("instructions_heldout", "accuracy"),
 }
 SFT_PASS1 = "sft_pass@1"
 # Bits per byte, not per-token perplexity: each code share has its own tokenizer.
 PANELS = {
     "english_bits_per_byte": "English, held out: bits per byte",
     "code_bits_per_byte": "tinyeval solutions: bits per byte",
-    "instruction_accuracy": "English instructions: exact match",
+    "instruction_accuracy": "English instructions, held out: exact match",
     SFT_PASS1: "pass@1 after SFT (K = 1 model)",
 }
 

@@ -56,6 +56,29 @@ def flat(params: Any, prefix: str = "") -> dict[str, Any]:
     return {key.rstrip("."): value for key, value in out.items()}
 
 
+def value_before(key: str) -> Any:
+    """The value of params key `key` (`section.field`) that behaves as runs made before the
+    key existed (its `param(before=...)`); None where the key declares none, so that such
+    a run matches only null."""
+    import dataclasses
+
+    from codealign.params import SECTIONS
+
+    section, _, name = key.partition(".")
+    cls = SECTIONS.get(section)
+    fields = {f.name: f for f in dataclasses.fields(cls)} if cls is not None else {}
+    return fields[name].metadata.get("before") if name in fields else None
+
+
+def same_value(params: Mapping[str, Any], other: Mapping[str, Any], key: str) -> bool:
+    """Whether two flat params dicts agree on `key`; where one lacks it (a run from before
+    the key existed), the other must hold null or the key's `before` value."""
+    if key in params and key in other:
+        return params[key] == other[key]
+    present = params.get(key, other.get(key))
+    return present is None or present == value_before(key)
+
+
 def _git(repo: Path, *args: str) -> str | None:
     try:
         proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
@@ -101,7 +124,7 @@ def profile_of(params: Mapping[str, Any], swept: Sequence[str], root: Path) -> s
         except (OSError, yaml.YAMLError):
             continue
         keys = (set(wanted) | set(known)) - set(swept)
-        if all(wanted.get(key) == known.get(key) for key in keys):
+        if all(same_value(wanted, known, key) for key in keys):
             return name
     return None
 

@@ -211,6 +211,7 @@ def run_comparison(params: Any, refine_dir: Path, seed_dir: Path, work_dir: Path
     )
     from codealign.tinyworld.corpus import read_code
     from codealign.tinyworld.original import ANSWER_PREFIX, INSTRUCTION_PREFIX
+    from codealign.tinyworld.text import InstructionSplit
 
     if params["base_model"].name != "tiny":
         raise CodealignError("base_model.name must be tiny: the comparison pretrains from scratch")
@@ -222,8 +223,10 @@ def run_comparison(params: Any, refine_dir: Path, seed_dir: Path, work_dir: Path
     require_no_twins(code, tasks, f"{seed_dir / 'train.jsonl'} (the corpora's code)")
     problems = read_jsonl(seed_dir / "tinyeval.jsonl")[: th.eval_tasks] if th.eval_tasks else []
     lean_texts = [d["text"] for d in english["lean"]]
-    targets = heldout_targets(lean_texts, th.heldout_docs, th.salt, rates)
-    instructions = heldout_instructions(th.instructions, th.salt, rates)
+    heldout = params["heldout_instructions"]
+    split = InstructionSplit(heldout.share, heldout.salt)
+    targets = heldout_targets(lean_texts, th.heldout_docs, th.salt, rates, split)
+    instructions = heldout_instructions(th.instructions, th.salt, rates, split)
     texts = {corpus: [d["text"] for d in docs] for corpus, docs in english.items()}
     tokenizer = None
     if th.tokenizer == "shared":
@@ -261,7 +264,8 @@ def run_comparison(params: Any, refine_dir: Path, seed_dir: Path, work_dir: Path
         "heldout": {
             "documents": len(targets["lean"]),
             "instructions": len(instructions),
-            # Few distinct instructions exist: most held-out ones are in the lean corpus.
+            # On arguments the refine stage kept out of both corpora: 0 unless the corpora
+            # were written under another split (heldout_instructions params).
             "instructions_in_lean_corpus": sum(
                 f"{INSTRUCTION_PREFIX}{i['lean']}{ANSWER_PREFIX}{i['answer']}" in lean_set
                 for i in instructions
@@ -299,7 +303,7 @@ def run_records(summary: dict[str, Any], command: str) -> list[dict[str, Any]]:
             }
             tasks: dict[str, Any] = {}
             if "instructions_correct" in scored:
-                metrics["instructions"] = {
+                metrics["instructions_heldout"] = {
                     f"{form}_form": _mean(scored["instructions_correct"][form]) for form in CORPORA
                 }
             if "code" in scored:
@@ -481,7 +485,10 @@ def tinyhelen_command(
         "overrides": list(overrides),
         "params": {
             "seed": params.seed,
-            **{s: params[s].to_dict() for s in ("base_model", "refine", "tinyhelen")},
+            **{
+                s: params[s].to_dict()
+                for s in ("base_model", "heldout_instructions", "refine", "tinyhelen")
+            },
         },
         "seeds": {
             "varies": "tinyhelen.seeds (pretraining seed)",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from codealign.io import read_jsonl, require_fields
-from codealign.tinyworld.text import english_document
+from codealign.tinyworld.text import InstructionSplit, english_document
 
 # The lintseq params that shape an edit-sequence document (and so the corpus).
 EDIT_FORMAT = ("separator", "context", "linter", "max_lines")
@@ -35,13 +35,15 @@ def make_corpus(
     seed: int,
     edits: Sequence[str] = (),
     edit_share: float = 0.0,
+    split: InstructionSplit | None = None,
 ) -> list[dict[str, str]]:
     """Documents `{"kind": "code"|"edits"|"text", "text": ...}` of about `n_chars` characters.
 
     Each next document is code when the code share so far is below `code_share`, so the
     mixture is exact up to one document at any prefix, and 0 and 1 give pure corpora. A
     code document is an edit sequence from `edits` while the edit characters are at most
-    `edit_share` of the code characters so far (the same rule one level down).
+    `edit_share` of the code characters so far (the same rule one level down). No English
+    document states an instruction computation that `split` holds out.
     """
     if not 0.0 <= code_share <= 1.0:
         raise ValueError(f"code_share must be in [0, 1], got {code_share}")
@@ -61,7 +63,7 @@ def make_corpus(
             if edit_share > 0 and (edit_share == 1.0 or edit_chars <= edit_share * code_chars):
                 kind = "edits"
         if kind == "text":
-            text = english_document(rng)
+            text = english_document(rng, split)
         else:
             text = rng.choice(edits if kind == "edits" else code)
             code_chars += len(text)
@@ -81,12 +83,20 @@ def edit_documents(code: Sequence[str], lintseq: Any, seed: int) -> list[str]:
     return [r["target"] for r in build_split(records, one, seed, "corpus", progress=False).records]
 
 
-def pretraining_corpus(code: Sequence[str], base: Any, lintseq: Any, seed: int) -> list[dict]:
-    """The corpus `base_model` pretrains on, from its params (`base_model` and the edit
-    format of `lintseq`): the one place that builds it, so that `base_model_eval` holds
-    out exactly what training did not see."""
+def pretraining_corpus(
+    code: Sequence[str],
+    base: Any,
+    lintseq: Any,
+    seed: int,
+    split: InstructionSplit | None = None,
+) -> list[dict]:
+    """The corpus `base_model` pretrains on, from its params (`base_model`, the edit
+    format of `lintseq`, and `split` from `heldout_instructions`): the one place that
+    builds it, so that `base_model_eval` holds out exactly what training did not see."""
     edits = edit_documents(code, lintseq, seed) if base.code_share and base.edit_share else []
-    return make_corpus(code, base.code_share, base.corpus_chars, seed, edits, base.edit_share)
+    return make_corpus(
+        code, base.code_share, base.corpus_chars, seed, edits, base.edit_share, split
+    )
 
 
 def read_code(path: str | Path) -> list[tuple[str, str]]:
@@ -104,6 +114,7 @@ def corpus_from_file(
     lintseq: Any,
     seed: int,
     held_out: Sequence[str | Path] = (),
+    split: InstructionSplit | None = None,
 ) -> list[dict]:
     """`pretraining_corpus` of the functions of a train split file (prompt + solution).
 
@@ -118,4 +129,4 @@ def corpus_from_file(
     code = [prompt + solution for prompt, solution in read_code(train_file)]
     tasks = [task for path in held_out for task in read_eval_jsonl(path)]
     require_no_twins(code, tasks, f"{train_file} (the pretraining corpus's code)")
-    return pretraining_corpus(code, base, lintseq, seed)
+    return pretraining_corpus(code, base, lintseq, seed, split)

@@ -36,6 +36,7 @@ from codealign.tinyworld.text import (
     NUMBER_WORDS,
     PLACES,
     THINGS,
+    InstructionSplit,
     english_document,
 )
 
@@ -231,16 +232,20 @@ def source_seed(seed: int, index: int) -> str:
     return f"refine/{seed}/{index}"
 
 
-def lean_source(seed: str) -> str:
-    """The lean document the world's generator writes from `seed`."""
-    return english_document(random.Random(seed))
+def lean_source(seed: str, split: InstructionSplit | None = None) -> str:
+    """The lean document the world's generator writes from `seed`, under the instruction
+    `split` (codealign.tinyworld.text.InstructionSplit)."""
+    return english_document(random.Random(seed), split)
 
 
-def original_corpus(n: int, seed: int, rates: Any) -> Iterator[dict[str, Any]]:
-    """`n` original documents `{"id", "genre", "source_seed", "text", "noise"}`."""
+def original_corpus(
+    n: int, seed: int, rates: Any, split: InstructionSplit | None = None
+) -> Iterator[dict[str, Any]]:
+    """`n` original documents `{"id", "genre", "source_seed", "text", "noise"}`; none
+    states an instruction computation `split` holds out."""
     for index in range(n):
         src = source_seed(seed, index)
-        lean = lean_source(src)
+        lean = lean_source(src, split)
         text, counts = original_of(lean, random.Random(f"{src}/noise"), rates)
         yield {
             "id": f"doc/{index}",
