@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -52,37 +51,6 @@ def smoke_repo(tmp_path_factory):
     run([*git, "commit", "-qm", "smoke"], work, env)
     log = run(["dvc", "repro"], work, env)
     return work, env, log
-
-
-@pytest.fixture(scope="module", autouse=True)
-def forced_repro(smoke_repo, tmp_path_factory):
-    """`dvc repro -f` in a copy of the scratch repository as it stands after the first
-    repro, started before the module's first test and running beside the others (CI has
-    two cores; a stage mostly keeps one busy). A fresh checkpoint cache, so base_model
-    trains from scratch rather than resuming. Yields the process, the copy and its log."""
-    work, env, _ = smoke_repo
-    copy = tmp_path_factory.mktemp("forced") / "repo"
-    shutil.copytree(work, copy, symlinks=True, ignore=shutil.ignore_patterns(".cache"))
-    env = {
-        **env,
-        "CODEALIGN_CACHE": str(copy / ".cache-forced"),
-        "CODEALIGN_TRACE_DEPS": str(tmp_path_factory.mktemp("trace-forced")),
-    }
-    # Its output goes to a file: a pipe nobody reads until the end would fill and stall it.
-    log = copy.parent / "forced.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            ["dvc", "repro", "-f"],
-            cwd=copy,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: ended with its stages
-        )
-    yield process, copy, log
-    if process.poll() is None:  # the module failed before it waited for the run
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @pytest.mark.slow
@@ -262,11 +230,15 @@ def test_smoke_specialists_are_served_over_one_base_model(smoke_repo):
 
 
 @pytest.mark.slow
-def test_second_repro_runs_nothing(smoke_repo):
+def test_second_repro_runs_nothing_and_forced_repro_is_deterministic(smoke_repo):
     work, env, _ = smoke_repo
-    lock = (work / "dvc.lock").read_text()
     again = run(["dvc", "repro"], work, env)
     assert "Running stage" not in again
+    lock = (work / "dvc.lock").read_text()
+    # A fresh checkpoint cache, so base_model trains from scratch rather than resuming.
+    env = {**env, "CODEALIGN_CACHE": str(work / ".cache-forced")}
+    forced = run(["dvc", "repro", "-f"], work, env)
+    assert "Running stage 'base_model'" in forced
     assert (work / "dvc.lock").read_text() == lock
 
 
@@ -483,18 +455,6 @@ def test_a_full_disk_is_one_error_line_and_leaves_the_outs_as_they_were(
     assert ".tmp" not in lines[-1], "the error names a staging path, not the out"
     assert not list(work.glob("**/.*.tmp")), "staging dirs left behind"
     assert "up to date" in run(["dvc", "status"], work, env), "an out was changed"
-
-
-@pytest.mark.slow
-def test_forced_repro_is_deterministic(smoke_repo, forced_repro):
-    # Here, late in the module, so that the forced repro has had the other tests' time to
-    # run; dvc.lock is still the first repro's (every test above leaves it as it was).
-    work, _, _ = smoke_repo
-    process, copy, log = forced_repro
-    assert process.wait() == 0, log.read_text()
-    forced = log.read_text()
-    assert "Running stage 'base_model'" in forced
-    assert (copy / "dvc.lock").read_text() == (work / "dvc.lock").read_text()
 
 
 def ran(log: str) -> set[str]:
