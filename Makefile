@@ -46,7 +46,7 @@ repro: install
 	$(BIN)/dvc repro
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 bench: install
 	@set -e; for script in benchmarks/bench_*.py; do \

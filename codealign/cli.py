@@ -35,6 +35,7 @@ SUBCOMMANDS = {
     "equal-steps": "codealign.sweeps.equal_steps:equal_steps_command",
     "fallback-margin": "codealign.specialists.fallback:fallback_margin_command",
     "specialist-ideas": "codealign.sweeps.specialist_ideas:specialist_ideas_command",
+    "train-data": "codealign.sweeps.train_data:train_data_command",
     "tune": "codealign.sweeps.tune:tune_command",
 }
 

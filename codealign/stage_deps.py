@@ -1,7 +1,8 @@
 """Each DVC stage's code deps, computed from the imports: `codealign deps --check/--write`.
 
-A stage's code deps are its script (`stages/<name>.py`), every file of the `codealign`
-package the script can reach, and `requirements.lock`. "Reach" is the transitive closure
+A stage's code deps are its script (`stages/<name>.py`), `stages/_checkout.py` (which every
+script imports first, so that it runs its own checkout's `codealign`), every file of the
+`codealign` package the script can reach, and `requirements.lock`. "Reach" is the transitive closure
 of imports as `ast` reads them: module-level and function-level, `import a.b`,
 `from a import b` where `b` is a submodule, relative imports, the lazy `SUBCOMMANDS`
 strings of codealign/cli.py, the parent packages every import runs (their `__init__.py`
@@ -34,6 +35,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent  # the repository root (dvc.yaml, stages/, requirements.lock)
 LOCK_FILE = "requirements.lock"
 STAGE_DIR = "stages"
+# Imported by every stage script before codealign, so that it is this checkout's.
+CHECKOUT = f"{STAGE_DIR}/_checkout.py"
 
 # Imports no `import` statement shows, module -> modules it runs.
 EXTRA_IMPORTS: dict[str, tuple[str, ...]] = {
@@ -213,7 +216,7 @@ def stage_files(script: str) -> set[str]:
     path = ROOT / script
     if not path.is_file():
         raise CodealignError(f"{script}: stage script not found")
-    files = {script, LOCK_FILE}
+    files = {script, CHECKOUT, LOCK_FILE}
     for name in script_closure(path):
         files.add(_rel(module_path(name)))
         for data in PACKAGE_DATA.get(name, ()):
@@ -224,9 +227,10 @@ def stage_files(script: str) -> set[str]:
 
 def stage_deps(script: str) -> list[str]:
     """The code deps dvc.yaml lists for a stage run by `script`, in the order written:
-    the script, the codealign files and directories, requirements.lock."""
-    listed = compress(stage_files(script) - {script, LOCK_FILE})
-    return [script, *listed, LOCK_FILE]
+    the script, stages/_checkout.py, the codealign files and directories,
+    requirements.lock."""
+    listed = compress(stage_files(script) - {script, CHECKOUT, LOCK_FILE})
+    return [script, CHECKOUT, *listed, LOCK_FILE]
 
 
 def is_code_dep(dep: str) -> bool:

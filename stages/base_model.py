@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+import _checkout  # noqa: F401 (before codealign: this checkout's, stages/_checkout.py)
 import click
 
 from codealign.command import Command, setup_logging
@@ -15,6 +16,13 @@ from codealign.tinyworld.corpus import EDIT_FORMAT, corpus_from_file
 from codealign.tinyworld.text import InstructionSplit
 
 log = logging.getLogger("stages.base_model")
+
+
+def chars_by_kind(corpus: list[dict]) -> dict[str, int]:
+    return {
+        kind: sum(len(d["text"]) for d in corpus if d["kind"] == kind)
+        for kind in ("text", "code", "edits")
+    }
 
 
 @click.command(cls=Command)
@@ -53,6 +61,13 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
                 "seed": seed,
                 "train": file_digest(train_file),
             }
+            phases = p.phases()
+            # A phase schedule: each phase's documents train its own steps (docs/code-share.md).
+            phase_documents = (
+                [[d["text"] for d in corpus if d["phase"] == phase.name] for phase in phases]
+                if len(phases) > 1
+                else None
+            )
             stats = pretrain(
                 p,
                 [d["text"] for d in corpus],
@@ -60,11 +75,13 @@ def main(params_file: str, seed_dir: Path, out: Path, metrics: str, live_dir: st
                 checkpoint_dir("base_model", run),
                 Path(live_dir),
                 seed,
+                phase_documents,
             )
-            stats["corpus_chars"] = {
-                kind: sum(len(d["text"]) for d in corpus if d["kind"] == kind)
-                for kind in ("text", "code", "edits")
-            }
+            stats["corpus_chars"] = chars_by_kind(corpus)
+            for phase in stats.get("phases", []):
+                phase["corpus_chars"] = chars_by_kind(
+                    [d for d in corpus if d["phase"] == phase["name"]]
+                )
         else:
             stats = save_existing(p.name, tmp, p.dtype)
             Path(live_dir).mkdir(parents=True, exist_ok=True)  # a DVC out: no curves to log

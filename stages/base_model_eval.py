@@ -11,6 +11,7 @@ tinydev; its held-out code is HumanEval's canonical solutions.
 import logging
 from pathlib import Path
 
+import _checkout  # noqa: F401 (before codealign: this checkout's, stages/_checkout.py)
 import click
 
 from codealign.command import Command, setup_logging
@@ -22,6 +23,14 @@ from codealign.tinyworld.corpus import read_code
 from codealign.tinyworld.text import InstructionSplit
 
 log = logging.getLogger("stages.base_model_eval")
+
+
+def phases_of(base) -> dict:
+    """`{"phases": [...]}` of a phase schedule, so the collector tells its metrics from
+    a single-mixture baseline's; nothing where the schedule is off (unchanged file)."""
+    if base.name != "tiny" or not base.scheduled:
+        return {}
+    return {"phases": [phase.to_dict() for phase in base.phases()]}
 
 
 @click.command(cls=Command)
@@ -66,6 +75,7 @@ def main(params_file: str, model: Path, seed_dir: Path, out: Path) -> None:
         # Recorded so the collector can tell this model's metrics from a baseline's.
         code_share=base.code_share if tiny else None,
         base_seed=params.seed_of("base_model") if tiny else None,
+        **phases_of(base),
         model_digest=file_digest(model),
         seed=params.seed,
     )

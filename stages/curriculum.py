@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+import _checkout  # noqa: F401 (before codealign: this checkout's, stages/_checkout.py)
 import click
 
 from codealign.command import Command, setup_logging

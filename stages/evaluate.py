@@ -26,6 +26,7 @@ its row records `fallback_margin`, and the generalist is the last entry of its
 import logging
 from pathlib import Path
 
+import _checkout  # noqa: F401 (before codealign: this checkout's, stages/_checkout.py)
 import click
 
 from codealign.command import Command, setup_logging
@@ -37,6 +38,7 @@ from codealign.execution import Limits, Sandbox
 from codealign.io import atomic_path, write_json, write_jsonl, write_text
 from codealign.lm.checkpoints import file_digest
 from codealign.params import load_params
+from codealign.specialists.adapters import read_router_manifest
 
 log = logging.getLogger("stages.evaluate")
 
@@ -184,6 +186,11 @@ def main(
                 }
                 if spec.router_dir is not None:
                     result["k"] = policy.k
+                    # What the adapters trained on (sft_baseline.train_data; a router.json
+                    # without the key is the curated set's), so a collector can tell the
+                    # seed-only arm's scores from the curated one's.
+                    manifest = read_router_manifest(spec.router_dir)
+                    result["train_data"] = manifest.get("train_data", "curated")
                 if margin > 0:
                     result["fallback_margin"] = margin
                 for tag, temperature in runs.items():

@@ -2,6 +2,7 @@
 
 import logging
 
+import _checkout  # noqa: F401 (before codealign: this checkout's, stages/_checkout.py)
 import click
 
 from codealign.command import Command, setup_logging

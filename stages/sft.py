@@ -1,7 +1,12 @@
 """Stage `sft`: one LoRA adapter per cluster on the base model, and the router manifest.
 
 With `--baseline` it is the K = 1 baseline instead: one adapter on all the data, no
-clusters read (the dvc stage `sft_baseline`, which does not depend on `k`).
+clusters read (the dvc stage `sft_baseline`, which does not depend on `k`). With
+`sft_baseline.train_data: seed` that adapter trains on the curated set's S1 and S2 items
+only (the records whose source is seed_s1 or seed_s2, as dedup kept them), for as many
+optimizer steps as the whole curated set takes at `sft.epochs`, and picks its checkpoint
+on the same validation items: the seed-only arm, which differs from the curated one in
+its training items alone (docs/specialists.md).
 
 With `specialists.init: generalist` every cluster's adapter starts from the K = 1
 adapter's weights (`--generalist`, the sft_baseline stage's out) and is fine-tuned on
@@ -9,8 +14,10 @@ its cluster; dvc.yaml declares that dir a dep of `sft` whatever the param says.
 """
 
 import logging
+from collections import Counter
 from pathlib import Path
 
+import _checkout  # noqa: F401 (before codealign: this checkout's, stages/_checkout.py)
 import click
 import numpy as np
 
@@ -21,7 +28,7 @@ from codealign.io import atomic_path, read_jsonl, write_json
 from codealign.params import load_params
 from codealign.specialists.adapters import k1_adapter, model_digest
 from codealign.specialists.cluster import load_cluster_model, load_embeddings
-from codealign.specialists.sft import train_specialists
+from codealign.specialists.sft import optimizer_steps, seed_records, train_specialists
 
 log = logging.getLogger("stages.sft")
 
@@ -97,10 +104,25 @@ def main(
     init_adapter = None
     if not baseline and params["specialists"].init == "generalist":
         init_adapter = generalist_adapter(generalist, base)
+    train_data, max_steps, budget = None, -1, {}
     if baseline:
         embedded = load_embeddings(embed_dir)
+        vectors = embedded.vectors["train"]
+        if params["sft_baseline"].train_data == "seed":
+            # Equal steps: the steps the curated set takes, spent on its seed items.
+            max_steps = optimizer_steps(len(train), params["sft"])
+            budget = {"steps_of": {"curated_items": len(train), "max_steps": max_steps}}
+            train = seed_records(train, str(data_dir / "train.jsonl"))
+            chosen = {str(r["id"]) for r in train}
+            rows = [i for i, rid in enumerate(embedded.ids["train"]) if str(rid) in chosen]
+            if len(rows) != len(train):
+                raise CodealignError(
+                    f"{embed_dir}: {len(rows)} of the {len(train)} seed items of "
+                    f"{data_dir / 'train.jsonl'} are embedded; rerun the embed stage"
+                )
+            vectors, train_data = vectors[rows], "seed"
         # K = 1: the single centroid is the mean question; every item belongs to it.
-        centroids = embedded.vectors["train"].mean(axis=0, keepdims=True)
+        centroids = vectors.mean(axis=0, keepdims=True)
         embedder, k_requested = embedded.embedder, 1
         train_labels, validation_labels = [0] * len(train), [0] * len(validation)
     else:
@@ -126,9 +148,19 @@ def main(
             checkpoint_stage="sft_baseline" if baseline else "sft",
             k_requested=k_requested,
             init_adapter=init_adapter,
+            max_steps=max_steps,
+            train_data=train_data,
         )
     for adapter in summary["adapters"]:
         adapter.pop("resumed_from", None)
+    if baseline:
+        sources = Counter(str(r.get("source")) for r in train)
+        summary = {
+            "train_data": params["sft_baseline"].train_data,
+            "train_sources": dict(sorted(sources.items())),
+            **budget,
+            **summary,
+        }
     write_json(metrics, summary)
     log.info("wrote %s (%d adapters)", out, summary["k"])
 

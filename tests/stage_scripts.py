@@ -7,6 +7,7 @@ stage's click command goes through `stage(name)`.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,7 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def stage_module(name: str) -> ModuleType:
-    """The module of stages/<name>.py, executed afresh."""
+    """The module of stages/<name>.py, executed afresh (its folder on sys.path, as for a
+    script: it imports stages/_checkout.py)."""
+    if str(ROOT / "stages") not in sys.path:
+        sys.path.insert(0, str(ROOT / "stages"))
     spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

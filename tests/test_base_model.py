@@ -35,7 +35,21 @@ def test_pack_makes_full_blocks_separated_by_eos():
     assert tokenizer.eos_token_id in sum(blocks, [])
 
 
-def _stage(work: Path, params: Path, cache: Path, out: str) -> subprocess.Popen:
+@pytest.fixture(scope="module")
+def smoke_seed(tmp_path_factory) -> Path:
+    """The seed stage's out for the smoke profile: it reads only `seed` and `data`, which
+    the tests below leave as they are."""
+    from click.testing import CliRunner
+    from stage_scripts import stage
+
+    root = tmp_path_factory.mktemp("seed")
+    args = ["--params", str(ROOT / "params" / "smoke.yaml"), "--out", str(root / "seed")]
+    result = CliRunner().invoke(stage("seed"), [*args, "--metrics", str(root / "seed.json")])
+    assert result.exit_code == 0, result.output
+    return root / "seed"
+
+
+def _stage(work: Path, params: Path, cache: Path, out: str, seed_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "CODEALIGN_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
         [
@@ -44,7 +58,7 @@ def _stage(work: Path, params: Path, cache: Path, out: str) -> subprocess.Popen:
             "--params",
             str(params),
             "--seed-dir",
-            str(work / "seed"),
+            str(seed_dir),
             "--out",
             str(work / out),
             "--metrics",
@@ -78,33 +92,20 @@ def _curves(live_dir: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tmp_path):
+def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tmp_path, smoke_seed):
     raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
     # steps // 100 = 2 does not divide save_steps: the loss is logged every step, so the
     # resumed run's first logged loss covers the same window as the uninterrupted run's.
     raw["base_model"].update(steps=200, save_steps=15, eval_tasks=0)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
-    seed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "stages" / "seed.py"),
-            "--params",
-            str(params),
-            "--out",
-            str(tmp_path / "seed"),
-            "--metrics",
-            str(tmp_path / "seed.json"),
-        ],
-        capture_output=True,
-    )
-    assert seed.returncode == 0, seed.stderr
 
-    whole = _stage(tmp_path, params, tmp_path / "cache_whole", "whole")
-    assert whole.wait() == 0, whole.stderr.read()
+    # The uninterrupted run goes on beside the killed one (its own cache and outs): two
+    # processes keep both of CI's cores busy.
+    whole = _stage(tmp_path, params, tmp_path / "cache_whole", "whole", smoke_seed)
 
     cache = tmp_path / "cache_killed"
-    killed = _stage(tmp_path, params, cache, "resumed")
+    killed = _stage(tmp_path, params, cache, "resumed", smoke_seed)
     deadline = time.time() + 300
     while not list(cache.glob("checkpoints/base_model/*/checkpoint-15/trainer_state.json")):
         assert killed.poll() is None and time.time() < deadline, "no checkpoint before exit"
@@ -113,9 +114,12 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tmp_path):
     killed.wait()
     assert not (tmp_path / "resumed").exists(), "a killed stage left a half-written out"
 
-    resumed = _stage(tmp_path, params, cache, "resumed")
-    assert resumed.wait() == 0, resumed.stderr.read()
-    assert "resuming from" in resumed.stderr.read()
+    resumed = _stage(tmp_path, params, cache, "resumed", smoke_seed)
+    stderr = resumed.communicate()[1]
+    assert resumed.returncode == 0, stderr
+    assert "resuming from" in stderr
+    stderr = whole.communicate()[1]
+    assert whole.returncode == 0, stderr
     a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
     assert a.keys() == b.keys()
     for key in a:
@@ -128,21 +132,23 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(tmp_path):
 
 
 @pytest.mark.slow
-def test_base_model_seed_repeats_pretraining_on_the_same_corpus(tmp_path):
+def test_base_model_seed_repeats_pretraining_on_the_same_corpus(tmp_path, smoke_seed):
     raw = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
     raw["base_model"].update(steps=4, eval_tasks=0)
-    seeded = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "seed.py"), "--params"]
-        + [str(_params(tmp_path, raw, None)), "--out", str(tmp_path / "seed")]
-        + ["--metrics", str(tmp_path / "seed.json")],
-        capture_output=True,
-    )
-    assert seeded.returncode == 0, seeded.stderr
-    for base_seed in (None, raw["seed"], raw["seed"] + 1):
-        stage = _stage(
-            tmp_path, _params(tmp_path, raw, base_seed), tmp_path / "cache", f"m{base_seed}"
+    # The three runs at once, each with a cache of its own: nothing one computes is reused.
+    stages = [
+        _stage(
+            tmp_path,
+            _params(tmp_path, raw, base_seed),
+            tmp_path / f"cache_{base_seed}",
+            f"m{base_seed}",
+            smoke_seed,
         )
-        assert stage.wait() == 0, stage.stderr.read()
+        for base_seed in (None, raw["seed"], raw["seed"] + 1)
+    ]
+    for stage in stages:
+        stderr = stage.communicate()[1]
+        assert stage.returncode == 0, stderr
     default, same, other = (tmp_path / f"m{s}" for s in (None, raw["seed"], raw["seed"] + 1))
     metrics = {
         path: json.loads(path.with_suffix(".json").read_text()) for path in (default, same, other)

@@ -132,3 +132,46 @@ def test_no_import_cycle_among_codealign_modules():
     """Function-level imports and the CLI's lazy subcommands included; nothing ignored."""
     found = cycles(import_graph())
     assert not found, "; ".join(f"an import cycle runs through {', '.join(c)}" for c in found)
+
+
+def test_every_stage_script_imports_its_own_checkout_before_codealign():
+    import ast
+
+    for script in sorted((ROOT / "stages").glob("[a-z]*.py")):
+        names = []
+        for node in ast.parse(script.read_text()).body:
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.append(node.module)
+        assert "_checkout" in names, f"{script.name}: does not import _checkout"
+        first = next(i for i, name in enumerate(names) if name.split(".")[0] == "codealign")
+        assert names.index("_checkout") < first, f"{script.name}: _checkout after codealign"
+
+
+def test_a_stage_in_a_copy_of_the_repository_runs_the_copys_code(tmp_path):
+    """What a queued `dvc exp run` does: the stage runs in a copy (.dvc/tmp/exps/...)
+    while the venv's editable install points at the original checkout."""
+    import subprocess
+    import sys
+
+    copy = tmp_path / "copy"
+    (copy / "stages").mkdir(parents=True)
+    shutil.copy(ROOT / "stages" / "_checkout.py", copy / "stages")
+    (copy / "codealign").mkdir()
+    (copy / "codealign" / "__init__.py").write_text("WHERE = 'copy'\n")
+    probe = "import _checkout  # noqa\nimport codealign\nprint(codealign.__file__)\n"
+    (copy / "stages" / "probe.py").write_text(probe)
+    unguarded = "import codealign\nprint(codealign.__file__)\n"
+    (copy / "stages" / "unguarded.py").write_text(unguarded)
+
+    def imported(script: str) -> Path:
+        env = {"PATH": "/usr/bin:/bin"}  # no PYTHONPATH: only the install and sys.path
+        out = subprocess.run([sys.executable, f"stages/{script}"], cwd=copy, env=env,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        return Path(out.stdout.strip()).resolve()
+
+    assert imported("probe.py") == (copy / "codealign" / "__init__.py").resolve()
+    # Without it the installed checkout's code runs: the failure this guards against
+    # (where codealign is installed editable from another checkout, as here).
+    assert imported("unguarded.py") != (copy / "codealign" / "__init__.py").resolve()

@@ -39,30 +39,46 @@ def test_paper_profile_dpo_takes_16_pairs_a_step_in_checkpointed_micro_batches(t
     assert stage_steps(17, params) == 2  # steps count pairs per optimizer step
 
 
-@pytest.fixture
-def setup(small_world, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def dpo_inputs(small_world, tmp_path_factory):
     """A tiny SFT adapter, a seed dir with 2 tinydev tasks (DPO's stage boundaries score
-    the dev set), and a 4-stage curriculum."""
-    monkeypatch.setenv("CODEALIGN_CACHE", str(tmp_path / "cache"))
-    base = tiny_model(tmp_path / "base", world_texts(small_world))
-    sft = lora_adapter(base, tmp_path / "sft")
-    seed_dir = tmp_path / "seed"
-    write_jsonl(seed_dir / "tinydev.jsonl", [t.to_problem() for t in small_world.dev[:2]])
-    policy = load_policy(resolve_policy(sft), fused_lm_head=True)
-    pairs, _ = reference_logps(
-        policy.model,
-        policy.tokenizer,
-        crafted_pairs(small_world, 10),
-        batch_size=8,
-        max_length=256,
-        progress=False,
-    )
+    the dev set), and a 4-stage curriculum, built once for the module: computing the
+    reference log-probs is what takes the time, and every test reads the same."""
+    root = tmp_path_factory.mktemp("dpo_inputs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CODEALIGN_CACHE", str(root / "cache"))
+        base = tiny_model(root / "base", world_texts(small_world))
+        sft = lora_adapter(base, root / "sft")
+        write_jsonl(root / "seed" / "tinydev.jsonl", [t.to_problem() for t in small_world.dev[:2]])
+        policy = load_policy(resolve_policy(sft), fused_lm_head=True)
+        pairs, _ = reference_logps(
+            policy.model,
+            policy.tokenizer,
+            crafted_pairs(small_world, 10),
+            batch_size=8,
+            max_length=256,
+            progress=False,
+        )
     params = CurriculumParams.from_dict({"percentiles": [10, 50, 90]}, "curriculum")
     result = build_curriculum(pairs, params)
-    curriculum = tmp_path / "curriculum"
+    curriculum = root / "curriculum"
     for number, stage in enumerate(result["stages"], start=1):
         write_jsonl(curriculum / f"stage_{number}.jsonl", stage)
     write_json(curriculum / "manifest.json", {**result["summary"], "max_length": 256})
+    return root, result
+
+
+@pytest.fixture
+def setup(dpo_inputs, tmp_path, monkeypatch):
+    """The module's DPO inputs, copied into this test's tmp_path (tests rewrite the
+    curriculum), with DPO params that train in seconds."""
+    import copy
+    import shutil
+
+    root, result = dpo_inputs
+    monkeypatch.setenv("CODEALIGN_CACHE", str(tmp_path / "cache"))
+    for name in ("sft", "seed", "curriculum"):
+        shutil.copytree(root / name, tmp_path / name)
     dpo = DpoParams.from_dict(
         {
             "batch_size": 2,
@@ -75,8 +91,8 @@ def setup(small_world, tmp_path, monkeypatch):
         },
         "dpo",
     )
-    ctx = RunContext(dpo, "single", 0, seed_dir, tmp_path / "raw")
-    return ctx, sft, curriculum, result
+    ctx = RunContext(dpo, "single", 0, tmp_path / "seed", tmp_path / "raw")
+    return ctx, tmp_path / "sft", tmp_path / "curriculum", copy.deepcopy(result)
 
 
 def losses(path):

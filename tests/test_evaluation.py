@@ -1,6 +1,9 @@
 """One evaluation path: the `evaluate` stage and DPO's stage-boundary evaluation of the same
 policy, tasks, n, temperature, seed and batch size give byte-identical samples and verdicts."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import yaml
@@ -42,10 +45,16 @@ def test_evaluate_stage_and_dpo_evaluation_draw_the_same_samples_and_verdicts(tm
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     out = tmp_path / "evaluate"
+    # The same adapter as the seed-only arm's sft_baseline writes it (router.json names it).
+    seed_arm = tmp_path / "seed_arm"
+    shutil.copytree(sft, seed_arm)
+    router = json.loads((seed_arm / "router.json").read_text())
+    (seed_arm / "router.json").write_text(json.dumps({**router, "train_data": "seed"}))
     result = CliRunner().invoke(
         stage("evaluate"),
         [
-            "--params", str(params_file), "--model", f"k1={sft}", "--seed-dir", str(seed_dir),
+            "--params", str(params_file), "--model", f"k1={sft}", "--model", f"seed={seed_arm}",
+            "--seed-dir", str(seed_dir),
             "--out", str(out), "--metrics", str(tmp_path / "m.json"),
             "--table", str(tmp_path / "m.md"),
         ],
@@ -54,6 +63,8 @@ def test_evaluate_stage_and_dpo_evaluation_draw_the_same_samples_and_verdicts(tm
     summary = __import__("json").loads((tmp_path / "m.json").read_text())["tinyeval"]
     assert (summary["tasks"], summary["functions"], summary["confidence"]) == (3, 3, 0.95)
     row = summary["models"]["k1"]
+    # What each sft dir trained on, for the collectors: no key in router.json is curated.
+    assert (row["train_data"], summary["models"]["seed"]["train_data"]) == ("curated", "seed")
     # Each pass@k carries its interval over tasks, which holds the score.
     for key in ("pass@1", "pass@1_t1.5"):
         assert row[f"{key}_ci"]["low"] <= row[key] <= row[f"{key}_ci"]["high"], key

@@ -264,3 +264,82 @@ def test_a_bad_per_task_entry_names_the_record_and_arm(tmp_path):
     assert result.exit_code == 2
     assert "tasks.routed/pass1: expected {task_id: [passed, n]}" in result.output
     assert str(runs / "ksweep") in result.output
+
+
+def _phase_record(share: float, base_seed: int, bits: float, pass1: float, **phases) -> dict:
+    """A mixture-sweep record of a run with a phase schedule (`phases`: base_model keys)."""
+    base = {"code_share": share, "seed": base_seed, **phases}
+    label = "+".join(f"{k}={v}" for k, v in sorted(phases.items()))
+    return build_record(
+        sweep="mixture",
+        run=f"code_share={share}-schedule={label}-base_seed={base_seed}",
+        command="codealign mixture",
+        commit="b" * 40,
+        dirty=False,
+        experiment={"rev": "d" * 40, "name": None, "timestamp": None},
+        profile="full",
+        params={"seed": 0, "base_model": base},
+        swept={"code_share": share, "base_seed": base_seed},
+        varies=["base_model.seed"],
+        metrics={
+            "base_model_eval": {"english": {"bits_per_byte": bits}},
+            "base_model": {"pass@1_t0.8": pass1},
+        },
+        tasks={},
+        tasks_missing={},
+    )
+
+
+COOL = {"cooldown_fraction": 0.2}
+BALANCED = {"continue_fraction": 0.5, "continue_code_share": 0.1}
+
+
+def test_phase_claims_select_their_schedules_and_single_mixtures_exclude_them(tmp_path):
+    records = []
+    for seed in (0, 1, 2):
+        records.append(
+            _phase_record(0.25, seed, 0.22 + 0.01 * seed, 0.3, **COOL, cooldown_code_share=0.25)
+        )
+        records.append(
+            _phase_record(0.25, seed, 0.26 + 0.01 * seed, 0.3, **COOL, cooldown_code_share=0.0)
+        )
+        # balanced -> text: best on English, beaten on code by the 0.5 single mixture.
+        records.append(_phase_record(0.5, seed, 0.20 + 0.01 * seed, 0.40, **BALANCED))
+        for share, bits, pass1 in ((0.0, 0.30, 0.0), (0.25, 0.24, 0.45), (0.5, 0.27, 0.50)):
+            record = _phase_record(share, seed, bits + 0.01 * seed, pass1 + 0.01 * seed)
+            if seed == 1:  # an explicit 0 fraction and null shares: one mixture too
+                record["params"]["base_model"].update(cooldown_fraction=0, continue_fraction=None)
+            records.append(record)
+    rows, _ = _findings(tmp_path, records)
+
+    cool = rows["code-in-cooldown"]
+    assert cool["verdict"] == "supports"
+    (c,) = cool["comparisons"]
+    assert c["mean"] == pytest.approx(-0.04) and c["seeds"] == 3
+    used = [Path(p).name for p in c["records"]]
+    assert all("cooldown_fraction=0.2" in name for name in used)
+
+    english = rows["balanced-then-text"]
+    assert [c["verdict"] for c in english["comparisons"]] == ["supports"] * 3
+    assert english["verdict"] == "supports"
+    assert english["comparisons"][1]["mean"] == pytest.approx(-0.04)
+    code = rows["balanced-then-text-code"]
+    assert [c["verdict"] for c in code["comparisons"]] == ["supports", "contradicts", "contradicts"]
+    assert code["verdict"] == "contradicts"
+    # The single-mixture claims read the single mixtures only: 0.25 vs 0 is 0.24 - 0.30,
+    # not the cooldown runs' 0.22 or 0.26, for all three seeds (seed 1's explicit 0).
+    quarter = rows["code-helps-english"]["comparisons"][0]
+    assert quarter["mean"] == pytest.approx(-0.06) and quarter["seeds"] == 3
+    assert not any("schedule=c" in Path(p).name for p in quarter["records"])
+
+
+def test_phase_claims_are_not_measured_without_their_schedule(tmp_path):
+    records = [
+        _phase_record(share, seed, 0.3, 0.3) for share in (0.0, 0.25, 0.5) for seed in (0, 1)
+    ]
+    rows, _ = _findings(tmp_path, records)
+    assert rows["code-helps-english"]["verdict"] != "not measured"
+    for claim in ("code-in-cooldown", "balanced-then-text", "balanced-then-text-code"):
+        assert rows[claim]["verdict"] == "not measured"
+        assert "codealign mixture" in rows[claim]["command"]
+        assert "base_model." in rows[claim]["command"]

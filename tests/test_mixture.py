@@ -527,7 +527,7 @@ def test_collector_skips_unfinished_stale_and_older_runs(tmp_path):
     assert "2 SFT scores of another train_seed" in result.stderr
     assert runs[(0.25, 0, 1)]["sft_pass@1"] is None
     # older, baseline, lintseq-later
-    assert "3 older repeats of a (code share, base seed, train seed)" in result.stderr
+    assert "3 older repeats of a (code share, schedule, base seed, train seed)" in result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split("\t")[:3] == ["code_share", "base_models", "sft_runs"]
     assert lines[1].split("\t")[:3] == ["0", "3", "3"]
@@ -619,3 +619,65 @@ def test_each_mixture_run_gets_a_record_that_findings_can_pair_by_base_seed(tmp_
             assert record["tasks_missing"] == {}
         else:
             assert set(record["tasks_missing"]) == {"k1/pass1", "k1/passk"}
+
+
+def _scheduled(rev: str, base_seed: int, cooldown_share: float, measured_phases) -> dict:
+    """A run with a text-or-code cooldown (base_model_eval only); `measured_phases` is the
+    schedule its base_model_eval.json names (None: a stale file from before it)."""
+    measured = _base_eval(0.25, base_seed)
+    measured["model_digest"] = f"model-cool{cooldown_share}-{base_seed}"
+    measured["english"]["bits_per_byte"] = 0.2 + cooldown_share
+    if measured_phases is not None:
+        measured["phases"] = measured_phases
+    row = _rev(
+        rev, f"cool-{cooldown_share}-{base_seed}", f"2026-01-02T10:0{base_seed}:00", 0.25, None,
+        measured, 0.35, base_seed=base_seed, evaluated_digest=BASELINE_DIGEST,
+    )  # fmt: skip
+    row["data"]["params"]["params.yaml"]["data"]["base_model"].update(
+        cooldown_fraction=0.2, cooldown_code_share=cooldown_share
+    )
+    row["data"]["metrics"]["metrics/base_model.json"] = {"data": {"pass@1_t0.8": 0.1}}
+    return _experiment(row)
+
+
+def _phases(share: float) -> list[dict]:
+    return [
+        {"name": "main", "fraction": 0.8, "code_share": 0.25, "steps": 480},
+        {"name": "cooldown", "fraction": 0.2, "code_share": share, "steps": 120},
+    ]
+
+
+def test_scheduled_runs_get_records_but_stay_out_of_the_single_mixture_grid(tmp_path):
+    listing = _listing()
+    (tmp_path / "plain").mkdir()
+    plain, _, _ = _collect(tmp_path / "plain", _listing())
+    assert plain.exit_code == 0, plain.output
+    listing[1]["experiments"] += [
+        _scheduled("1" * 40, 1, 0.0, _phases(0.0)),
+        _scheduled("2" * 40, 2, 0.0, _phases(0.0)),
+        _scheduled("3" * 40, 1, 0.25, _phases(0.25)),
+        # Ran base_model only: its base_model_eval.json is the baseline's, unscheduled.
+        _scheduled("4" * 40, 2, 0.25, None),
+    ]
+    result, out, _ = _collect(tmp_path, listing)
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    before = json.loads((tmp_path / "plain" / "out" / "mixture.json").read_text())
+    assert summary["by_share"] == before["by_share"]  # the grid is unchanged
+    assert "1 with a stale metrics/base_model_eval.json (measured under another phase" in (
+        result.stderr
+    )
+    points = {point["phases"][0]["code_share"]: point for point in summary["by_schedule"]}
+    assert sorted(points) == [0.0, 0.25]
+    assert points[0.0]["base_seeds"] == [1, 2] and points[0.25]["base_seeds"] == [1]
+    assert points[0.0]["phases"] == [{"name": "cooldown", "fraction": 0.2, "code_share": 0.0}]
+    assert points[0.0]["english_bits_per_byte"]["mean"] == pytest.approx(0.2)
+    records = [json.loads(Path(p).read_text()) for p in summary["records"]]
+    scheduled = [r for r in records if "schedule" in r["swept"]]
+    assert len(scheduled) == 3 and len(records) == len(before["records"]) + 3
+    for record in scheduled:
+        assert record["swept"]["schedule"].startswith("cooldown0.2at")
+        assert record["params"]["base_model"]["cooldown_fraction"] == 0.2
+        assert record["metrics"]["base_model"] == {"pass@1_t0.8": 0.1}
+    assert "cooldown 0.2 at 0\t2\t0" in result.stdout.replace(", ", " ")

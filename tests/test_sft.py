@@ -129,21 +129,36 @@ def _interrupt_after_checkpoint(step: int):
     return Kill()
 
 
-@pytest.mark.slow
-def test_interrupted_adapter_resumes_from_its_last_checkpoint(base_dir, tmp_path):
+def _live(path: Path):
     from dvclive import Live
+
+    return Live(str(path), dvcyaml=None, save_dvc_exp=False, resume=False)
+
+
+@pytest.fixture(scope="module")
+def straight(base_dir, tmp_path_factory):
+    """One adapter trained without interruption on sft_records(6) (its outs, checkpoints and
+    curves in the returned dir), the reference both resume tests compare against."""
+    root = tmp_path_factory.mktemp("straight")
+    records = sft_records(6)
+    with _live(root / "live_a") as curves:
+        summary = train_adapter(
+            base_dir, records[:8], records[8:], FAST, root / "a", root / "ck_a", seed=0,
+            live=curves,
+        )  # fmt: skip
+    return root, summary
+
+
+@pytest.mark.slow
+def test_interrupted_adapter_resumes_from_its_last_checkpoint(base_dir, straight, tmp_path):
     from safetensors.torch import load_file
 
     def live(name: str):
-        return Live(str(tmp_path / name), dvcyaml=None, save_dvc_exp=False, resume=False)
+        return _live(tmp_path / name)
 
     records = sft_records(6)
     train, validation = records[:8], records[8:]
-    with live("live_a") as curves:
-        straight = train_adapter(
-            base_dir, train, validation, FAST, tmp_path / "a", tmp_path / "ck_a", seed=0,
-            live=curves,
-        )  # fmt: skip
+    reference, straight = straight
     with pytest.raises(Interrupt), live("live_b") as curves:
         train_adapter(
             base_dir, train, validation, FAST, tmp_path / "b", tmp_path / "ck_b", seed=0,
@@ -159,7 +174,7 @@ def test_interrupted_adapter_resumes_from_its_last_checkpoint(base_dir, tmp_path
         )  # fmt: skip
     # The resumed run's curves hold every step, the ones before the checkpoint included.
     for curve in ("train/loss.tsv", "eval/eval_loss.tsv"):
-        a = (tmp_path / "live_a" / "plots" / "metrics" / curve).read_text().splitlines()
+        a = (reference / "live_a" / "plots" / "metrics" / curve).read_text().splitlines()
         b = (tmp_path / "live_b" / "plots" / "metrics" / curve).read_text().splitlines()
         assert len(a) > 2 and a[0] == b[0], curve  # a header and a row per step
         rows_a = [[float(x) for x in row.split("\t")[1:]] for row in a[1:]]  # step, value
@@ -167,7 +182,7 @@ def test_interrupted_adapter_resumes_from_its_last_checkpoint(base_dir, tmp_path
         np.testing.assert_allclose(rows_b, rows_a, rtol=1e-4, err_msg=curve)
     assert resumed["resumed_from"] == "checkpoint-2" and straight["resumed_from"] is None
     assert resumed["steps"] == straight["steps"] == 4
-    a = load_file(tmp_path / "a" / "adapter_model.safetensors")
+    a = load_file(reference / "a" / "adapter_model.safetensors")
     b = load_file(tmp_path / "b" / "adapter_model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
@@ -175,7 +190,9 @@ def test_interrupted_adapter_resumes_from_its_last_checkpoint(base_dir, tmp_path
 
 
 @pytest.mark.slow
-def test_a_run_killed_after_its_last_checkpoint_reruns_to_the_same_steps(base_dir, tmp_path):
+def test_a_run_killed_after_its_last_checkpoint_reruns_to_the_same_steps(
+    base_dir, straight, tmp_path
+):
     # Killed between the final checkpoint and the rename of its outs: Trainer resumed
     # from a finished run's checkpoint takes one step more than asked, so the rerun
     # resumes from the checkpoint before it.
@@ -183,12 +200,13 @@ def test_a_run_killed_after_its_last_checkpoint_reruns_to_the_same_steps(base_di
 
     records = sft_records(6)
     train, validation = records[:8], records[8:]
-    first = train_adapter(base_dir, train, validation, FAST, tmp_path / "a", tmp_path / "ck", 0)
+    reference, first = straight  # the finished run: its checkpoints are all on disk
+    shutil.copytree(reference / "ck_a", tmp_path / "ck")
     assert (tmp_path / "ck" / "checkpoint-4" / "trainer_state.json").is_file()
     again = train_adapter(base_dir, train, validation, FAST, tmp_path / "b", tmp_path / "ck", 0)
     assert again["resumed_from"] == "checkpoint-2"
     assert again["steps"] == first["steps"] == 4
-    a = load_file(tmp_path / "a" / "adapter_model.safetensors")
+    a = load_file(reference / "a" / "adapter_model.safetensors")
     b = load_file(tmp_path / "b" / "adapter_model.safetensors")
     for key in a:
         np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-5)

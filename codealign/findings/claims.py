@@ -30,9 +30,13 @@ class Measure:
     label: str = ""
 
 
+OFF = "<off>"  # an `Arm.where` value: the param is missing, null or 0 (a phase not run)
+
+
 @dataclass(frozen=True)
 class Arm:
-    """The records of sweep `sweep` whose params equal `where` (flattened keys)."""
+    """The records of sweep `sweep` whose params equal `where` (flattened keys; `OFF`:
+    missing, null or 0)."""
 
     sweep: str
     where: dict[str, Any]
@@ -61,14 +65,25 @@ def _eval(model: str, metric: str = "pass@1") -> Measure:
     return Measure(("models", model, metric), f"{model}/{tag}", f"{model} {metric}")
 
 
-def _share(share: float, key: tuple[str, ...], label: str) -> Arm:
-    path = ("base_model_eval", *key)
-    return Arm("mixture", {"base_model.code_share": share}, Measure(path, None, label))
+# Single-mixture runs: no continue and no cooldown phase (docs/code-share.md#phases).
+SINGLE = {"base_model.continue_fraction": OFF, "base_model.cooldown_fraction": OFF}
+
+
+def _share(share: float, key: tuple[str, ...], label: str, **phases: Any) -> Arm:
+    """Mixture-sweep runs at `share`, single-mixture unless `phases` sets the schedule
+    (`cooldown_fraction=0.2` for `base_model.cooldown_fraction`, and so on)."""
+    where = {"base_model.code_share": share, **SINGLE}
+    where.update({f"base_model.{name}": value for name, value in phases.items()})
+    path = key if key[0] == "base_model" else ("base_model_eval", *key)
+    return Arm("mixture", where, Measure(path, None, label))
 
 
 ENGLISH = ("english", "bits_per_byte")
 # Instructions on arguments no corpus holds (heldout_instructions params), not recall.
 INSTRUCTIONS = ("instructions_heldout", "accuracy")
+# The base model's own tinydev score after pretraining (metrics/base_model.json), at the
+# default profile's eval_temperature.
+TINYDEV = ("base_model", "pass@1_t0.8")
 _KSWEEP = (
     "for seed in 0 1 2; do for k in 1 5; do dvc exp run --queue -S k=$k -S train_seed=$seed "
     "evaluate; done; done; dvc queue start -j 1; codealign ksweep"
@@ -77,6 +92,12 @@ _EQUAL_STEPS = (
     "for seed in 0 1 2; do dvc exp run --queue -S k=5 -S sft.epochs=30 -S train_seed=$seed "
     "evaluate; done; dvc queue start -j 1; codealign equal-steps --k 5 --epochs 30; "
     "codealign ksweep"
+)
+TRAIN_DATA = "sft_baseline.train_data"
+_TRAIN_DATA_RUNS = (
+    "for seed in 0 1 2; do for d in curated seed; do dvc exp run --queue "
+    f"-S {TRAIN_DATA}=$d -S train_seed=$seed evaluate; done; done; dvc queue start -j 1; "
+    "codealign train-data"
 )
 _GENERALIST_INIT = (
     "for seed in 0 1 2; do dvc exp run --queue -S k=5 -S specialists.init=generalist "
@@ -150,6 +171,22 @@ def edits_caveat(records: Sequence[dict], claim: Claim) -> str:
     )
 
 
+# Phase schedules, at equal steps and corpus size (docs/code-share.md#phases).
+COOLDOWN = {"cooldown_fraction": 0.2}
+BALANCED_THEN_TEXT = {"continue_fraction": 0.5, "continue_code_share": 0.1}
+_COOLDOWN = (
+    "for seed in 0 1 2; do for c in 0 0.25; do dvc exp run --queue "
+    "-S base_model.cooldown_fraction=0.2 -S base_model.cooldown_code_share=$c "
+    "-S base_model.seed=$seed base_model_eval; done; done; dvc queue start -j 1; "
+    "codealign mixture"
+)
+_BALANCED_THEN_TEXT = (
+    "for seed in 0 1 2; do dvc exp run --queue -S base_model.code_share=0.5 "
+    "-S base_model.continue_fraction=0.5 -S base_model.continue_code_share=0.1 "
+    "-S base_model.seed=$seed base_model_eval; done; " + _MIXTURE
+)
+
+
 def _corpus(corpus: str, key: tuple[str, ...], label: str) -> Arm:
     return Arm("tinyhelen", {"tinyhelen.corpus": corpus}, Measure(key, None, label))
 
@@ -161,7 +198,7 @@ CLAIMS: tuple[Claim, ...] = (
         sentence="K = 5 routed specialists score a higher pass@1 than one adapter trained "
         "for the same epochs.",
         a=Arm("ksweep", {"k": 5}, _eval("routed")),
-        b=Arm("ksweep", {"k": 5}, _eval("k1")),
+        b=Arm("ksweep", {"k": 5, TRAIN_DATA: "curated"}, _eval("k1")),
         command=_KSWEEP,
     ),
     Claim(
@@ -170,7 +207,7 @@ CLAIMS: tuple[Claim, ...] = (
         sentence="K = 5 routed specialists, each trained for as many steps as the single "
         "adapter (5x the epochs), score a higher pass@1 than that adapter.",
         a=Arm("k_equal_steps", {"k": 5}, _eval("routed")),
-        b=Arm("ksweep", {}, _eval("k1")),
+        b=Arm("ksweep", {TRAIN_DATA: "curated"}, _eval("k1")),
         command=_EQUAL_STEPS,
         note="b is the single adapter at the profile's epochs, from the K sweep's runs.",
     ),
@@ -205,9 +242,12 @@ CLAIMS: tuple[Claim, ...] = (
         source="A",
         sentence="SFT on the curated synthetic data scores a higher pass@1 than SFT on the "
         "seed sets S1 + S2 alone.",
-        a=None,
-        command="no experiment in the repo yet: an `sft_baseline` run on data/seed's S1 + S2 "
-        "against the curated set, at 3 train seeds",
+        a=Arm("train_data", {TRAIN_DATA: "curated"}, _eval("k1")),
+        b=Arm("train_data", {TRAIN_DATA: "seed"}, _eval("k1")),
+        command=_TRAIN_DATA_RUNS,
+        note="K = 1 adapters at equal optimizer steps: the seed arm trains on the curated "
+        "set's S1 + S2 items for the steps the whole set takes, and both pick their "
+        "checkpoint on the same validation items.",
     ),
     Claim(
         id="curriculum-descending-vs-shuffled",
@@ -330,16 +370,55 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="code-in-cooldown",
         source="E",
-        sentence="Code in a final cooldown phase of pretraining adds to non-code skill.",
-        a=None,
-        command="no experiment in the repo yet: base_model has no cooldown phase",
+        sentence="Code in a final cooldown phase of pretraining adds to non-code skill: "
+        "a quarter of code in the last 20% of the steps (the tail of the cosine schedule) "
+        "lowers held-out English bits per byte against a text-only cooldown of the same "
+        "steps, both after the same main phase at a quarter of code.",
+        a=_share(0.25, ENGLISH, "cooldown with code", **COOLDOWN, cooldown_code_share=0.25),
+        b=_share(0.25, ENGLISH, "text-only cooldown", **COOLDOWN, cooldown_code_share=0.0),
+        direction=-1,
+        pair_by=("base_model.seed",),
+        command=_COOLDOWN,
+        note="the source compares cooldown with code against cooldown without code, so b "
+        "is the text-only cooldown; both arms train the same steps on corpora of the same "
+        "size.",
     ),
     Claim(
         id="balanced-then-text",
         source="E",
-        sentence="A balanced code/text mix continued mostly on text is best overall.",
-        a=None,
-        command="no experiment in the repo yet: base_model has no continued-pretraining phase",
+        sentence="A balanced code/text mix continued mostly on text is best overall, "
+        "on non-code skill: half code for the first half of the steps, then a tenth of code, "
+        "gives lower held-out English bits per byte than every single mixture of the grid.",
+        kind="optimum",
+        a=_share(0.5, ENGLISH, "balanced then text", **BALANCED_THEN_TEXT),
+        neighbours=(
+            _share(0.0, ENGLISH, "English bits/byte at 0"),
+            _share(0.25, ENGLISH, "English bits/byte at 0.25"),
+            _share(0.5, ENGLISH, "English bits/byte at 0.5"),
+        ),
+        direction=-1,
+        pair_by=("base_model.seed",),
+        command=_BALANCED_THEN_TEXT,
+        note="'overall' holds only where this row and balanced-then-text-code both "
+        "support; the single mixtures train the same steps on a corpus of the same size.",
+    ),
+    Claim(
+        id="balanced-then-text-code",
+        source="E",
+        sentence="A balanced code/text mix continued mostly on text is best overall, "
+        "on code: the same schedule gives a higher tinydev pass@1 of the base model than "
+        "every single mixture of the grid.",
+        kind="optimum",
+        a=_share(0.5, TINYDEV, "balanced then text", **BALANCED_THEN_TEXT),
+        neighbours=(
+            _share(0.0, TINYDEV, "tinydev pass@1 at 0"),
+            _share(0.25, TINYDEV, "tinydev pass@1 at 0.25"),
+            _share(0.5, TINYDEV, "tinydev pass@1 at 0.5"),
+        ),
+        pair_by=("base_model.seed",),
+        command=_BALANCED_THEN_TEXT,
+        note="run-level only: base_model keeps no per-task verdicts (base_model.eval_tasks "
+        "tasks, eval_samples samples at T = 0.8).",
     ),
     Claim(
         id="lean-beats-original",

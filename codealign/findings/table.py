@@ -27,7 +27,7 @@ import click
 
 from codealign.command import Command
 from codealign.errors import CodealignError
-from codealign.findings.claims import CLAIMS, SOURCES, Arm, Claim, Measure
+from codealign.findings.claims import CLAIMS, OFF, SOURCES, Arm, Claim, Measure
 from codealign.io import write_json, write_text
 from codealign.passk import estimate_pass_at_k
 from codealign.sweeps.records import RUNS_DIR, SCHEMA, flat, provenance, value_before
@@ -138,10 +138,12 @@ def matches(record: Mapping[str, Any], arm: Arm) -> bool:
     if record["sweep"] != arm.sweep:
         return False
     params = flat(record["params"])
-    return all(
-        (params[key] if key in params else value_before(key)) == want
-        for key, want in arm.where.items()
-    )
+
+    def holds(key: str, want: Any) -> bool:
+        got = params[key] if key in params else value_before(key)
+        return got in (None, 0) if want == OFF else got == want
+
+    return all(holds(key, want) for key, want in arm.where.items())
 
 
 def _key(record: Mapping[str, Any], pair_by: Sequence[str]) -> tuple:

@@ -43,7 +43,12 @@ from codealign.params.pretraining import (
 )
 from codealign.params.refine import RefineParams, TinyHelenParams
 from codealign.params.report import ReportParams
-from codealign.params.specialists import ClusterParams, SFTParams, SpecialistsParams
+from codealign.params.specialists import (
+    ClusterParams,
+    SFTBaselineParams,
+    SFTParams,
+    SpecialistsParams,
+)
 from codealign.params.synth import SynthParams
 
 __all__ = ["SECTIONS", "TOP_LEVEL", "Params", "Section", "load_params", "param", "parse_params"]
@@ -63,6 +68,7 @@ SECTIONS: dict[str, type[Section]] = {
     "dataset_metrics": DatasetMetricsParams,
     "cluster": ClusterParams,
     "sft": SFTParams,
+    "sft_baseline": SFTBaselineParams,
     "specialists": SpecialistsParams,
     "eval": EvalParams,
     "sample": SampleParams,

@@ -1,4 +1,5 @@
-"""Sections of the specialists: `cluster` (K-means) and `sft` (LoRA adapters)."""
+"""Sections of the specialists: `cluster` (K-means), `sft` (LoRA adapters) and
+`sft_baseline` (what the K = 1 adapter trains on)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from codealign.params.core import Section, param
 
 DTYPES = ("float32", "float16", "bfloat16")
 TARGETS = ("code", "edits")
+TRAIN_DATA = ("curated", "seed")
 
 
 @dataclass(frozen=True)
@@ -110,4 +112,19 @@ class SpecialistsParams(Section):
         "less than this is answered by the K = 1 adapter (0: never); choose it on tinydev "
         "with `codealign fallback-margin`",
         before=0.0,
+    )
+
+
+@dataclass(frozen=True)
+class SFTBaselineParams(Section):
+    """The K = 1 adapter (stage `sft_baseline`): which data it trains on. Every training knob
+    is `sft`'s; this section is apart so that the K specialists do not depend on it."""
+
+    train_data: str = param(
+        "curated",
+        choices=TRAIN_DATA,
+        doc="curated: every curated item (data/dedup) | seed: only the curated set's S1 and "
+        "S2 items, for as many optimizer steps as the curated set takes at sft.epochs "
+        "(the seed-only arm of curated-beats-seed)",
+        before="curated",
     )

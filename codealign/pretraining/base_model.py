@@ -81,6 +81,31 @@ def pack(tokenizer, documents: Sequence[str], block_size: int) -> list[list[int]
     return [stream[i : i + block_size] for i in range(0, usable, block_size)]
 
 
+def phase_rows(
+    blocks: Sequence[Sequence[list[int]]],
+    steps: Sequence[int],
+    batch_size: int,
+    seed: int,
+) -> list[list[int]]:
+    """The training rows of a phase schedule, in the order they are trained on: for each
+    phase, `steps * batch_size` of its own `blocks`, epoch after epoch of a seeded
+    permutation (so every block is seen before any repeats). Row r is trained on at step
+    r // batch_size: the first phase's steps see only its blocks, and so on."""
+    import random
+
+    rows: list[list[int]] = []
+    for index, (phase_blocks, phase_steps) in enumerate(zip(blocks, steps, strict=True)):
+        rng = random.Random(f"{seed}/phase{index}")
+        need = phase_steps * batch_size
+        taken: list[list[int]] = []
+        while len(taken) < need:
+            order = list(range(len(phase_blocks)))
+            rng.shuffle(order)
+            taken.extend(phase_blocks[i] for i in order[: need - len(taken)])
+        rows.extend(taken)
+    return rows
+
+
 def build_model(params: BaseModelParams, tokenizer, seed: int):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -109,8 +134,14 @@ def pretrain(
     checkpoint_dir: Path,
     live_dir: Path,
     seed: int,
+    phase_documents: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """Train tokenizer and model on `documents`; save both to `out_dir`; return stats."""
+    """Train tokenizer and model on `documents`; save both to `out_dir`; return stats.
+
+    With `phase_documents` (the documents of each of `params.phases()`, in order; their
+    concatenation is `documents`), the tokenizer is trained on all of them, each phase
+    is packed on its own, and its steps train on its blocks alone, in the order of
+    `phase_rows` (no shuffling across phases); stats gain `phases`."""
     import torch
     from datasets import Dataset
     from dvclive import Live
@@ -126,7 +157,18 @@ def pretrain(
 
     set_seed(seed)
     tokenizer = train_tokenizer(documents, params.vocab_size)
-    blocks = pack(tokenizer, documents, params.block_size)
+    phases = params.phases() if phase_documents is not None else []
+    if phase_documents is not None:
+        per_phase = [pack(tokenizer, docs, params.block_size) for docs in phase_documents]
+        for phase, phase_blocks in zip(phases, per_phase, strict=True):
+            if not phase_blocks:
+                raise CodealignError(
+                    f"base_model.corpus_chars is too small for one block of "
+                    f"{params.block_size} tokens in the {phase.name} phase"
+                )
+        blocks = [block for phase_blocks in per_phase for block in phase_blocks]
+    else:
+        blocks = pack(tokenizer, documents, params.block_size)
     if not blocks:
         raise CodealignError(
             f"base_model.corpus_chars is too small for one block of {params.block_size} tokens"
@@ -158,12 +200,18 @@ def pretrain(
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    dataset = Dataset.from_dict({"input_ids": blocks})
+    trainer_class = Trainer
+    if phase_documents is not None:
+        rows = phase_rows(per_phase, [phase.steps for phase in phases], params.batch_size, seed)
+        dataset = Dataset.from_dict({"input_ids": rows})
+        trainer_class = _in_order_trainer()
+    else:
+        dataset = Dataset.from_dict({"input_ids": blocks})
     collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=False)
     resume = last_checkpoint(checkpoint_dir)
     # resume=False: a resumed run replays its earlier rows (codealign.lm.training).
     with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=False) as live:
-        trainer = Trainer(
+        trainer = trainer_class(
             model=model,
             args=args,
             train_dataset=dataset,
@@ -181,7 +229,7 @@ def pretrain(
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     tokens_seen = params.steps * params.batch_size * params.block_size
-    return {
+    stats: dict[str, Any] = {
         "final_loss": float(losses[-1]) if losses else math.nan,
         "train_runtime_s": float(result.metrics.get("train_runtime", math.nan)),
         "tokens_seen": tokens_seen,
@@ -189,6 +237,31 @@ def pretrain(
         "epochs": tokens_seen / (len(blocks) * params.block_size),
         "resumed_from": Path(resume).name if resume else None,
     }
+    if phase_documents is not None:
+        stats["phases"] = [
+            {
+                **phase.to_dict(),
+                "blocks": len(phase_blocks),
+                "epochs": phase.steps * params.batch_size / len(phase_blocks),
+            }
+            for phase, phase_blocks in zip(phases, per_phase, strict=True)
+        ]
+    return stats
+
+
+class _InOrder:
+    """A Trainer that takes its rows in dataset order: a phase schedule orders them."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        from torch.utils.data import SequentialSampler
+
+        return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
+
+
+def _in_order_trainer():
+    from transformers import Trainer
+
+    return type("InOrderTrainer", (_InOrder, Trainer), {})
 
 
 def save_existing(name: str, out_dir: Path, dtype: str = "float32") -> dict[str, Any]:

@@ -66,8 +66,11 @@ def write_router(
     embedder: dict[str, Any],
     adapters: Sequence[dict[str, Any]],
     k_requested: int | None = None,
+    train_data: str | None = None,
 ) -> None:
-    """Write `centroids.npy` and `router.json` (adapter i serves centroid i) into `out_dir`."""
+    """Write `centroids.npy` and `router.json` (adapter i serves centroid i) into `out_dir`.
+    `train_data` (e.g. `seed`) names the data the adapters trained on where it is not the
+    curated set; None writes no key, so a curated run's router.json stays as it was."""
     centroids = np.asarray(centroids, dtype=np.float32)
     save_npy(out_dir / "centroids.npy", centroids)
     manifest = {
@@ -80,6 +83,8 @@ def write_router(
         "centroids": "centroids.npy",
         "adapters": list(adapters),
     }
+    if train_data is not None:
+        manifest["train_data"] = train_data
     write_json(out_dir / ROUTER_FILE, manifest)
 
 

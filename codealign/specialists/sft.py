@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +55,8 @@ from codealign.specialists.adapters import (
 log = logging.getLogger(__name__)
 # The record field each `sft.target` trains the assistant turn on.
 ANSWER_FIELDS = {"code": "code", "edits": "target"}
+# The `source` of the seed sets' records (codealign.curation.seed), which synth and dedup keep.
+SEED_SOURCES = ("seed_s1", "seed_s2")
 
 
 # ---------------------------------------------------------------------------- configs
@@ -185,6 +188,28 @@ def records_digest(records: Sequence[dict[str, Any]], target: str = "code") -> s
         answer = answer_of(record, target)
         digest.update(json.dumps([str(record["id"]), record["question"], answer]).encode())
     return digest.hexdigest()
+
+
+def seed_records(records: Sequence[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """The records of the seed sets S1 and S2 (`source` seed_s1 or seed_s2), in order: the
+    seed-only arm of `sft_baseline.train_data: seed`. One error line when there are none."""
+    kept = [r for r in records if r.get("source") in SEED_SOURCES]
+    if not kept:
+        raise CodealignError(
+            f"{where}: no record with source {' or '.join(SEED_SOURCES)}, which "
+            "sft_baseline.train_data: seed trains on"
+        )
+    return kept
+
+
+def optimizer_steps(n_items: int, params: SFTParams, world_size: int | None = None) -> int:
+    """The optimizer steps `transformers.Trainer` takes over `n_items` at `params.epochs`
+    (its `set_initial_training_values`: batches per process, then gradient accumulation),
+    on `world_size` processes (default: the launcher's WORLD_SIZE, else 1)."""
+    world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
+    batches = math.ceil(n_items / (params.batch_size * world))
+    per_epoch = max(batches // params.grad_accum + int(batches % params.grad_accum > 0), 1)
+    return math.ceil(params.epochs * per_epoch)
 
 
 # ---------------------------------------------------------------------------- training
@@ -366,12 +391,14 @@ def train_specialists(
     k_requested: int | None = None,
     max_steps: int = -1,
     init_adapter: Path | None = None,
+    train_data: str | None = None,
 ) -> dict[str, Any]:
     """Train one adapter per centroid on the items labelled with it; write the router.
 
     `out_dir` must not exist; it receives `adapter_<i>/`, `centroids.npy` and
     `router.json`. Returns the metrics of every adapter. A positive `max_steps` trains
-    each adapter that many optimizer steps instead of `params.epochs` passes. With
+    each adapter that many optimizer steps instead of `params.epochs` passes. A
+    `train_data` other than None is written into router.json (what evaluate reports). With
     `init_adapter` (a saved PEFT adapter over the same base model: the K = 1 adapter,
     `specialists.init: generalist`) every adapter starts from its weights instead of a
     fresh LoRA, and then trains as a fresh one would (`params.epochs` passes over its
@@ -462,7 +489,7 @@ def train_specialists(
         from codealign.lm.training import overlay_curves
 
         overlay_curves(live_root)  # every adapter's curve of a metric in one file
-    write_router(out_dir, base_dir, base, centroids, embedder, adapters, k_requested)
+    write_router(out_dir, base_dir, base, centroids, embedder, adapters, k_requested, train_data)
     summary: dict[str, Any] = {"k": k}
     if init is not None:
         summary["init"] = init

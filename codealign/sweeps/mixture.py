@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from codealign.command import Command
+from codealign.errors import CodealignError
 from codealign.sweeps.experiments import (
     PARAMS_FILE,
     ExperimentRow,
@@ -40,8 +41,18 @@ from codealign.sweeps.experiments import (
 )
 
 BASE_EVAL_FILE = "metrics/base_model_eval.json"
+BASE_MODEL_FILE = "metrics/base_model.json"
 EVALUATE_FILE = "metrics/evaluate.json"
-SWEPT = ("base_model.code_share", "base_model.seed", "seed", "train_seed")
+# The phase schedule (docs/code-share.md#phases): a run with one is kept apart from the
+# single-mixture grid (its own `by_schedule` points) but gets its record all the same.
+PHASES = ("continue", "cooldown")
+PHASE_KEYS = tuple(
+    f"base_model.{phase}_{key}" for phase in PHASES for key in ("fraction", "code_share")
+)
+SWEPT = ("base_model.code_share", "base_model.seed", "seed", "train_seed", *PHASE_KEYS)
+
+# (phase, fraction, code share) of each phase after the main one; () for one mixture.
+Schedule = tuple[tuple[str, float, float], ...]
 
 # name -> (metrics file section, key); values are read from metrics/base_model_eval.json.
 BASE_METRICS = {
@@ -71,6 +82,50 @@ class MixtureRun:
     model_digest: str | None
     scores: dict[str, float | None]
     row: ExperimentRow
+    schedule: Schedule = ()
+
+
+def schedule_of(base: dict[str, Any]) -> Schedule | None:
+    """The phases after the main one that `base_model` params set (null or 0 fraction:
+    none), or None where a set phase has no numeric code share."""
+    phases = []
+    for phase in PHASES:
+        fraction, share = base.get(f"{phase}_fraction"), base.get(f"{phase}_code_share")
+        if fraction is None or fraction == 0:
+            continue
+        if not is_number(fraction) or not is_number(share):
+            return None
+        phases.append((phase, float(fraction), float(share)))
+    return tuple(phases)
+
+
+def measured_schedule(measured: dict[str, Any]) -> Schedule | None:
+    """The schedule a base_model_eval.json was measured under (its `phases`, absent
+    before a schedule existed and where it is off), or None where malformed."""
+    phases = measured.get("phases") or []
+    if not isinstance(phases, list) or not all(isinstance(p, dict) for p in phases):
+        return None
+    out = []
+    for phase in phases:
+        if phase.get("name") == "main":
+            continue
+        fraction, share = phase.get("fraction"), phase.get("code_share")
+        if not is_number(fraction) or not is_number(share):
+            return None
+        out.append((str(phase.get("name")), float(fraction), float(share)))
+    return tuple(out)
+
+
+def schedule_label(schedule: Schedule) -> dict[str, str]:
+    """`{"schedule": "cooldown0.2at0"}` for a record's swept values (and so its file
+    name); nothing for one mixture, whose records keep the names they always had."""
+    if not schedule:
+        return {}
+    return {"schedule": "+".join(f"{n}{f:g}at{c:g}" for n, f, c in schedule)}
+
+
+def schedule_dicts(schedule: Schedule) -> list[dict[str, Any]]:
+    return [{"name": n, "fraction": f, "code_share": c} for n, f, c in schedule]
 
 
 def mixture_runs(
@@ -90,6 +145,10 @@ def mixture_runs(
         if not is_number(share) or not is_int(base_seed) or not is_int(train_seed):
             skipped[f"no base_model.code_share and integer seeds in {PARAMS_FILE}"] += 1
             continue
+        schedule = schedule_of(base)
+        if schedule is None:
+            skipped[f"a phase fraction without a numeric code share in {PARAMS_FILE}"] += 1
+            continue
         measured = row.all_metrics.get(BASE_EVAL_FILE)
         if not isinstance(measured, dict):
             skipped[f"no {BASE_EVAL_FILE}"] += 1
@@ -100,6 +159,9 @@ def mixture_runs(
             continue
         if is_int(measured.get("base_seed")) and measured["base_seed"] != base_seed:
             skipped[f"with a stale {BASE_EVAL_FILE} (measured at another base_model.seed)"] += 1
+            continue
+        if measured_schedule(measured) != schedule:
+            skipped[f"with a stale {BASE_EVAL_FILE} (measured under another phase schedule)"] += 1
             continue
         scores = {name: lookup(measured, *path) for name, path in BASE_METRICS.items()}
         if not all(is_number(v) for v in scores.values()):
@@ -123,56 +185,73 @@ def mixture_runs(
             skipped[f"SFT scores of another train_seed (stale {EVALUATE_FILE})"] += 1
             pass1 = None
         scores[SFT_PASS1] = float(pass1) if is_number(pass1) else None
-        candidates.append(MixtureRun(float(share), base_seed, train_seed, digest, scores, row))
+        candidates.append(
+            MixtureRun(float(share), base_seed, train_seed, digest, scores, row, schedule)
+        )
 
     # Of repeats, the newest with SFT scores, else the newest: a run whose evaluate.json
     # was stale never shadows one that measured them.
     def preference(run: MixtureRun) -> tuple[bool, Any]:
         return run.scores[SFT_PASS1] is not None, run.row.recency
 
-    newest: dict[tuple[float, int, int], MixtureRun] = {}
+    newest: dict[tuple, MixtureRun] = {}
     for run in sorted(candidates, key=preference, reverse=True):
-        key = (run.code_share, run.base_seed, run.train_seed)
+        key = (run.code_share, run.schedule, run.base_seed, run.train_seed)
         if key in newest:
-            skipped["older repeats of a (code share, base seed, train seed)"] += 1
+            skipped["older repeats of a (code share, schedule, base seed, train seed)"] += 1
         else:
             newest[key] = run
-    return sorted(newest.values(), key=lambda run: (run.code_share, run.base_seed, run.train_seed))
+    return sorted(
+        newest.values(),
+        key=lambda run: (run.schedule, run.code_share, run.base_seed, run.train_seed),
+    )
 
 
 def aggregate(runs: Sequence[MixtureRun], benchmark: str) -> dict[str, Any]:
-    """Per code share: mean/min/max/n/values of each metric.
+    """Per code share: mean/min/max/n/values of each metric, over the single-mixture
+    runs; the same per (code share, schedule) of the phase-schedule runs in `by_schedule`.
 
     Base-model metrics are taken once per distinct base model: runs that differ only in
     `train_seed` share one pretrained model, and counting it three times would fake a
     spread of zero over three seeds. Their spread comes from `base_model.seed`. pass@1
     after SFT is taken once per run that evaluated its own base model.
     """
-    by_share = []
     counted: set[int] = set()
-    for share in sorted({run.code_share for run in runs}):
-        at_share = [run for run in runs if run.code_share == share]
-        models = _distinct_models(at_share)
+
+    def point(at: list[MixtureRun]) -> dict[str, Any]:
+        models = _distinct_models(at)
         counted.update(id(run) for run in models)
-        scored = [run for run in at_share if run.scores[SFT_PASS1] is not None]
-        point: dict[str, Any] = {
-            "code_share": share,
+        scored = [run for run in at if run.scores[SFT_PASS1] is not None]
+        out: dict[str, Any] = {
+            "code_share": at[0].code_share,
             "base_seeds": [run.base_seed for run in models],
             "base_models": len(models),
             "sft_runs": [[run.base_seed, run.train_seed] for run in scored],
         }
         for name in BASE_METRICS:
-            point[name] = spread([run.scores[name] for run in models])
+            out[name] = spread([run.scores[name] for run in models])
         sft = [run.scores[SFT_PASS1] for run in scored]
-        point[SFT_PASS1] = spread(sft) if sft else None
-        by_share.append(point)
+        out[SFT_PASS1] = spread(sft) if sft else None
+        return out
+
+    single = [run for run in runs if not run.schedule]
+    by_share = [
+        point([run for run in single if run.code_share == share])
+        for share in sorted({run.code_share for run in single})
+    ]
+    by_schedule = []
+    for share, schedule in sorted({(r.code_share, r.schedule) for r in runs if r.schedule}):
+        at = [run for run in runs if (run.code_share, run.schedule) == (share, schedule)]
+        by_schedule.append({"phases": schedule_dicts(schedule), **point(at)})
     return {
         "benchmark": benchmark,
         "metrics": [*BASE_METRICS, SFT_PASS1],
         "by_share": by_share,
+        "by_schedule": by_schedule,
         "runs": [
             {
                 "code_share": run.code_share,
+                "phases": schedule_dicts(run.schedule),
                 "base_seed": run.base_seed,
                 "train_seed": run.train_seed,
                 "rev": run.row.rev,
@@ -193,6 +272,9 @@ def _record_metrics(run: MixtureRun, benchmark: str) -> dict[str, Any]:
     sft = lookup(models, "k1") if run.scores[SFT_PASS1] is not None else None
     return {
         "base_model_eval": run.row.all_metrics.get(BASE_EVAL_FILE),
+        # The pretraining stage's own scores (tinydev pass@k of the base model) and, under
+        # a schedule, its phases as trained.
+        "base_model": run.row.all_metrics.get(BASE_MODEL_FILE),
         "model_digest": run.model_digest,
         "scores": dict(run.scores),
         "k1": sft,
@@ -275,6 +357,8 @@ def render_plot(summary: dict[str, Any]) -> bytes:
         seed_key = "base_seed" if per_model else "train_seed"
         dots: dict[int, list] = {}
         for run in summary["runs"]:
+            if run.get("phases"):
+                continue  # a phase schedule: not a point of the single-mixture grid
             if run[metric] is not None and (run["base_model_counted"] or not per_model):
                 dots.setdefault(run[seed_key], []).append((run["code_share"], run[metric]))
         _draw(ax, points, metric, dots)
@@ -348,12 +432,21 @@ def mixture_command(
     base model and at its train_seed. One record per run counted goes under --runs-dir
     (its base-model metrics, and where evaluate ran in it, the K = 1 model's pass@1 and
     per-task verdict counts).
+
+    Runs with a phase schedule (base_model.continue_fraction / cooldown_fraction and
+    their code shares, docs/code-share.md#phases) are aggregated apart, per (code share,
+    schedule) under `by_schedule`, and kept off the plot; they get records all the same.
     """
     rows, skipped, source = read_experiments(repo, from_json, all_commits)
     runs = mixture_runs(rows, benchmark, skipped)
     reasons = skipped_text(skipped)
     if not runs:
         raise no_runs_error(source, BASE_EVAL_FILE, skipped)
+    if not any(not run.schedule for run in runs):
+        raise CodealignError(
+            f"{source}: only phase-schedule runs; the grid needs single-mixture runs too "
+            "(base_model.continue_fraction and cooldown_fraction null)"
+        )
     summary = aggregate(runs, benchmark)
     png = render_plot(summary)
     by_rev = {run.row.rev: run for run in runs}
@@ -365,6 +458,7 @@ def mixture_command(
         swept_keys=SWEPT,
         swept_of=lambda row: {
             "code_share": by_rev[row.rev].code_share,
+            **schedule_label(by_rev[row.rev].schedule),
             "base_seed": by_rev[row.rev].base_seed,
             "train_seed": by_rev[row.rev].train_seed,
         },
@@ -390,6 +484,13 @@ def mixture_command(
     click.echo("\t".join(["code_share", "base_models", "sft_runs", *columns]))
     for point in summary["by_share"]:
         share, models = f"{point['code_share']:g}", point["base_models"]
+        cells = [format_stats(point[metric]) for metric in columns]
+        click.echo("\t".join([share, str(models), str(len(point["sft_runs"])), *cells]))
+    for point in summary["by_schedule"]:
+        phases = " then ".join(
+            f"{p['name']} {p['fraction']:g} at {p['code_share']:g}" for p in point["phases"]
+        )
+        share, models = f"{point['code_share']:g}, {phases}", point["base_models"]
         cells = [format_stats(point[metric]) for metric in columns]
         click.echo("\t".join([share, str(models), str(len(point["sft_runs"])), *cells]))
     click.echo(

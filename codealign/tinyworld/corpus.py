@@ -32,7 +32,7 @@ def make_corpus(
     code: Sequence[str],
     code_share: float,
     n_chars: int,
-    seed: int,
+    seed: int | str,
     edits: Sequence[str] = (),
     edit_share: float = 0.0,
     split: InstructionSplit | None = None,
@@ -92,11 +92,34 @@ def pretraining_corpus(
 ) -> list[dict]:
     """The corpus `base_model` pretrains on, from its params (`base_model`, the edit
     format of `lintseq`, and `split` from `heldout_instructions`): the one place that
-    builds it, so that `base_model_eval` holds out exactly what training did not see."""
-    edits = edit_documents(code, lintseq, seed) if base.code_share and base.edit_share else []
-    return make_corpus(
-        code, base.code_share, base.corpus_chars, seed, edits, base.edit_share, split
-    )
+    builds it, so that `base_model_eval` holds out exactly what training did not see.
+
+    With a phase schedule (`base_model.continue_fraction`, `cooldown_fraction`), the
+    corpus is one `make_corpus` per phase, in phase order, each of its phase's share of
+    `corpus_chars` at its phase's code share, from the same code and the same English
+    generator on its own random stream (`<seed>/<phase>`); every document names its
+    `phase`. Without one, it is the single corpus it always was."""
+    phases = base.phases()
+    if len(phases) == 1:
+        edits = edit_documents(code, lintseq, seed) if base.code_share and base.edit_share else []
+        return make_corpus(
+            code, base.code_share, base.corpus_chars, seed, edits, base.edit_share, split
+        )
+    with_code = any(phase.code_share for phase in phases)
+    edits = edit_documents(code, lintseq, seed) if with_code and base.edit_share else []
+    documents = []
+    for phase in phases:
+        part = make_corpus(
+            code,
+            phase.code_share,
+            phase.corpus_chars,
+            f"{seed}/{phase.name}",
+            edits,
+            base.edit_share,
+            split,
+        )
+        documents.extend({**d, "phase": phase.name} for d in part)
+    return documents
 
 
 def read_code(path: str | Path) -> list[tuple[str, str]]:
