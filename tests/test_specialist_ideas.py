@@ -155,7 +155,9 @@ def test_train_specialists_from_the_generalist_fine_tunes_each_cluster(
 
 
 def test_the_stage_refuses_a_generalist_that_is_not_a_k1_dir(world, tmp_path):
-    from stages.sft import generalist_adapter
+    from stage_scripts import stage_module
+
+    generalist_adapter = stage_module("sft").generalist_adapter
 
     root, base, generalist = world
     assert generalist_adapter(generalist, base) == generalist / "adapter_0"
