@@ -67,6 +67,7 @@ def test_a_value_that_beats_the_current_one_on_every_seed_is_proposed(tmp_path):
     assert abs(by_value[1200]["against_current"]["mean"] - (0.10 + 0.02 / 3)) < 1e-9
     assert by_value[300]["against_current"]["high"] < 0
     assert summary["decision"].startswith("change to 1200")
+    assert "paired seeds" not in summary["decision"]  # three seeds: no caveat
     assert summary["provenance"]["command"].startswith("codealign tune base_model.steps")
     assert len(list((tmp_path / "runs").glob("*.json"))) == 9
 
@@ -115,3 +116,10 @@ def test_bad_metric_spec_and_unknown_param_are_one_line(tmp_path):
     unknown = CliRunner().invoke(main, [*argv, "--from-json", str(path)])
     assert unknown.exit_code == 2 and "base_model.stepz: not a param" in unknown.output
     assert not (tmp_path / "results").exists()
+
+
+def test_two_seeds_propose_with_a_caveat():
+    points = {600: {0: 0.78, 1: 0.92}, 1200: {0: 0.84, 1: 0.94}}
+    decided = choose(points, 600, higher_is_better=True)
+    assert decided["chosen"] == 1200
+    assert "only 2 paired seeds" in decided["decision"]

@@ -17,8 +17,10 @@ the workspace's value, paired by seed, with a bootstrap interval over seeds
 (`codealign.dpo.stats.seeds_then_tasks`; the metric files hold run-level numbers only).
 The decision rule is conservative: the workspace's value is kept unless another value's
 paired interval excludes 0 in the better direction; then the best such value is
-proposed. The summary (`--out`, default results/tune/<param>.json) and one run record per
-experiment (`--runs-dir`) carry the command, commit and profile.
+proposed. With two paired seeds that interval is just their range, with no task-level
+noise in it, and the decision says so. The summary (`--out`, default
+results/tune/<param>.json) and one run record per experiment (`--runs-dir`) carry the
+command, commit and profile.
 """
 
 from __future__ import annotations
@@ -108,6 +110,12 @@ def choose(
             f"({best['against_current']['mean']:+.3f} "
             f"[{best['against_current']['low']:+.3f}, {best['against_current']['high']:+.3f}])"
         )
+        if len(best["against_current"]["paired_seeds"]) < 3:
+            decision += (
+                f"; only {len(best['against_current']['paired_seeds'])} paired seeds: the "
+                "interval is their range and holds no task-level noise, so weigh the "
+                "difference against the tasks the metric counts before applying it"
+            )
     else:
         chosen = current
         decision = (
