@@ -15,7 +15,7 @@ from stage_scripts import stage
 from codealign.cli import SUBCOMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = sorted(p.stem for p in (ROOT / "stages").glob("*.py"))
+STAGES = sorted(p.stem for p in (ROOT / "stages").glob("[a-z]*.py"))  # not _checkout
 # Words that follow "params" in prose, not params: "the params swept", "params reference".
 WORDS = {"and", "of", "the", "file", "swept", "reference", "profile", "section", "to", "in"}
 FILE_SUFFIXES = {"json", "jsonl", "md", "png", "yaml", "py", "tsv", "txt", "lock", "html"}

@@ -129,5 +129,6 @@ def test_dpo_compare_pairs_the_final_models_per_benchmark_and_names_a_missing_ou
     assert found["tinyeval"]["conclusion"].startswith("curriculum above shuffled")
     with pytest.raises(CodealignError, match="no benchmark with verdicts of both"):
         final_comparison(tmp_path / "other")
-    with pytest.raises(CodealignError, match=r"missing: not found \(the evaluate stage's out\)"):
+    missing = r"missing: not found \(the evaluate_dpo stage's out\)"
+    with pytest.raises(CodealignError, match=missing):
         final_comparison(tmp_path / "missing")
