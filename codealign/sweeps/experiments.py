@@ -43,6 +43,7 @@ from codealign.errors import CodealignError
 from codealign.io import read_json
 from codealign.sweeps.records import (
     command_line,
+    flat,
     provenance,
     row_records,
     runs_dir_option,
@@ -299,15 +300,6 @@ def sweep_runs(rows: Sequence[ExperimentRow], benchmark: str, skipped: Counter) 
     return runs
 
 
-def _flat(params: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(params, dict):
-        return {prefix: params}
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        flat.update(_flat(value, f"{prefix}{key}."))
-    return {key.rstrip("."): value for key, value in flat.items()}
-
-
 def same_configuration(
     rows: Sequence[ExperimentRow], swept: Sequence[str], skipped: Counter
 ) -> list[ExperimentRow]:
@@ -321,14 +313,14 @@ def same_configuration(
     if not rows:
         return []
     reference = next((row for row in rows if row.rev == "workspace"), rows[0])
-    wanted = _flat(reference.params)
+    wanted = flat(reference.params)
     kept = []
     for row in rows:
-        flat = _flat(row.params)
+        row_params = flat(row.params)
         differ = sorted(
             key
-            for key in (set(wanted) | set(flat)) - set(swept)
-            if not same_value(flat, wanted, key)
+            for key in (set(wanted) | set(row_params)) - set(swept)
+            if not same_value(row_params, wanted, key)
         )
         if differ:
             shown = ", ".join(differ[:3]) + (", ..." if len(differ) > 3 else "")
